@@ -1,0 +1,26 @@
+"""l3net: Look, Listen and Learn (Arandjelovic & Zisserman, ICCV 2017) in PyTorch."""
+
+from .config import CLIP_SECONDS, PRESETS, SAMPLE_RATE, ModelConfig, SpectrogramConfig, get_preset
+from .errors import DatasetError, InputError, L3NetError, MediaError, ModelFileError, OutputError
+from .models import L3Net, build_model, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLIP_SECONDS",
+    "PRESETS",
+    "SAMPLE_RATE",
+    "DatasetError",
+    "InputError",
+    "L3Net",
+    "L3NetError",
+    "MediaError",
+    "ModelConfig",
+    "ModelFileError",
+    "OutputError",
+    "SpectrogramConfig",
+    "__version__",
+    "build_model",
+    "get_preset",
+    "load_model",
+]

@@ -1,0 +1,161 @@
+"""Model configurations and the table of named presets.
+
+A preset is data, not code (timm's ``cfgs`` table): every network l3net builds comes from a
+:class:`ModelConfig`, and the config is saved beside the weights in ``config.json``. The paper's
+numbers live here once; every other module reads them from a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: Rate (Hz) of the audio every model takes as input, and of the audio stored in shards (paper 3.1).
+#: A preset whose spectrogram runs at a lower rate decimates on the device (see spectrogram.py).
+SAMPLE_RATE = 48_000
+
+#: Length (s) of the audio clip paired with one frame (paper section 1).
+CLIP_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    """Log-spectrogram front end (paper 3.1; the decisions of PAPER_SPEC section 6.2 are fields).
+
+    ``sample_rate`` is the rate the STFT runs at; input audio is always :data:`SAMPLE_RATE` and is
+    decimated by ``SAMPLE_RATE // sample_rate`` first when the two differ.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    win_length: int = 480  # 10 ms at 48 kHz
+    hop_length: int = 240  # half-window overlap
+    n_fft: int = 512  # each 480-sample frame zero-padded to 512 points -> 257 bins
+    window: str = "hann"  # the paper names none; Hann is the usual choice
+    power: float = 1.0  # 1: magnitude, 2: power (the paper says only "spectrogram")
+    log_floor: float = 1e-5  # log(x + floor): silence stays finite
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames for ``num_samples`` input samples (at SAMPLE_RATE), no centre padding."""
+        n = num_samples // self.decimation
+        if n < self.win_length:
+            raise ValueError(f"{num_samples} samples is shorter than one window")
+        return (n - self.win_length) // self.hop_length + 1
+
+    @property
+    def num_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def decimation(self) -> int:
+        return SAMPLE_RATE // self.sample_rate
+
+    def validate(self) -> None:
+        if SAMPLE_RATE % self.sample_rate:
+            raise ValueError(f"spectrogram sample_rate {self.sample_rate} must divide {SAMPLE_RATE}")
+        if not 0 < self.win_length <= self.n_fft:
+            raise ValueError("win_length must be in (0, n_fft]")
+        if self.hop_length <= 0:
+            raise ValueError("hop_length must be positive")
+        if self.power not in (1.0, 2.0):
+            raise ValueError("power must be 1 (magnitude) or 2 (power)")
+        if self.window not in ("hann", "hamming"):
+            raise ValueError(f"unknown window {self.window!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines an L3-Net: towers, head, input sizes and the audio front end."""
+
+    name: str
+    channels: tuple[int, ...] = (64, 128, 256, 512)  # one entry per block (conv x2 + pool)
+    convs_per_block: int = 2
+    head_hidden: int = 128  # fc1: 2*C -> head_hidden -> ReLU -> fc2: 2
+    image_resize: int = 256  # smaller side of a frame before cropping (paper 2.2)
+    image_size: int = 224  # crop fed to the vision tower for AVC and pool4 embeddings
+    transfer_image_size: int = 256  # input of the image transfer feature (paper 5.3)
+    image_transfer_grid: tuple[int, int] = (4, 4)  # conv4_2 max-pooled to 4x4x512 = 8192-D
+    audio_transfer_grid: tuple[int, int] = (4, 3)  # conv4_2 max-pooled to 4x3x512 = 6144-D
+    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    clip_seconds: float = CLIP_SECONDS
+    spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+
+    # -- derived facts -----------------------------------------------------------------------
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the pool4 embedding of either tower."""
+        return self.channels[-1]
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples (at SAMPLE_RATE) in one audio clip."""
+        return round(self.clip_seconds * SAMPLE_RATE)
+
+    @property
+    def spectrogram_shape(self) -> tuple[int, int]:
+        """(frequency bins, frames) of one clip's spectrogram: 257 x 199 for the paper."""
+        return self.spectrogram.num_bins, self.spectrogram.num_frames(self.clip_samples)
+
+    def transfer_dim(self, modality: str) -> int:
+        grid = self.image_transfer_grid if modality == "vision" else self.audio_transfer_grid
+        return self.channels[-1] * grid[0] * grid[1]
+
+    # -- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
+        kwargs = dict(data)
+        if "spectrogram" in kwargs and isinstance(kwargs["spectrogram"], Mapping):
+            spec_known = {f.name for f in dataclasses.fields(SpectrogramConfig)}
+            bad = sorted(set(kwargs["spectrogram"]) - spec_known)
+            if bad:
+                raise ValueError(f"unknown spectrogram config fields: {', '.join(bad)}")
+            kwargs["spectrogram"] = SpectrogramConfig(**kwargs["spectrogram"])
+        for key in ("channels", "image_transfer_grid", "audio_transfer_grid", "image_mean", "image_std"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        config = cls(**kwargs)
+        config.validate()
+        return config
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        if len(self.channels) < 1 or any(c <= 0 for c in self.channels):
+            raise ValueError(f"channels must be positive, got {self.channels}")
+        if self.image_size > self.image_resize:
+            raise ValueError("image_size (crop) must not exceed image_resize")
+        self.spectrogram.validate()
+        self.spectrogram.num_frames(self.clip_samples)
+
+
+#: The preset table. ``paper`` is exactly the paper. ``small`` is the CPU preset: a quarter of the
+#: width, 112/96 px frames, and a 16 kHz spectrogram of 20 ms windows without overlap (161 x 50);
+#: it trains at ~45 pairs/s on a 2-core laptop CPU (see BENCHMARKS.md).
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(name="paper"),
+    "small": ModelConfig(
+        name="small",
+        channels=(16, 32, 64, 128),
+        image_resize=112,
+        image_size=96,
+        transfer_image_size=112,
+        spectrogram=SpectrogramConfig(sample_rate=16_000, win_length=320, hop_length=320, n_fft=320),
+    ),
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """The config of a named preset (see :data:`PRESETS`)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}") from None
