@@ -16,3 +16,17 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.fail(f"test media not found at {DATA} (set L3NET_TEST_DATA)")
     return DATA
+
+
+# Session fixtures that build a synthetic world, its shards and a trained small model live in
+# their own modules (generated at test time, never committed); conftest only collects them.
+try:
+    from fixtures_data import *  # noqa: F401,F403
+except ModuleNotFoundError as exc:
+    if exc.name != "fixtures_data":
+        raise
+try:
+    from fixtures_train import *  # noqa: F401,F403
+except ModuleNotFoundError as exc:
+    if exc.name != "fixtures_train":
+        raise

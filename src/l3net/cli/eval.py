@@ -1,0 +1,53 @@
+"""``l3net eval PROTOCOL``: the paper's evaluations, one module of :mod:`l3net.evaluate` each.
+
+Each protocol module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and
+``run(args) -> int``, like the top-level commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+HELP = "Reproduce the paper's evaluations (AVC accuracy, baselines, transfer, clustering, units, localization)"
+DESCRIPTION = """Reproduce the paper's tables and figures on your data. Every protocol writes JSON (for
+machines) and PNG (for people) into an eval/ folder (the run directory's when --model is one), and
+accepts --model random for the paper's untrained rows."""
+
+#: (name, module) of each protocol.
+PROTOCOLS: list[tuple[str, str]] = [
+    ("avc", "l3net.evaluate.avc"),
+    ("baselines", "l3net.evaluate.baselines"),
+    ("sound", "l3net.evaluate.sound"),
+    ("probe", "l3net.evaluate.probe"),
+    ("cluster", "l3net.evaluate.cluster"),
+    ("units", "l3net.evaluate.units"),
+    ("localize", "l3net.evaluate.localize"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="protocol", metavar="PROTOCOL")
+    for name, module_name in PROTOCOLS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a protocol not built yet
+        command = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(_protocol_run=module.run)
+    parser.set_defaults(_eval_parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not getattr(args, "_protocol_run", None):
+        args._eval_parser.print_help()
+        return 2
+    return int(args._protocol_run(args) or 0)
