@@ -54,11 +54,10 @@ def load_eval_model(spec: str, *, device: str | torch.device | None = None, seed
             config, what = _read_config(Path(base)), f"{Path(base).name} architecture"
         model = build_model(config, seed=seed).eval()
         label = f"random weights ({what})"
+    elif not Path(spec).exists() and spec in PRESETS:
+        model, label = build_model(spec, seed=seed).eval(), f"{spec} preset, random weights (seed {seed})"
     else:
-        model = load_model(spec)
-        label = Path(spec).name if Path(spec).exists() else f"{spec} preset, random weights (seed {seed})"
-        if not Path(spec).exists():
-            model = build_model(spec, seed=seed).eval()
+        model, label = load_model(spec), Path(spec).resolve().name
     return model.to(resolve_device(device)), label
 
 
