@@ -19,12 +19,19 @@ $(VENV)/.torch: | $(BIN)/python
 	  || $(BIN)/pip install "$(TORCH)" --index-url "$(TORCH_INDEX)" --extra-index-url https://pypi.org/simple
 	@touch $@
 
-setup: $(VENV)/.torch
+# Stamps: re-install only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install -e .
 	@$(BIN)/l3net --version
+	@touch $@
 
-setup-test: $(VENV)/.torch
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install -e ".[test,hear]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+setup-test: $(VENV)/.installed-test
 
 test: setup-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
