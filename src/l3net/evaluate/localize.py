@@ -616,14 +616,18 @@ EXAMPLES_FIGURE = "localize_examples.png"
 
 @dataclass
 class BoxedFrame:
-    """One frame with the sounding object's box(es) and the 1 s clip centred on it."""
+    """One frame with the sounding object's box(es) and its video's sound."""
 
     key: str
     time: float  # seconds
     frame: np.ndarray  # H x W x 3 uint8
-    clip: np.ndarray  # (clip_samples,) float32 at SAMPLE_RATE
+    audio: np.ndarray  # the whole video's audio, float32 at SAMPLE_RATE (shared by its frames)
     boxes: list[tuple[float, float, float, float]]  # (x0, y0, x1, y1) pixels of ``frame``
     label: str | None = None
+
+    def clip(self, clip_samples: int) -> np.ndarray:
+        """The ``clip_samples``-long clip centred on the frame (moved inside the audio, padded)."""
+        return _clip_at(self.audio, self.time, clip_samples)
 
 
 def visible_boxes(boxes: Iterable[Box], width: int, height: int) -> list[tuple[float, float, float, float]]:
@@ -665,7 +669,7 @@ def pointing_scores(
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 frames = np.stack([examples[i].frame for i in chunk])
-                clips = np.stack([examples[i].clip for i in chunk])
+                clips = np.stack([examples[i].clip(model.config.clip_samples) for i in chunk])
                 low = low_res_heatmaps(model, frames, clips, batch_size=batch_size, precision=precision)
                 full = upsample(low, height, width)
                 for i, small, heat in zip(chunk, low, full):
@@ -676,138 +680,177 @@ def pointing_scores(
     return hits, peaks, maps
 
 
-# -- reading boxed frames from shards --------------------------------------------------------------
-def _parse_boxes(entry: Any) -> list[Box] | None:
-    """A frame's box entry from KEY.json: None (no sounding object), one box, or a list of boxes."""
-    if entry is None:
-        return None
-    if isinstance(entry, dict):
-        entry = entry.get("box", entry.get("boxes"))
-        return _parse_boxes(entry)
-    if isinstance(entry, (list, tuple)) and len(entry) == 4 and all(isinstance(v, (int, float)) for v in entry):
-        return [tuple(float(v) for v in entry)]  # type: ignore[list-item]
-    if isinstance(entry, (list, tuple)):
-        boxes = []
-        for item in entry:
-            parsed = _parse_boxes(item)
-            if parsed:
-                boxes.extend(parsed)
-        return boxes
-    raise ValueError(f"not a box: {entry!r}")
-
-
-def _split_shards(data: Path, split: str) -> list[Path]:
+# -- reading boxed frames ------------------------------------------------------------------------
+def _parse_box(entry: Any, where: str) -> list[Box]:
+    """A frame's box entry: None (no visible sounding object) -> [], ``[x0, y0, x1, y1]`` -> [box]."""
     from ..errors import DatasetError
 
-    if not (data / "dataset.json").is_file():
-        raise DatasetError(
-            f"{data}: not a shard directory (no dataset.json); pass the output of 'l3net prepare' "
-            "or 'l3net synth' (whose boxes are known)"
-        )
-    shards = sorted(p for p in data.glob(f"{split}-*.tar") if Path(f"{p}.json").is_file())
-    if not shards:
-        raise DatasetError(f"{data}: no finished '{split}' shards ({split}-*.tar with its .tar.json)")
-    return shards
+    if entry is None:
+        return []
+    if isinstance(entry, (list, tuple)) and len(entry) == 4 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry
+    ):
+        return [tuple(float(v) for v in entry)]  # type: ignore[list-item]
+    raise DatasetError(f"{where}: not a box [x0, y0, x1, y1] or null: {entry!r}")
 
 
-def _iter_tar_samples(shard: Path) -> Iterator[dict[str, bytes]]:
-    """Samples of a WebDataset tar: ``{"__key__": key, "json": ..., "wav": ..., "000.jpg": ...}``."""
-    import tarfile
+def _empty_counts() -> dict[str, Any]:
+    return {
+        "source": "",
+        "videos": 0,
+        "videos_without_boxes": 0,
+        "unreadable": [],
+        "frames": 0,
+        "kept": 0,
+        "no_visible_source": 0,
+        "box_outside_frame": 0,
+    }
 
-    current: dict[str, Any] = {}
-    with tarfile.open(shard) as tar:
-        for member in tar:
-            if not member.isfile():
+
+def _keep_frame(
+    counts: dict[str, Any], boxes: list[Box], width: int, height: int
+) -> list[tuple[float, float, float, float]] | None:
+    counts["frames"] += 1
+    if not boxes:
+        counts["no_visible_source"] += 1
+        return None
+    visible = visible_boxes(boxes, width, height)
+    if not visible:
+        counts["box_outside_frame"] += 1
+        return None
+    counts["kept"] += 1
+    return visible
+
+
+def _frames_from_shards(
+    data: Path, split: str, max_videos: int | None, progress: bool
+) -> tuple[list[BoxedFrame], dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    from ..data.shards import ShardSet
+    from ..errors import DatasetError
+
+    shards = ShardSet(data)
+    videos = shards.videos(split)
+    if not videos:
+        raise DatasetError(f"{data}: no usable '{split}' shards (is the split empty, or were the shards not finished?)")
+    counts, examples = _empty_counts(), []
+    counts["source"] = "shards"
+    try:
+        for video in tqdm(videos[:max_videos], desc="reading frames", unit="video", disable=not progress, file=sys.stderr):
+            counts["videos"] += 1
+            boxes = video.boxes
+            if boxes is None:
+                counts["videos_without_boxes"] += 1
                 continue
-            name = Path(member.name).name
-            key, _, ext = name.partition(".")
-            if current and current["__key__"] != key:
-                yield current
-                current = {}
-            current["__key__"] = key
-            handle = tar.extractfile(member)
-            current[ext] = handle.read() if handle else b""
-    if current:
-        yield current
+            where = f"{video.shard}:{video.key}.json"
+            if len(boxes) != video.num_frames:
+                raise DatasetError(f"{where}: {len(boxes)} boxes for {video.num_frames} frames")
+            audio = shards.read_audio(video)
+            for i, (t, entry) in enumerate(zip(video.frame_times, boxes)):
+                parsed = _parse_box(entry, where)
+                if not parsed:
+                    _keep_frame(counts, parsed, 0, 0)
+                    continue
+                frame = shards.read_frame(video, i)
+                visible = _keep_frame(counts, parsed, frame.shape[1], frame.shape[0])
+                if visible:
+                    examples.append(BoxedFrame(video.key, float(t), frame, audio, visible, video.label))
+    finally:
+        shards.close()
+    return examples, counts
+
+
+def _video_with_boxes(sidecar: Path) -> Path | None:
+    from ..data.synth import BOXES_SUFFIX
+
+    stem = sidecar.name[: -len(BOXES_SUFFIX)]
+    candidates = sorted(p for p in sidecar.parent.glob(f"{stem}.*") if p != sidecar and p.suffix != ".json")
+    return candidates[0] if candidates else None
+
+
+def _frames_from_videos(
+    sidecars: list[Path], fps: float, max_videos: int | None, progress: bool
+) -> tuple[list[BoxedFrame], dict[str, Any]]:
+    """Frames every ``1 / fps`` s of videos with ``NAME.boxes.json`` ground truth (``l3net synth``)."""
+    from tqdm.auto import tqdm
+
+    from ..data.synth import read_boxes
+
+    counts, examples = _empty_counts(), []
+    counts["source"] = "videos"
+    for sidecar in tqdm(sidecars[:max_videos], desc="reading videos", unit="video", disable=not progress, file=sys.stderr):
+        counts["videos"] += 1
+        video = _video_with_boxes(sidecar)
+        truth = read_boxes(video) if video is not None else None
+        if video is None or truth is None:
+            counts["unreadable"].append(f"{sidecar}: no video beside it, or not an l3net-boxes file")
+            continue
+        try:
+            info = check_video_with_sound(video)
+            duration = info.duration or len(truth["boxes"]) / float(truth["fps"])
+            times = [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
+            # box i belongs to video frame i, shown from i / F seconds
+            boxes = [
+                _parse_box(truth["boxes"][min(len(truth["boxes"]) - 1, int(math.floor(t * truth["fps"] + 1e-6)))], str(sidecar))
+                for t in times
+            ]
+            wanted = [t for t, b in zip(times, boxes) if b]
+            for b in boxes:
+                if not b:
+                    _keep_frame(counts, b, 0, 0)
+            if not wanted:
+                continue
+            audio = load_audio(video)
+            by_time = dict(zip(times, boxes))
+            for t, frame in iter_video_frames(video, times=wanted):
+                height, width = frame.shape[:2]
+                sx, sy = width / float(truth.get("width") or width), height / float(truth.get("height") or height)
+                scaled = [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in by_time[t]]
+                visible = _keep_frame(counts, scaled, width, height)
+                if visible:
+                    examples.append(BoxedFrame(video.stem, float(t), frame, audio, visible, truth.get("class")))
+        except MediaError as exc:
+            counts["unreadable"].append(str(exc))
+            print(f"l3net eval localize: skipped {exc}", file=sys.stderr)
+    return examples, counts
 
 
 def load_boxed_frames(
     data: str | Path,
     *,
     split: str = "test",
-    clip_samples: int,
+    fps: float = DEFAULT_FPS,
     max_videos: int | None = None,
-    warn: Any = None,
-) -> tuple[list[BoxedFrame], dict[str, int]]:
-    """Every frame with a visible sounding object in a shard split, and counts of those left out.
+    progress: bool = True,
+) -> tuple[list[BoxedFrame], dict[str, Any]]:
+    """Every frame whose sounding object is visible, from shards or a folder of boxed videos.
 
-    Counts: ``videos``, ``frames``, ``kept``, ``absent`` (no sounding object: no box), ``off_screen``
-    (a box with no area inside the frame), ``videos_without_boxes`` (no ``boxes`` field at all).
+    ``data`` is a shard directory (``dataset.json``; frames of ``split`` as stored, boxes from each
+    sample's ``boxes``) or a folder holding videos with ``NAME.boxes.json`` ground truth, such as
+    the output of ``l3net synth`` (every video, frames every ``1 / fps`` s; ``split`` is unused).
+    Returns the frames and counts: ``source`` ("shards" or "videos"), ``videos``, ``videos_without_boxes``, ``unreadable`` (messages),
+    ``frames``, ``kept``, ``no_visible_source`` (null box: the source is absent or off-screen) and
+    ``box_outside_frame`` (a box with no area inside the frame).
     """
-    import io
-
-    from PIL import Image
-
+    from ..data.shards import DATASET_FILE
+    from ..data.synth import BOXES_SUFFIX
     from ..errors import DatasetError
 
     data = Path(data)
-    counts = {"videos": 0, "frames": 0, "kept": 0, "absent": 0, "off_screen": 0, "videos_without_boxes": 0}
-    examples: list[BoxedFrame] = []
-    for shard in _split_shards(data, split):
-        for sample in _iter_tar_samples(shard):
-            if max_videos is not None and counts["videos"] >= max_videos:
-                return examples, counts
-            key = sample["__key__"]
-            try:
-                meta = json.loads(sample["json"])
-            except (KeyError, ValueError) as exc:
-                raise DatasetError(f"{shard}: sample {key} has no readable {key}.json ({exc})") from exc
-            counts["videos"] += 1
-            if "boxes" not in meta:
-                counts["videos_without_boxes"] += 1
-                continue
-            audio = _decode_wav(sample.get("wav"), f"{shard}:{key}.wav")
-            for i, (t, entry) in enumerate(zip(meta["frame_times"], meta["boxes"])):
-                counts["frames"] += 1
-                jpg = sample.get(f"{i:03d}.jpg")
-                if jpg is None:
-                    raise DatasetError(f"{shard}: sample {key} lacks frame {i} ({key}.{i:03d}.jpg)")
-                boxes = _parse_boxes(entry)
-                if not boxes:
-                    counts["absent"] += 1
-                    continue
-                frame = np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB"))
-                height, width = frame.shape[:2]
-                sx = width / float(meta.get("width") or width)
-                sy = height / float(meta.get("height") or height)
-                scaled = [(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes]
-                visible = visible_boxes(scaled, width, height)
-                if not visible:
-                    counts["off_screen"] += 1
-                    continue
-                examples.append(BoxedFrame(key, float(t), frame, _clip_at(audio, float(t), clip_samples), visible, meta.get("label")))
-                counts["kept"] += 1
-    return examples, counts
-
-
-def _decode_wav(data: bytes | None, name: str) -> np.ndarray:
-    import io
-
-    from scipy.io import wavfile
-
-    from ..errors import DatasetError
-
-    if not data:
-        raise DatasetError(f"{name}: missing audio")
-    try:
-        rate, samples = wavfile.read(io.BytesIO(data))
-    except ValueError as exc:
-        raise DatasetError(f"{name}: unreadable WAV ({exc})") from exc
-    if rate != SAMPLE_RATE:
-        raise DatasetError(f"{name}: audio at {rate} Hz; shards hold {SAMPLE_RATE} Hz")
-    from ..media import to_mono
-
-    return to_mono(samples, name)
+    if not data.is_dir():
+        raise DatasetError(f"{data}: no such directory (pass shards from 'l3net prepare' or a world from 'l3net synth')")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise InputError(f"fps must be a positive number, got {fps}")
+    if (data / DATASET_FILE).is_file():
+        return _frames_from_shards(data, split, max_videos, progress)
+    sidecars = sorted(data.rglob(f"*{BOXES_SUFFIX}"))
+    if sidecars:
+        return _frames_from_videos(sidecars, fps, max_videos, progress)
+    raise DatasetError(
+        f"{data}: neither a shard directory (no {DATASET_FILE}) nor a folder of videos with {BOXES_SUFFIX} "
+        "ground truth (as 'l3net synth' writes): the pointing game needs the sounding object's boxes"
+    )
 
 
 # -- the protocol ----------------------------------------------------------------------------------
@@ -871,9 +914,18 @@ def _example_figure(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .common import add_common_arguments
 
-    parser.add_argument("--data", required=True, help="shard directory with boxes (from 'l3net synth' / 'l3net prepare')")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--max-videos", type=int, help="use at most this many videos of the split (default: all)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="shards of a world with boxes ('l3net prepare' of 'l3net synth' output), or the 'l3net synth' "
+        "folder itself (videos with NAME.boxes.json)",
+    )
+    parser.add_argument("--split", default="test", help="shard split to evaluate (default: test)")
+    parser.add_argument(
+        "--fps", type=float, default=DEFAULT_FPS, help=f"frames per second read from videos (default: {DEFAULT_FPS:g}; "
+        "shards keep their own frames)"
+    )
+    parser.add_argument("--max-videos", type=int, help="use at most this many videos (default: all)")
     parser.add_argument(
         "--tolerance", type=float, default=0.0, help="grow each box by this many pixels (default: 0, a strict hit)"
     )
@@ -892,14 +944,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-videos must be positive, got {args.max_videos}")
     out = eval_dir(args.model, args.out)
     model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
-    examples, counts = load_boxed_frames(
-        args.data, split=args.split, clip_samples=model.config.clip_samples, max_videos=args.max_videos
-    )
+    examples, counts = load_boxed_frames(args.data, split=args.split, fps=args.fps, max_videos=args.max_videos)
     if not examples:
         raise DatasetError(
-            f"{args.data}: no '{args.split}' frame has a visible sounding object ({counts['videos']} videos, "
-            f"{counts['videos_without_boxes']} without boxes, {counts['absent']} frames with no sounding object, "
-            f"{counts['off_screen']} off-screen); the pointing game needs boxes, as 'l3net synth' makes"
+            f"{args.data}: no frame has a visible sounding object ({counts['videos']} videos, "
+            f"{counts['videos_without_boxes']} without boxes, {len(counts['unreadable'])} unreadable, "
+            f"{counts['no_visible_source']} frames whose source is absent or off-screen); the pointing game "
+            "needs ground-truth boxes, as 'l3net synth' makes"
         )
     common = {"batch_size": args.batch_size, "precision": args.precision, "tolerance": args.tolerance}
     hits, peaks, maps = pointing_scores(model, examples, desc=f"pointing game ({label})", **common)
@@ -924,7 +975,7 @@ def run(args: argparse.Namespace) -> int:
         low, high = wilson_interval(k, n)
         accuracy[name] = k / n
         table_rows.append([name, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
-    excluded = counts["absent"] + counts["off_screen"]
+    excluded = counts["no_visible_source"] + counts["box_outside_frame"]
     metrics = {
         "accuracy": {
             "model": accuracy[label],
@@ -933,15 +984,18 @@ def run(args: argparse.Namespace) -> int:
         },
         "frames_scored": n,
         "frames_excluded": {
-            "absent": counts["absent"],
-            "off_screen": counts["off_screen"],
-            "reason": "the pointing game needs a sounding object in the picture: frames whose sounding object "
-            "is absent (no box) or entirely off-screen are left out",
+            "no_visible_source": counts["no_visible_source"],
+            "box_outside_frame": counts["box_outside_frame"],
+            "reason": "the pointing game needs the sounding object in the picture: frames whose sound source is "
+            "absent or off-screen (a null box) or whose box lies outside the frame are left out",
         },
         "videos": counts["videos"],
         "videos_without_boxes": counts["videos_without_boxes"],
+        "unreadable": counts["unreadable"],
         "tolerance_px": args.tolerance,
-        "split": args.split,
+        "source": counts["source"],
+        "split": args.split if counts["source"] == "shards" else None,
+        "fps": args.fps if counts["source"] == "videos" else None,
         "heatmap": "softmax(fuse(conv4_2 vector at each location, pool4 audio embedding of the 1 s clip "
         "centred on the frame))[corresponds], upsampled bilinearly; peak = its maximum",
     }
@@ -949,7 +1003,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "title": "Sound localization: pointing game",
         "model": label,
-        "dataset": f"{args.data} ({args.split})",
+        "dataset": f"{args.data} ({args.split} split)" if counts["source"] == "shards" else str(args.data),
         "tables": [
             {
                 "title": f"Pointing game on {n} frames ({excluded} without a visible sounding object left out); "
