@@ -1,0 +1,204 @@
+"""l3net report: one self-contained HTML page, checked statically and rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from l3net.cli import main
+from l3net.errors import InputError, OutputError
+from l3net.evaluate import report
+from l3net.evaluate.common import save_figure, write_result
+from l3net.models import build_model
+
+
+def _figure(path, seed):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.imshow(np.random.default_rng(seed).random((8, 8)))
+    return save_figure(fig, path)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A hand-made run: model files, a log (with a line cut by a kill), and three evaluation results."""
+    run = tmp_path / "run"
+    build_model("small", seed=0).save(run, extra_config={"train": {"steps": 100, "batch_size": 16}})
+    with open(run / "log.jsonl", "w") as handle:
+        for step in range(1, 41):
+            handle.write(json.dumps({"split": "train", "step": step, "pairs_seen": 16 * step,
+                                     "loss": 0.7 / step ** 0.3, "accuracy": 0.5 + step / 100}) + "\n")
+            if step % 10 == 0:
+                handle.write(json.dumps({"split": "val", "step": step, "pairs_seen": 16 * step,
+                                         "loss": 0.6, "accuracy": 0.5 + step / 120}) + "\n")
+        handle.write('{"split": "train", "step": 41, "pai')  # killed mid-line
+    ev = run / "eval"
+    ev.mkdir()
+    _figure(ev / "sound_confusion.png", 0)
+    _figure(ev / "cluster_tsne.png", 1)
+    write_result(ev, "sound", {
+        "title": "Sound classification (Table 2)", "model": "run", "dataset": "esc50_mini",
+        "tables": [
+            {"title": "ESC-50", "columns": ["method", "ours", "paper"],
+             "rows": [["L3-Net", 0.6123456, 0.793], ["SVM-MFCC", 0.41, 0.396], ["Human", None, 0.813]]},
+            {"title": "Per fold", "columns": ["fold", "accuracy"], "rows": [[1, 0.5], [2, 0.75]]},
+        ],
+        "figures": [{"path": "sound_confusion.png", "caption": "Confusion <matrix> & more"}],
+        "metrics": {"mean_accuracy": 0.6123456},
+    })
+    write_result(ev, "cluster", {
+        "title": "Clustering (Table 4)", "model": "run", "dataset": "synth",
+        "tables": [{"title": "NMI", "columns": ["method", "vision", "audio"], "rows": [["L3-Net", 0.3, 0.2]]}],
+        "figures": [{"path": "cluster_tsne.png", "caption": "t-SNE"}, {"path": "gone.png", "caption": "lost"}],
+        "metrics": {},
+    })
+    (ev / "broken.json").write_text("{not json")
+    return run
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _parse(text):
+    collector = _Collector()
+    collector.feed(text)
+    return collector.tags
+
+
+def test_report_holds_every_table_picture_curve_and_the_config(run_dir):
+    summary = report.write_report(run_dir)
+    assert summary.path == run_dir / "report.html"
+    text = summary.path.read_text(encoding="utf-8")
+    assert (summary.results, summary.tables, summary.pictures) == (3, 3, 2)
+    assert summary.curves and summary.config
+    assert "picture cluster.json: gone.png" in summary.missing and "broken.json (unreadable)" in summary.missing
+    tags = _parse(text)
+    assert sum(1 for tag, attrs in tags if tag == "table" and attrs.get("class") == "result") == 3
+    images = [attrs for tag, attrs in tags if tag == "img"]
+    assert [i["data-source"] for i in images] == ["sound_confusion.png", "cluster_tsne.png", "log.jsonl"]
+    # self-contained: every picture inline, no script, no link leaving the page
+    assert all(i["src"].startswith("data:image/png;base64,") for i in images)
+    assert not [t for t, _ in tags if t in ("script", "link", "iframe", "object", "embed")]
+    assert all(a.get("href", "#").startswith("#") for t, a in tags if t == "a")
+    assert not re.search(r"url\(|@import|https?://", text.split("<body>")[0])
+    # the tables as the JSON gave them, numbers formatted, paper beside ours, text escaped
+    assert "<td class=\"num\">0.6123</td><td class=\"num\">0.793</td>" in text
+    assert "Confusion &lt;matrix&gt; &amp; more" in text
+    assert "Picture gone.png is missing" in text and "broken.json: not readable JSON" in text
+    # paper order: sound (Table 2) before cluster (Table 4)
+    assert text.index("Sound classification (Table 2)") < text.index("Clustering (Table 4)")
+    assert "&quot;batch_size&quot;: 16" in text  # the config (quotes escaped)
+    assert "1 unreadable line(s) of the log skipped (line 45)" in text
+
+
+def test_curves_split_by_phase_against_pairs_seen():
+    records = [{"split": "train", "pairs_seen": 10, "loss": 1.0, "accuracy": 0.5, "lr": 1e-4},
+               {"split": "val", "pairs_seen": 10, "accuracy": 0.6},
+               {"split": "train", "pairs_seen": 20, "loss": 0.5, "accuracy": 0.7}]
+    x_key, panels = report.curve_series(records)
+    assert x_key == "pairs_seen"
+    assert panels["loss"] == {"train loss": [(10.0, 1.0), (20.0, 0.5)]}
+    assert panels["accuracy"] == {"train accuracy": [(10.0, 0.5), (20.0, 0.7)], "val accuracy": [(10.0, 0.6)]}
+    assert report.curves_png(records).startswith(b"\x89PNG")
+    assert report.curves_png([{"note": "no numbers"}]) is None
+
+
+def test_cells_and_image_types():
+    assert report.format_cell(0.79312) == ("0.7931", True)
+    assert report.format_cell(12) == ("12", True)
+    assert report.format_cell(None)[0] == "\u2013"
+    assert report.format_cell("L3-Net") == ("L3-Net", False)
+    assert report.format_cell(True) == ("yes", False)
+    assert report.image_mime(b"\x89PNG\r\n\x1a\nrest") == "image/png"
+    assert report.image_mime(b"\xff\xd8\xff\xe0") == "image/jpeg"
+    assert report.image_mime(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>") == "image/svg+xml"
+    assert report.image_mime(b"plain text") is None
+
+
+def test_an_empty_directory_says_what_is_missing(tmp_path):
+    summary = report.write_report(tmp_path, tmp_path / "out" / "r.html")
+    text = summary.path.read_text()
+    assert summary.missing == ["evaluations", "training log", "config"]
+    assert "No evaluation results yet" in text and "No training log" in text and "No config.json" in text
+
+
+def test_bad_run_dir_and_unwritable_output(tmp_path):
+    with pytest.raises(InputError, match="no such run directory"):
+        report.build_report(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="not a directory"):
+        report.build_report(tmp_path / "file")
+    with pytest.raises(OutputError):
+        report.write_report(tmp_path, tmp_path / "file" / "report.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing partial left behind
+
+
+def test_cli(run_dir, tmp_path, capsys):
+    out = tmp_path / "page.html"
+    assert main(["report", str(run_dir), "--out", str(out), "--title", "My run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (3 evaluation(s), 3 table(s), 2 picture(s), training curves, config)" in printed
+    assert "<title>My run</title>" in out.read_text()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+# -- rendering in a real browser ----------------------------------------------------------------------
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+# Marks every picture with its decoded width once the page has loaded (test-only; the report has no script).
+_PROBE = """<script>window.addEventListener('load', () => {
+  for (const img of document.images) { img.setAttribute('data-natural-width', img.naturalWidth); }
+  document.body.setAttribute('data-rendered', document.querySelectorAll('table.result').length);
+});</script>"""
+
+
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium binary installed (Debian: apt-get install chromium); the report is checked statically above")
+    summary = report.write_report(run_dir)
+    page = tmp_path / "probe.html"
+    page.write_text(summary.path.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    tags = _parse(dom.stdout)
+    body = next(attrs for tag, attrs in tags if tag == "body")
+    assert body.get("data-rendered") == "3"  # every table is in the rendered DOM
+    widths = {attrs["data-source"]: int(attrs.get("data-natural-width", 0)) for tag, attrs in tags if tag == "img"}
+    assert set(widths) == {"sound_confusion.png", "cluster_tsne.png", "log.jsonl"}
+    assert all(w > 0 for w in widths.values()), widths  # every picture decoded
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1000,1400", summary.path.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 10  # text and pictures, not a blank page
