@@ -39,6 +39,16 @@ MIN_IMAGE_SIDE = 32
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
+#: File name extensions (lower case, with the dot) of media l3net expects to read. Files are always
+#: recognised by content (:func:`probe`); these only tell, when scanning a folder, a media file that
+#: fails to decode (an error) from an unrelated file (skipped).
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .m4a .aac .wma .aif .aiff .aifc .au .snd .caf .ac3 .amr .ape .wv .mka".split()
+)
+VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .ts .mts .m2ts .wmv .flv .3gp .ogv .gif".split())
+IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .bmp .tif .tiff .webp .ppm .pgm .pbm .jfif".split())
+MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+
 
 @dataclass(frozen=True)
 class MediaInfo:
