@@ -1,0 +1,60 @@
+"""``l3net prepare``: videos -> WebDataset shards for training and evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..data.prepare import PrepareConfig, prepare
+
+HELP = "Prepare videos for training: decode frames and audio into WebDataset shards (resumable)"
+DESCRIPTION = """Decode videos into WebDataset tar shards that 'l3net train' and the evaluations read.
+
+Each input video becomes one sample: its first --seconds (paper: 10), frames at --fps with the
+smaller side scaled to --frame-size px (JPEG), the audio as 48 kHz mono 16-bit WAV, and metadata
+(source, duration, frame times, label from --labels, ground-truth boxes from NAME.boxes.json).
+Inputs are files or directories (searched recursively for audio/video extensions), any format
+FFmpeg reads. Inputs that cannot be used (empty, not media, truncated, no audio or no video
+stream, shorter than 1 s) are skipped and listed with the reason in SHARDS_DIR/manifest-*.jsonl.
+
+Videos are split into train/val/test by a stable hash of their path relative to the input
+directory's parent, so a video never crosses splits and a re-run gives the same split. The run is
+resumable: re-running the same command skips finished shards, and an interrupted run leaves no
+half-written shard. For a cluster, run slice I of M on each machine into the same --out with
+--num-shards M --shard-index I (a Slurm array, Ray, any scheduler).
+
+example:
+  l3net prepare ~/videos --labels ~/videos/labels.csv --out shards/ --workers 8
+  l3net prepare world/videos --labels world/labels.csv --out shards/ --frame-size 112   # small preset
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = PrepareConfig()
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or directories")
+    parser.add_argument("--out", required=True, metavar="SHARDS_DIR", help="output directory for the shards (created)")
+    parser.add_argument("--labels", metavar="CSV", help="CSV with a header and columns video,class (video paths relative to the CSV)")
+    parser.add_argument("--seconds", type=float, default=d.seconds, help=f"keep the first SECONDS of each video (default {d.seconds:g}, as the paper)")
+    parser.add_argument("--fps", type=float, default=d.fps, help=f"frames kept per second (default {d.fps:g})")
+    parser.add_argument("--frame-size", type=int, default=d.frame_size, help=f"smaller side of stored frames in px (default {d.frame_size}; use the preset's image_resize, e.g. 112 for 'small')")
+    parser.add_argument("--split-ratios", type=float, nargs=3, default=list(d.split_ratios), metavar=("TRAIN", "VAL", "TEST"), help="relative sizes of the splits (default 0.8 0.1 0.1)")
+    parser.add_argument("--shard-size", type=int, default=d.shard_size, help=f"videos per shard (default {d.shard_size})")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="decoding processes (default: the CPU count, at most 8)")
+    parser.add_argument("--num-shards", type=int, default=1, metavar="M", help="split the inputs into M slices for M machines (default 1)")
+    parser.add_argument("--shard-index", type=int, default=0, metavar="I", help="the slice this run prepares, 0..M-1 (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = PrepareConfig(
+        seconds=args.seconds, fps=args.fps, frame_size=args.frame_size,
+        split_ratios=tuple(args.split_ratios), shard_size=args.shard_size,
+    )
+    summary = prepare(
+        args.inputs, args.out, labels=args.labels, config=config, workers=args.workers,
+        num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet,
+    )
+    print(summary.table())
+    reused = f" ({summary.reused_shards} already finished)" if summary.reused_shards else ""
+    print(f"\nshards in {summary.out}{reused}; one line per input in {summary.manifest}")
+    return 0

@@ -1,0 +1,611 @@
+"""Videos -> WebDataset shards (``l3net prepare``).
+
+Each input video gives one sample: its first ``seconds`` (paper: 10), frames at ``fps`` with the
+smaller side scaled to ``frame_size`` px and stored as JPEG, the audio as 48 kHz mono 16-bit WAV,
+and metadata (source, duration, frame times, label, ground-truth boxes when a ``NAME.boxes.json``
+sidecar from ``l3net synth`` sits beside the video). See :mod:`l3net.data.shards` for the format.
+
+Identity, keys and splits:
+
+- A video's *identity* is its path relative to the parent of the input directory it was found
+  under (``videos/cat/001.mp4`` for ``l3net prepare /data/videos``), or its file name when it
+  was named directly. It does not depend on where the data is mounted, so every machine of a
+  cluster (and every re-run) gives a video the same identity; two copies of a dataset at
+  different places give the same keys. (A content hash would also survive renames, but deciding
+  which slice a video belongs to would then mean reading every video on every machine.)
+- key = the first 16 hex digits of SHA-1(identity); split and slice come from independent
+  hashes of the key, so a video never crosses splits and a re-run gives the same split.
+
+Work plan: the inputs of one slice (``num_shards``/``shard_index``) are grouped by split,
+sorted by key and cut into shards of ``shard_size`` videos. A shard is finished when its tar and
+its sidecar exist (tar written to a temporary name then renamed; the sidecar last), so a killed
+run loses only the shards it was writing, and a re-run skips finished shards. The manifest of the
+slice is rebuilt from the sidecars at the end of every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import sys
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .. import media
+from ..config import CLIP_SECONDS, SAMPLE_RATE
+from ..errors import DatasetError, InputError, MediaError
+from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, write_json
+from . import shards as fmt
+from .synth import read_boxes
+
+#: File extensions looked at inside input directories (named files are always tried).
+MEDIA_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mov .mkv .webm .avi .flv .wmv .asf .mpg .mpeg .m2v .ts .mts .m2ts .3gp .3g2 .ogv .ogg .ogm "
+    ".vob .mxf .dv .gif .m4a .mp3 .wav .flac .opus .aac .oga .wma".split()
+)
+
+#: Skip reasons written in the manifest (the ``reason`` field).
+REASON_EMPTY = "empty"
+REASON_NOT_MEDIA = "not media"
+REASON_UNDECODABLE = "undecodable"
+REASON_NO_AUDIO = "no audio stream"
+REASON_NO_VIDEO = "no video stream"
+REASON_TOO_SHORT = "shorter than 1 s"
+REASON_DUPLICATE = "duplicate"
+REASONS = (REASON_EMPTY, REASON_NOT_MEDIA, REASON_UNDECODABLE, REASON_NO_AUDIO, REASON_NO_VIDEO, REASON_TOO_SHORT, REASON_DUPLICATE)
+
+# Signatures of container formats: a file that starts with one but cannot be opened is
+# "undecodable" (truncated, corrupt); anything else FFmpeg refuses is "not media".
+_MAGIC = (b"RIFF", b"RIFX", b"OggS", b"\x1aE\xdf\xa3", b"fLaC", b"ID3", b"FLV", b"GIF8", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3", b"G")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """What one prepared sample holds. Times in seconds, sizes in pixels."""
+
+    seconds: float = 10.0  # the first `seconds` of each video (paper: 10)
+    fps: float = 4.0  # frames per second kept
+    frame_size: int = 256  # smaller side of stored frames (paper: 256; the small preset: 112)
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test
+    shard_size: int = 256  # videos per shard (~1.6 MB each at 256 px and 10 s: ~400 MB shards)
+    jpeg_quality: int = 90
+
+    def validate(self) -> None:
+        if not CLIP_SECONDS <= self.seconds <= 24 * 3600:
+            raise InputError(f"--seconds must be at least {CLIP_SECONDS:g} (one audio clip), got {self.seconds}")
+        if not 0 < self.fps <= 60:
+            raise InputError(f"--fps must be in (0, 60], got {self.fps}")
+        if not 16 <= self.frame_size <= 4096:
+            raise InputError(f"--frame-size must be in [16, 4096] px, got {self.frame_size}")
+        ratios = self.split_ratios
+        if len(ratios) != 3 or any(r < 0 or not math.isfinite(r) for r in ratios) or sum(ratios) <= 0:
+            raise InputError(f"--split-ratios must be three non-negative numbers (train val test), got {ratios}")
+        if self.shard_size < 1:
+            raise InputError(f"--shard-size must be at least 1, got {self.shard_size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise InputError(f"jpeg quality must be in [1, 100], got {self.jpeg_quality}")
+
+    @property
+    def normalised_ratios(self) -> dict[str, float]:
+        total = sum(self.split_ratios)
+        return {split: r / total for split, r in zip(fmt.SPLITS, self.split_ratios)}
+
+
+@dataclass(frozen=True)
+class InputVideo:
+    path: Path
+    identity: str
+    key: str
+    split: str
+    slice: int
+    label: str | None = None
+
+
+def _hash_unit(text: str) -> float:
+    """A stable number in [0, 1) from a string (SHA-1; independent of Python's hash seed)."""
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+def video_key(identity: str) -> str:
+    """The sample key of a video identity: 16 hex digits of its SHA-1."""
+    return hashlib.sha1(identity.encode("utf-8")).hexdigest()[:16]
+
+
+def assign_split(key: str, ratios: dict[str, float]) -> str:
+    """train / val / test from a stable hash of the key, with the given ratios."""
+    u = _hash_unit("split:" + key)
+    edge = 0.0
+    for split in fmt.SPLITS:
+        edge += ratios[split]
+        if u < edge:
+            return split
+    return next(s for s in reversed(fmt.SPLITS) if ratios[s] > 0)
+
+
+def assign_slice(key: str, num_slices: int) -> int:
+    return int(_hash_unit("slice:" + key) * num_slices) % num_slices
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, str]]:
+    """(path, identity) of every input file, sorted by identity. Directories are searched
+    recursively for files with a media extension; named files are always included."""
+    found: list[tuple[Path, str]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            root = path.resolve()
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith(".") or Path(name).suffix.lower() not in MEDIA_EXTENSIONS:
+                        continue
+                    file = Path(dirpath) / name
+                    found.append((file, f"{root.name}/{file.relative_to(root).as_posix()}"))
+        elif path.exists():
+            found.append((path.resolve(), path.name))
+        else:
+            raise DatasetError(f"{path}: no such file or directory")
+    found.sort(key=lambda item: item[1])
+    return found
+
+
+def read_labels(path: str | os.PathLike[str]) -> dict[Path, str]:
+    """A CSV of ``video,class`` rows (header required; columns named video|path|file and
+    class|label), video paths relative to the CSV's folder -> {resolved path: class}."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: labels file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read labels ({exc})") from exc
+    if not rows:
+        raise DatasetError(f"{path}: empty labels file (expected a header 'video,class' and one row per video)")
+    header = [h.strip().lower() for h in rows[0]]
+    try:
+        vcol = next(i for i, h in enumerate(header) if h in ("video", "path", "file", "filename"))
+        ccol = next(i for i, h in enumerate(header) if h in ("class", "label", "category"))
+    except StopIteration:
+        raise DatasetError(
+            f"{path}: the header must name a video column (video/path/file) and a class column "
+            f"(class/label/category); got {rows[0]}"
+        ) from None
+    labels: dict[Path, str] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) <= max(vcol, ccol) or not row[vcol].strip() or not row[ccol].strip():
+            raise DatasetError(f"{path}, line {line}: expected a video and a class, got {row}")
+        video = (path.parent / row[vcol].strip()).resolve()
+        labels[video] = row[ccol].strip()
+    if not labels:
+        raise DatasetError(f"{path}: no labelled videos")
+    return labels
+
+
+# ------------------------------------------------------------------------------------------------
+# one video
+# ------------------------------------------------------------------------------------------------
+def _classify_open_failure(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return REASON_UNDECODABLE
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide") or any(head.startswith(m) for m in _MAGIC if len(m) > 1):
+        return REASON_UNDECODABLE
+    if head[:1] == b"G" and len(head) > 188 and head[188:189] == b"G":  # MPEG-TS sync bytes
+        return REASON_UNDECODABLE
+    return REASON_NOT_MEDIA
+
+
+def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _boxes_at(sidecar: dict[str, Any], times: Sequence[float], width: int, height: int) -> list | None:
+    """Ground-truth boxes at the stored frame times, scaled to the stored frame's pixels."""
+    try:
+        boxes, fps = sidecar["boxes"], float(sidecar["fps"])
+        sx, sy = width / float(sidecar["width"]), height / float(sidecar["height"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not boxes or fps <= 0:
+        return None
+    out = []
+    for t in times:
+        # the frame on screen at t: the last one shown at or before t (as media.iter_video_frames)
+        box = boxes[min(len(boxes) - 1, max(0, int(math.floor(t * fps + 1e-6))))]
+        out.append(None if box is None else [round(box[0] * sx, 2), round(box[1] * sy, 2), round(box[2] * sx, 2), round(box[3] * sy, 2)])
+    return out
+
+
+@dataclass
+class Outcome:
+    """What happened to one input (one manifest line)."""
+
+    source: str  # the identity
+    path: str
+    status: str  # kept | skipped
+    reason: str | None = None
+    detail: str | None = None
+    key: str | None = None
+    split: str | None = None
+    shard: str | None = None
+    label: str | None = None
+    duration: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if v is not None and v != []}
+        return data
+
+
+Sample = tuple[dict[str, Any], bytes, list[bytes]]
+
+
+def process_video(video: InputVideo, config: PrepareConfig) -> tuple[Outcome, Sample | None]:
+    """Decode one video into a sample (metadata, WAV bytes, JPEG frames), or say why not."""
+    outcome = Outcome(source=video.identity, path=str(video.path), status="skipped", key=video.key, split=video.split, label=video.label)
+
+    def skip(reason: str, detail: str | None = None) -> tuple[Outcome, None]:
+        outcome.reason, outcome.detail = reason, detail
+        return outcome, None
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if video.path.stat().st_size == 0:
+                return skip(REASON_EMPTY, "0 bytes")
+            try:
+                info = media.probe(video.path)
+            except MediaError as exc:
+                return skip(_classify_open_failure(video.path), exc.reason)
+            if info.kind == "image":
+                return skip(REASON_NO_VIDEO, "a still image, not a video")
+            if not info.has_video:
+                return skip(REASON_NO_VIDEO, "audio only")
+            if not info.has_audio:
+                return skip(REASON_NO_AUDIO, "video without sound")
+            try:
+                audio = media.load_audio(video.path, SAMPLE_RATE, duration=config.seconds)
+            except MediaError as exc:
+                return skip(REASON_UNDECODABLE, exc.reason)
+            clip = round(CLIP_SECONDS * SAMPLE_RATE)
+            if audio.size < clip:
+                return skip(REASON_TOO_SHORT, f"{audio.size / SAMPLE_RATE:.2f} s of audio")
+            duration = audio.size / SAMPLE_RATE
+            try:
+                decoded = list(media.iter_video_frames(video.path, fps=config.fps, duration=duration, smaller_side=config.frame_size))
+            except MediaError as exc:
+                return skip(REASON_UNDECODABLE, exc.reason)
+            if not decoded:
+                return skip(REASON_UNDECODABLE, "no video frame could be decoded")
+            times = [round(t, 6) for t, _ in decoded]
+            height, width = decoded[0][1].shape[:2]
+            jpegs = [_encode_jpeg(frame, config.jpeg_quality) for _, frame in decoded]
+            meta: dict[str, Any] = {
+                "key": video.key,
+                "source": video.identity,
+                "path": str(video.path),
+                "duration": duration,
+                "fps": config.fps,
+                "frame_times": times,
+                "sample_rate": SAMPLE_RATE,
+                "num_samples": int(audio.size),
+                "label": video.label,
+                "split": video.split,
+                "width": int(width),
+                "height": int(height),
+            }
+            sidecar = read_boxes(video.path)
+            if sidecar is not None:
+                boxes = _boxes_at(sidecar, times, width, height)
+                if boxes is not None:
+                    meta["boxes"] = boxes
+            wav = fmt.wav_bytes(audio)
+        except MediaError as exc:
+            return skip(REASON_UNDECODABLE, exc.reason)
+        except Exception as exc:  # one odd file must not stop a run over thousands
+            return skip(REASON_UNDECODABLE, f"{type(exc).__name__}: {exc}")
+        finally:
+            outcome.warnings = sorted({str(w.message) for w in caught})
+    outcome.status, outcome.duration = "kept", round(duration, 3)
+    return outcome, (meta, wav, jpegs)
+
+
+def _process_task(args: tuple[InputVideo, PrepareConfig]) -> tuple[Outcome, Sample | None]:
+    return process_video(*args)
+
+
+# ------------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class ShardPlan:
+    name: str
+    split: str
+    videos: list[InputVideo]
+
+
+@dataclass
+class PrepareSummary:
+    """What a prepare run produced (for this slice)."""
+
+    out: Path
+    manifest: Path
+    kept: Counter  # split -> videos
+    hours: Counter  # split -> hours of audio
+    shards: Counter  # split -> shards
+    skipped: Counter  # reason -> inputs
+    reused_shards: int
+    written_shards: int
+    classes: list[str] | None
+    class_counts: Counter  # class -> kept videos
+    unlabelled: int  # kept videos without a label when labels were given
+    outcomes: list[Outcome]
+
+    def table(self) -> str:
+        """The summary as a plain-text table."""
+        lines = [f"{'split':<8}{'videos':>8}{'hours':>9}{'shards':>8}"]
+        for split in fmt.SPLITS:
+            lines.append(f"{split:<8}{self.kept[split]:>8}{self.hours[split]:>9.2f}{self.shards[split]:>8}")
+        total_kept = sum(self.kept.values())
+        lines.append(f"{'total':<8}{total_kept:>8}{sum(self.hours.values()):>9.2f}{sum(self.shards.values()):>8}")
+        if self.skipped:
+            lines.append("")
+            lines.append(f"skipped {sum(self.skipped.values())} input(s):")
+            for reason, count in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"  {count:>6}  {reason}")
+        if self.classes is not None:
+            empty = [c for c in self.classes if self.class_counts[c] == 0]
+            lines.append("")
+            lines.append(f"{len(self.classes)} classes; kept videos per class: min {min((self.class_counts[c] for c in self.classes), default=0)}, max {max((self.class_counts[c] for c in self.classes), default=0)}")
+            if empty:
+                lines.append(f"warning: {len(empty)} class(es) have no kept video: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}")
+            if self.unlabelled:
+                lines.append(f"warning: {self.unlabelled} kept video(s) have no row in the labels file")
+        return "\n".join(lines)
+
+
+def _dataset_description(config: PrepareConfig, classes: list[str] | None) -> dict[str, Any]:
+    return {
+        "format": fmt.FORMAT,
+        "version": fmt.VERSION,
+        "seconds": config.seconds,
+        "fps": config.fps,
+        "sample_rate": SAMPLE_RATE,
+        "frame_smaller_side": config.frame_size,
+        "jpeg_quality": config.jpeg_quality,
+        "splits": config.normalised_ratios,
+        "classes": classes,
+    }
+
+
+def _check_or_write_dataset(out: Path, description: dict[str, Any]) -> None:
+    path = out / fmt.DATASET_FILE
+    if path.exists():
+        try:
+            existing = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: unreadable ({exc}); delete it or choose another --out") from exc
+        differing = [k for k in description if existing.get(k) != description[k] and k != "jpeg_quality"]
+        if differing:
+            detail = ", ".join(f"{k}: {existing.get(k)!r} there, {description[k]!r} now" for k in differing if k != "classes")
+            if "classes" in differing:
+                detail = (detail + "; " if detail else "") + "the class list differs (another labels file?)"
+            raise DatasetError(
+                f"{out} was prepared with other settings ({detail}); use the same settings to resume, or another --out"
+            )
+        return
+    write_json(path, description)
+
+
+def plan_shards(videos: Sequence[InputVideo], shard_size: int, slice_index: int) -> list[ShardPlan]:
+    """Cut one slice's videos into shards: per split, sorted by key, ``shard_size`` at a time."""
+    plans = []
+    for split in fmt.SPLITS:
+        chosen = sorted((v for v in videos if v.split == split), key=lambda v: v.key)
+        for number, start in enumerate(range(0, len(chosen), shard_size)):
+            plans.append(ShardPlan(fmt.shard_name(split, slice_index, number), split, chosen[start : start + shard_size]))
+    return plans
+
+
+def _finished(out: Path, plan: ShardPlan) -> dict[str, Any] | None:
+    """The sidecar of a finished shard of this plan; raises when it was made from other inputs."""
+    tar, side = out / plan.name, fmt.sidecar_path(out / plan.name)
+    if not (tar.exists() and side.exists()):
+        return None
+    try:
+        data = read_json(side)
+    except (OSError, ValueError):
+        return None  # a damaged sidecar: redo the shard
+    if data.get("inputs") != [v.identity for v in plan.videos]:
+        raise DatasetError(
+            f"{out} holds shards made from a different list of inputs ({plan.name}); prepare into an empty "
+            "--out (or delete this one), or pass exactly the same inputs to resume"
+        )
+    try:
+        if tar.stat().st_size != data.get("tar_bytes"):
+            return None
+    except OSError:
+        return None
+    return data
+
+
+def _remove_stale_temporaries(out: Path, slice_index: int) -> None:
+    """Temporary files a killed run of this slice left behind (other slices' are theirs)."""
+    for tmp in out.glob(f".*-{slice_index:05d}-*.tar*.tmp*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _write_shard(
+    out: Path, plan: ShardPlan, results: Iterator[tuple[Outcome, Sample | None]], on_result: Any
+) -> dict[str, Any]:
+    path = out / plan.name
+    outcomes: list[Outcome] = []
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            writer = fmt.ShardWriter(handle)
+            for _ in plan.videos:
+                outcome, sample = next(results)
+                if sample is not None:
+                    meta, wav, jpegs = sample
+                    writer.add(meta["key"], meta, wav, jpegs)
+                    outcome.shard = plan.name
+                outcomes.append(outcome)
+                on_result(outcome)
+            writer.close()
+        tar_bytes = tmp.stat().st_size
+    sidecar = {
+        "format": fmt.FORMAT,
+        "version": fmt.VERSION,
+        "split": plan.split,
+        "samples": len(writer.index),
+        "keys": [entry["key"] for entry in writer.index],
+        "tar_bytes": tar_bytes,
+        "inputs": [v.identity for v in plan.videos],
+        "outcomes": [o.to_dict() for o in outcomes],
+        "index": writer.index,
+    }
+    write_json(fmt.sidecar_path(path), sidecar)
+    return sidecar
+
+
+def prepare(
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    config: PrepareConfig = PrepareConfig(),
+    workers: int = 1,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Prepare videos into shards in ``out``; return what was done (see the module docstring).
+
+    ``num_shards``/``shard_index`` select one slice of the inputs (by a hash of each video's
+    identity), so ``num_shards`` machines can each run one ``shard_index`` into the same ``out``.
+    Bad inputs are skipped and recorded in the manifest with the reason.
+    """
+    config.validate()
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise InputError(f"--shard-index must be in [0, --num-shards), got {shard_index} of {num_shards}")
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if not inputs:
+        raise InputError("no inputs given")
+    out = Path(out)
+    found = collect_inputs(inputs)
+    if not found:
+        raise DatasetError(f"no media files found in {', '.join(str(i) for i in inputs)}")
+    label_map = read_labels(labels) if labels is not None else None
+    classes = sorted(set(label_map.values())) if label_map is not None else None
+    ensure_dir(out)
+    _check_or_write_dataset(out, _dataset_description(config, classes))
+    _remove_stale_temporaries(out, shard_index)
+
+    ratios = config.normalised_ratios
+    seen: dict[str, str] = {}
+    videos: list[InputVideo] = []
+    duplicates: list[Outcome] = []
+    for path, identity in found:
+        key = video_key(identity)
+        if assign_slice(key, num_shards) != shard_index:
+            continue
+        if key in seen:
+            duplicates.append(Outcome(identity, str(path), "skipped", REASON_DUPLICATE, f"same identity as {seen[key]}"))
+            continue
+        seen[key] = str(path)
+        label = None
+        if label_map is not None:
+            label = label_map.get(path.resolve())
+        videos.append(InputVideo(path, identity, key, assign_split(key, ratios), shard_index, label))
+
+    plans = plan_shards(videos, config.shard_size, shard_index)
+    done: dict[str, dict[str, Any]] = {}
+    for plan in plans:
+        sidecar = _finished(out, plan)
+        if sidecar is not None:
+            done[plan.name] = sidecar
+    todo = [p for p in plans if p.name not in done]
+    tasks = [(v, config) for p in todo for v in p.videos]
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), unit="video", desc="prepare", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    skipped_live: Counter = Counter()
+
+    def on_result(outcome: Outcome) -> None:
+        if outcome.status == "skipped":
+            skipped_live[outcome.reason] += 1
+            bar.set_postfix(skipped=sum(skipped_live.values()), refresh=False)
+        bar.update()
+
+    written: dict[str, dict[str, Any]] = {}
+    pool = None
+    try:
+        if workers > 1 and len(tasks) > 1:
+            pool = multiprocessing.get_context().Pool(min(workers, len(tasks)))
+            results: Iterator = pool.imap(_process_task, tasks, chunksize=1)
+        else:
+            results = map(_process_task, tasks)
+        for plan in todo:
+            written[plan.name] = _write_shard(out, plan, results, on_result)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    # The manifest and the summary come from the sidecars (this run's and earlier runs').
+    summary = PrepareSummary(
+        out=out, manifest=out / fmt.manifest_name(shard_index), kept=Counter(), hours=Counter(), shards=Counter(),
+        skipped=Counter(), reused_shards=len(done), written_shards=len(written), classes=classes,
+        class_counts=Counter(), unlabelled=0, outcomes=[],
+    )
+    for plan in plans:
+        sidecar = done.get(plan.name) or written[plan.name]
+        summary.shards[plan.split] += 1
+        for entry in sidecar["outcomes"]:
+            summary.outcomes.append(Outcome(**entry))
+    summary.outcomes.extend(duplicates)
+    summary.outcomes.sort(key=lambda o: o.source)
+    for outcome in summary.outcomes:
+        if outcome.status == "kept":
+            summary.kept[outcome.split] += 1
+            summary.hours[outcome.split] += (outcome.duration or 0.0) / 3600
+            if outcome.label is not None:
+                summary.class_counts[outcome.label] += 1
+            elif label_map is not None:
+                summary.unlabelled += 1
+        else:
+            summary.skipped[outcome.reason] += 1
+    with atomic_open(summary.manifest, "w", encoding="utf-8") as handle:
+        for outcome in summary.outcomes:
+            handle.write(json.dumps(outcome.to_dict(), sort_keys=True) + "\n")
+    return summary
+
+
+def read_manifest(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every manifest line of a shard directory (all slices)."""
+    lines = []
+    for path in sorted(Path(out).glob("manifest-*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            lines.extend(json.loads(line) for line in handle if line.strip())
+    return lines

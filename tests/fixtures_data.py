@@ -1,0 +1,41 @@
+"""Session fixtures of synthetic data, built once per test session (seconds, never committed).
+
+- ``synth_world``: a small world made by :func:`l3net.data.synth.make_world` (``l3net synth``):
+  36 videos of 4 s, 128 x 128 px, 4 classes, seed 0; ``labels.csv`` and ``videos/*.boxes.json``.
+- ``synth_shards``: that world prepared with labels (frames at 4 fps, smaller side 112 = the small
+  preset's image_resize; shards of 6 videos; splits 0.6/0.2/0.2, all three non-empty; several
+  shards per split so partitioning over workers can be tested).
+
+Both are read-only for tests: copy them (``shutil.copytree``) before changing anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from l3net.data.prepare import PrepareConfig, prepare
+from l3net.data.synth import WorldConfig, make_world
+
+#: The settings of the session world and shards (tests may read them; never change them).
+SYNTH_WORLD_CONFIG = WorldConfig(videos=36, classes=4, seconds=4.0, size=128, fps=8.0, seed=0)
+SYNTH_PREPARE_CONFIG = PrepareConfig(seconds=4.0, fps=4.0, frame_size=112, split_ratios=(0.6, 0.2, 0.2), shard_size=6)
+
+
+@pytest.fixture(scope="session")
+def synth_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a small synthetic world (see the module docstring)."""
+    return make_world(tmp_path_factory.mktemp("synth") / "world", SYNTH_WORLD_CONFIG, workers=2)
+
+
+@pytest.fixture(scope="session")
+def synth_shards(synth_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of ``synth_world`` prepared into labelled shards (see the module docstring)."""
+    out = tmp_path_factory.mktemp("shards") / "shards"
+    summary = prepare(
+        [synth_world / "videos"], out, labels=synth_world / "labels.csv", config=SYNTH_PREPARE_CONFIG,
+        workers=2, progress=False,
+    )
+    assert all(summary.kept[split] >= 2 for split in ("train", "val", "test")), summary.table()
+    return out
