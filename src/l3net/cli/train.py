@@ -1,0 +1,80 @@
+"""``l3net train``: train an L3-Net on shards (CPU, one GPU, or many with torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import PRESETS
+from ..runtime import PRECISIONS
+
+HELP = "Train an L3-Net on the audio-visual correspondence task (CPU, GPU, torchrun)"
+DESCRIPTION = """Train an L3-Net from scratch on shards written by `l3net prepare` (paper section 4).
+
+Defaults are the paper's: Adam, learning rate 1e-4, weight decay 1e-5, a global batch of 256
+pairs, 60 M pairs in all. The run directory (--out) receives:
+  config.json + model.safetensors   the best model by validation AVC accuracy
+                                    (l3net.load_model(RUN_DIR), l3net embed --model RUN_DIR)
+  last/                             the latest model
+  checkpoint/state.pt               the full training state, for --resume
+  log.jsonl, tb/                    the training log and TensorBoard events
+
+A killed run (even kill -9) continues with --resume, losing at most the steps since the last
+checkpoint (--save-every); options left out are taken from the run.
+
+Examples:
+  l3net train --data shards/ --out runs/small --preset small --batch-size 64 --steps 2000
+  l3net train --out runs/small --resume --steps 4000        # continue, and train longer
+  torchrun --nproc_per_node 8 -m l3net train --data shards/ --out runs/paper --precision bf16
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults are None here so that --resume can tell a given option from one left out;
+    # TrainConfig holds the real defaults.
+    parser.add_argument("--data", help="shard directory written by `l3net prepare` (needs train and val splits)")
+    parser.add_argument("--out", required=True, help="run directory (new, or an existing run with --resume)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="network size: paper (default) or small (CPU)")
+    parser.add_argument("--batch-size", type=int, help="global batch in pairs, split over processes (default: 256)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-4)")
+    parser.add_argument("--weight-decay", type=float, help="Adam L2 weight decay (default: 1e-5)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimisation steps to train for in all")
+    length.add_argument("--pairs", type=int, help="training pairs to see in all (default: 60,000,000)")
+    parser.add_argument("--val-every", type=int, help="validate every N steps, 0: only at the end (default: 1000)")
+    parser.add_argument("--val-pairs", type=int, help="use at most N of the fixed validation pairs (default: all)")
+    parser.add_argument("--save-every", type=int, help="save a checkpoint every N steps (default: 1000)")
+    parser.add_argument("--log-every", type=int, help="log every N steps (default: 10)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16 (GPU) autocast")
+    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
+    parser.add_argument("--sync-bn", action="store_true", default=None,
+                        help="BatchNorm statistics over the global batch (GPUs; the paper's were per 16 pairs)")
+    parser.add_argument("--workers", type=int, help="data loader processes per process (default: 1 on CPU, <=8 per GPU)")
+    parser.add_argument("--seed", type=int, help="seed of the weights and the pair stream (default: 0)")
+    parser.add_argument("--device", help="cpu, cuda or auto (default); torchrun uses cuda:LOCAL_RANK")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines still go to log.jsonl)")
+
+
+#: TrainConfig fields that come straight from options of the same name.
+_FIELDS = ("data", "preset", "batch_size", "lr", "weight_decay", "steps", "pairs", "val_every", "val_pairs",
+           "save_every", "log_every", "precision", "compile", "channels_last", "sync_bn", "workers", "seed", "device")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..train import TrainConfig, checkpoint_path, resume_config, train
+
+    given = {name: getattr(args, name) for name in _FIELDS if getattr(args, name) is not None}
+    if given.get("steps") is not None:
+        given["pairs"] = None  # one length at a time: the newest wins
+    elif given.get("pairs") is not None:
+        given["steps"] = None
+    if args.resume and checkpoint_path(args.out).is_file():
+        config = resume_config(args.out, **given)
+    else:
+        if "data" not in given:
+            raise InputError("--data is required (the shard directory written by `l3net prepare`)")
+        config = TrainConfig(out=args.out, **given)
+    train(config, resume=args.resume, progress=not args.no_progress)
+    return 0
