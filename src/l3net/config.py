@@ -19,6 +19,11 @@ SAMPLE_RATE = 48_000
 CLIP_SECONDS = 1.0
 
 
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 @dataclass(frozen=True)
 class SpectrogramConfig:
     """Log-spectrogram front end (paper 3.1; the decisions of PAPER_SPEC section 6.2 are fields).
@@ -51,6 +56,10 @@ class SpectrogramConfig:
         return SAMPLE_RATE // self.sample_rate
 
     def validate(self) -> None:
+        for name in ("sample_rate", "win_length", "hop_length", "n_fft"):
+            _check_int(name, getattr(self, name))
+        if not isinstance(self.log_floor, (int, float)) or not self.log_floor > 0:
+            raise ValueError(f"log_floor must be a positive number, got {self.log_floor!r}")
         if SAMPLE_RATE % self.sample_rate:
             raise ValueError(f"spectrogram sample_rate {self.sample_rate} must divide {SAMPLE_RATE}")
         if not 0 < self.win_length <= self.n_fft:
@@ -129,8 +138,30 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
-        if len(self.channels) < 1 or any(c <= 0 for c in self.channels):
-            raise ValueError(f"channels must be positive, got {self.channels}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if len(self.channels) < 1:
+            raise ValueError("channels must list at least one block")
+        for c in self.channels:
+            _check_int("channels", c)
+        for name in ("convs_per_block", "head_hidden", "image_resize", "image_size", "transfer_image_size"):
+            _check_int(name, getattr(self, name))
+        for name in ("image_transfer_grid", "audio_transfer_grid"):
+            grid = getattr(self, name)
+            if len(grid) != 2:
+                raise ValueError(f"{name} must be (height, width), got {grid}")
+            for g in grid:
+                _check_int(name, g)
+        for name in ("image_mean", "image_std"):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(isinstance(v, (int, float)) for v in values):
+                raise ValueError(f"{name} must be 3 numbers (R, G, B), got {values}")
+        if not all(v > 0 for v in self.image_std):
+            raise ValueError(f"image_std must be positive, got {self.image_std}")
+        if not isinstance(self.clip_seconds, (int, float)) or not self.clip_seconds > 0:
+            raise ValueError(f"clip_seconds must be positive, got {self.clip_seconds!r}")
+        if not isinstance(self.spectrogram, SpectrogramConfig):
+            raise ValueError("spectrogram must be a SpectrogramConfig")
         if self.image_size > self.image_resize:
             raise ValueError("image_size (crop) must not exceed image_resize")
         self.spectrogram.validate()

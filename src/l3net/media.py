@@ -388,15 +388,15 @@ def iter_video_frames(
         container_end = container.duration / av.time_base if container.duration else None
         frame_period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
         index, current, current_time = 0, None, 0.0
-        cache: dict[int, np.ndarray] = {}
+        cache: list = [None, None]  # [frame, its RGB array]
 
         def convert(frame: av.VideoFrame) -> np.ndarray:
-            # The same frame often serves several times: convert it once.
-            if id(frame) not in cache:
-                cache.clear()
+            # The same frame often serves several times: convert it once. The cache holds the frame
+            # itself (compared with `is`): an id() could be reused by a later frame.
+            if cache[0] is not frame:
                 width, height = _target_size(frame.width, frame.height, smaller_side)
-                cache[id(frame)] = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
-            return cache[id(frame)]
+                cache[:] = [frame, frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")]
+            return cache[1]
 
         try:
             for frame in container.decode(stream):

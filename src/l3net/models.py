@@ -315,6 +315,8 @@ def _read_config(directory: Path) -> ModelConfig:
         raise ModelFileError(f"{path}: not readable JSON ({exc})") from exc
     if not isinstance(data, dict) or data.get("architecture") != "L3Net" or "model" not in data:
         raise ModelFileError(f"{path}: not an l3net model config (expected 'architecture': 'L3Net' and a 'model' entry)")
+    if not isinstance(data.get("l3net_format", 0), int):
+        raise ModelFileError(f"{path}: 'l3net_format' must be an integer, got {data['l3net_format']!r}")
     if data.get("l3net_format", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: written by a newer l3net (format {data['l3net_format']}); upgrade l3net")
     try:
