@@ -36,12 +36,13 @@ def run_dir(tmp_path):
     build_model("small", seed=0).save(run, extra_config={"train": {"steps": 100, "batch_size": 16}})
     with open(run / "log.jsonl", "w") as handle:
         for step in range(1, 41):
-            handle.write(json.dumps({"split": "train", "step": step, "pairs_seen": 16 * step,
-                                     "loss": 0.7 / step ** 0.3, "accuracy": 0.5 + step / 100}) + "\n")
+            # the records of l3net train's log.jsonl
+            handle.write(json.dumps({"event": "train", "step": step, "pairs": 16 * step, "loss": 0.7 / step ** 0.3,
+                                     "accuracy": 0.5 + step / 100, "lr": 1e-4, "pairs_per_s": 40.0}) + "\n")
             if step % 10 == 0:
-                handle.write(json.dumps({"split": "val", "step": step, "pairs_seen": 16 * step,
-                                         "loss": 0.6, "accuracy": 0.5 + step / 120}) + "\n")
-        handle.write('{"split": "train", "step": 41, "pai')  # killed mid-line
+                handle.write(json.dumps({"event": "val", "step": step, "pairs": 16 * step, "val_loss": 0.6,
+                                         "val_accuracy": 0.5 + step / 120, "val_pairs": 64, "best": True}) + "\n")
+        handle.write('{"event": "train", "step": 41, "pai')  # killed mid-line
     ev = run / "eval"
     ev.mkdir()
     _figure(ev / "sound_confusion.png", 0)
@@ -108,13 +109,16 @@ def test_report_holds_every_table_picture_curve_and_the_config(run_dir):
 
 
 def test_curves_split_by_phase_against_pairs_seen():
-    records = [{"split": "train", "pairs_seen": 10, "loss": 1.0, "accuracy": 0.5, "lr": 1e-4},
-               {"split": "val", "pairs_seen": 10, "accuracy": 0.6},
-               {"split": "train", "pairs_seen": 20, "loss": 0.5, "accuracy": 0.7}]
+    records = [{"event": "train", "step": 1, "pairs": 10, "loss": 1.0, "accuracy": 0.5, "lr": 1e-4},
+               {"event": "val", "step": 1, "pairs": 10, "val_accuracy": 0.6, "val_pairs": 64},
+               {"event": "train", "step": 2, "pairs": 20, "loss": 0.5, "accuracy": 0.7}]
     x_key, panels = report.curve_series(records)
-    assert x_key == "pairs_seen"
+    assert x_key == "pairs"
     assert panels["loss"] == {"train loss": [(10.0, 1.0), (20.0, 0.5)]}
     assert panels["accuracy"] == {"train accuracy": [(10.0, 0.5), (20.0, 0.7)], "val accuracy": [(10.0, 0.6)]}
+    # another logger's spelling: a phase key and pairs_seen
+    x_key, panels = report.curve_series([{"split": "val", "pairs_seen": 5, "step": 1, "acc": 0.6}])
+    assert x_key == "pairs_seen" and panels["accuracy"] == {"val acc": [(5.0, 0.6)]}
     assert report.curves_png(records).startswith(b"\x89PNG")
     assert report.curves_png([{"note": "no numbers"}]) is None
 

@@ -787,8 +787,8 @@ def _frames_from_videos(
             counts["unreadable"].append(f"{sidecar}: no video beside it, or not an l3net-boxes file")
             continue
         try:
-            info = check_video_with_sound(video)
-            duration = info.duration or len(truth["boxes"]) / float(truth["fps"])
+            check_video_with_sound(video)
+            duration = len(truth["boxes"]) / float(truth["fps"])  # the ground truth's timeline
             times = [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
             # box i belongs to video frame i, shown from i / F seconds
             boxes = [

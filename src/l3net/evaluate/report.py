@@ -153,11 +153,13 @@ def data_uri(data: bytes, mime: str) -> str:
 
 
 def _series_name(record: dict[str, Any], key: str) -> str:
+    """``train loss``, ``val accuracy``...: the record's phase before the key, unless the key has it."""
+    name = key.replace("_", " ")
     for phase_key in PHASE_KEYS:
         phase = record.get(phase_key)
         if isinstance(phase, str) and phase and not key.startswith(phase):
-            return f"{phase} {key}"
-    return key
+            return f"{phase} {name}"
+    return name
 
 
 def curve_series(records: Sequence[dict[str, Any]]) -> tuple[str | None, dict[str, dict[str, list[tuple[float, float]]]]]:
@@ -165,6 +167,8 @@ def curve_series(records: Sequence[dict[str, Any]]) -> tuple[str | None, dict[st
 
     The x axis is the first of :data:`X_KEYS` any record carries (pairs seen, preferably); a series
     is every numeric key whose name says loss or accuracy, split by the record's phase (train/val).
+    ``l3net train`` writes ``{"event": "train", "pairs", "loss", "accuracy", ...}`` and
+    ``{"event": "val", "pairs", "val_loss", "val_accuracy", ...}``.
     """
     x_key = next((k for k in X_KEYS if any(_is_number(r.get(k)) for r in records)), None)
     panels: dict[str, dict[str, list[tuple[float, float]]]] = {"loss": {}, "accuracy": {}}
