@@ -50,6 +50,11 @@ class LogSpectrogram(nn.Module):
         factor = self.config.decimation
         if factor == 1:
             return waveforms
+        if waveforms.shape[0] == 1:
+            # oneDNN runs a single row with another kernel whose last bits differ, and the log floor
+            # can magnify those in near-silent bins; as a pair it gets the kernel of every other
+            # batch size, so features do not depend on the batch size.
+            return self.decimate(waveforms.expand(2, -1))[:1]
         pad = (self.decimation_fir.shape[-1] - 1) // 2
         out = F.conv1d(waveforms.unsqueeze(1), self.decimation_fir, stride=factor, padding=pad)
         return out.squeeze(1)
