@@ -74,7 +74,9 @@ def mfcc(
     window = scipy.signal.get_window("hann", win, fftbins=True).astype(np.float32)
     spectrum = scipy.fft.rfft(frames * window, n=n_fft, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2
-    mel = power @ mel_filterbank(sample_rate, n_fft, n_mels).T
+    bank = np.ascontiguousarray(mel_filterbank(sample_rate, n_fft, n_mels).T)
+    # One 2-D product: numpy's stacked (3-D @ 2-D) matmul bypasses BLAS and was 10x slower.
+    mel = (power.reshape(-1, power.shape[-1]) @ bank).reshape(*power.shape[:-1], n_mels)
     logmel = np.log(np.maximum(mel, LOG_FLOOR))
     coefficients = scipy.fft.dct(logmel, type=2, norm="ortho", axis=-1)[..., :n_mfcc]
     coefficients = coefficients.astype(np.float32)

@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--probe-c must be positive, got {args.probe_c}")
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
-    out = eval_dir(args.model, args.out)
     dataset = read_image_folder(args.images)
+    out = eval_dir(args.model, args.out)  # before any feature is computed: is there somewhere to write?
     if dataset.skipped:
         print(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}", file=sys.stderr)
     model, label = load_eval_model(args.model, device=args.device, seed=args.seed)

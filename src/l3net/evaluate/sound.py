@@ -516,8 +516,8 @@ def run(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     feature_sets = FEATURE_SETS if args.features == "both" else (args.features,)
-    out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
     dataset = load_audio_dataset(args.dataset)
+    out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
     if dataset.skipped:
         print(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}", file=sys.stderr)
     model, label = (None, "none (MFCC only)")
