@@ -136,7 +136,10 @@ def test_cells_and_image_types():
 
 
 def test_an_empty_directory_says_what_is_missing(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".r.html.abc123.tmp").write_text("<html>half a page, then kill -9")
     summary = report.write_report(tmp_path, tmp_path / "out" / "r.html")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["r.html"]
     text = summary.path.read_text()
     assert summary.missing == ["evaluations", "training log", "config"]
     assert "No evaluation results yet" in text and "No training log" in text and "No config.json" in text

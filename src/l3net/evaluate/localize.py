@@ -416,6 +416,16 @@ def _clip_at(audio: np.ndarray, centre: float, clip_samples: int) -> np.ndarray:
     return np.pad(clip, (0, clip_samples - clip.size)) if clip.size < clip_samples else clip
 
 
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files of an earlier run killed mid-write (``kill -9``): ours, by name, so remove them."""
+    names = [f".{VIDEO_FILE}.", f".{HEATMAPS_FILE}.", f".{SUMMARY_FILE}."]
+    for directory, prefixes in ((out_dir, names), (out_dir / OVERLAY_DIRNAME, [".frame_"])):
+        if directory.is_dir():
+            for path in directory.glob(".*.tmp*"):
+                if any(path.name.startswith(p) for p in prefixes):
+                    path.unlink(missing_ok=True)
+
+
 def check_video_with_sound(path: Path) -> Any:
     """Probe ``path``; a clear :class:`MediaError` unless it is a video with a sound track."""
     info = probe(path)
@@ -476,6 +486,7 @@ def localize_video(
         raise InputError(f"scale must be 'frame' or 'absolute', got {scale!r}")
     info = check_video_with_sound(path)
     ensure_dir(out_dir)
+    _remove_stale_temporaries(out_dir)
     notes: list[str] = []
     clip_samples = model.config.clip_samples
     clip_seconds = model.config.clip_seconds
@@ -521,8 +532,9 @@ def localize_video(
             for t, frame, small, heat in zip(batch_times, frames, low, full):
                 index = len(times)
                 peak = peak_location(heat)
-                caption = f"t={t:.2f} s  peak p={float(heat.max()):.2f}"
-                drawn = overlay(frame, heat, scale=scale, peak=peak, caption=caption, lut=lut)
+                if write_overlays or writer is not None:
+                    caption = f"t={t:.2f} s  peak p={float(heat.max()):.2f}"
+                    drawn = overlay(frame, heat, scale=scale, peak=peak, caption=caption, lut=lut)
                 record = {
                     "index": index,
                     "time": round(t, 6),

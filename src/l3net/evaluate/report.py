@@ -490,6 +490,9 @@ def write_report(
     summary.path = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
     if summary.path.is_dir():
         summary.path = summary.path / REPORT_FILE
+    # the temporary file of an earlier run killed mid-write (kill -9)
+    for stale in summary.path.parent.glob(f".{summary.path.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     with atomic_open(summary.path, "w", encoding="utf-8") as handle:
         handle.write(page)
     return summary
