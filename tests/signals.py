@@ -151,3 +151,18 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     path = Path(path)
     Image.fromarray(image).save(path)
     return path
+
+
+def tiny_config():
+    """A model config far cheaper than any preset (4-16 channels), for tests of plumbing
+    (framing, batching, files, CLI) where the network's size does not matter."""
+    from l3net.config import ModelConfig, SpectrogramConfig
+
+    return ModelConfig(
+        name="tiny",
+        channels=(4, 8, 8, 16),
+        image_resize=64,
+        image_size=56,
+        transfer_image_size=64,
+        spectrogram=SpectrogramConfig(sample_rate=16_000, win_length=320, hop_length=320, n_fft=320),
+    )

@@ -16,9 +16,10 @@ Framing (audio at 48 kHz, windows of ``model.config.clip_samples`` = 1 s, hop ``
   are zeros.
 - ``center=True``: one window per timestamp from 0 to the duration, i.e. every ``k >= 0`` with
   ``round(k * hop_size * 48000) <= num_samples`` (``1 + floor(duration / hop_size)`` windows).
-- ``center=False``: window ``k`` is added while window ``k - 1`` ended before the end of the audio,
-  so every sample is in some window and the last one runs past the end by less than a hop. One
-  second of audio gives one window; ``1 + ceil((num_samples - window) / hop)`` in general.
+- ``center=False``: window ``k`` is added while window ``k - 1`` ended before the end of the audio
+  (and window ``k`` starts inside it), so with a hop up to one window every sample is in some window
+  and the last one runs past the end by less than a hop: ``1 + ceil((num_samples - window) / hop)``
+  windows (hop in samples), one for up to a second of audio.
 - Audio shorter than a window is zero-padded, never dropped: there is always at least one window.
 
 Windows are cut lazily, one batch at a time, and files are decoded in chunks through the same
@@ -188,25 +189,33 @@ def window_start(k: int, hop_size: float, center: bool, window: int, sample_rate
     return round(k * hop_size * sample_rate) - (window // 2 if center else 0)
 
 
+def _window_included(
+    k: int, num_samples: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE
+) -> bool:
+    """Whether window ``k`` belongs to audio of ``num_samples`` samples (see the module docstring)."""
+    if k == 0:
+        return True
+    if center:
+        return round(k * hop_size * sample_rate) <= num_samples
+    start = window_start(k, hop_size, False, window, sample_rate)
+    return start < num_samples and window_start(k - 1, hop_size, False, window, sample_rate) + window < num_samples
+
+
 def window_count(
     num_samples: int, hop_size: float, center: bool = True, window: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE
 ) -> int:
     """Number of windows for ``num_samples`` samples (at ``sample_rate`` Hz); always >= 1."""
     hop_size = _check_hop(hop_size, sample_rate)
+    hop = hop_size * sample_rate
+    # A float estimate, then corrected with the exact rule the framer uses.
     if center:
-        # Every k with round(k * hop * sr) <= num_samples; start from the float estimate, then fix
-        # the last step exactly with the same rounding the framer uses.
-        k = max(0, math.floor(num_samples / (hop_size * sample_rate)))
-        while round((k + 1) * hop_size * sample_rate) <= num_samples:
-            k += 1
-        while k > 0 and round(k * hop_size * sample_rate) > num_samples:
-            k -= 1
-        return k + 1
-    # The smallest count whose last window reaches the end (window k-1 ended before it: add k).
-    count = max(1, math.ceil((num_samples - window) / (hop_size * sample_rate)) + 1)
-    while window_start(count - 1, hop_size, False, window, sample_rate) + window < num_samples:
+        count = math.floor(num_samples / hop) + 1
+    else:
+        count = 1 + max(0, min(math.ceil((num_samples - window) / hop), math.ceil(num_samples / hop) - 1))
+    count = max(1, count)
+    while _window_included(count, num_samples, hop_size, center, window, sample_rate):
         count += 1
-    while count > 1 and window_start(count - 2, hop_size, False, window, sample_rate) + window >= num_samples:
+    while count > 1 and not _window_included(count - 1, num_samples, hop_size, center, window, sample_rate):
         count -= 1
     return count
 
@@ -214,12 +223,6 @@ def window_count(
 def window_timestamps(count: int, hop_size: float) -> np.ndarray:
     """``k * hop_size`` (seconds, float64) for ``k = 0 .. count - 1``, each from its integer k."""
     return np.arange(count, dtype=np.float64) * float(hop_size)
-
-
-def _window_included(k: int, total: int, hop_size: float, center: bool, window: int) -> bool:
-    if center:
-        return k == 0 or round(k * hop_size * SAMPLE_RATE) <= total
-    return k == 0 or window_start(k - 1, hop_size, False, window) + window < total
 
 
 def iter_windows(

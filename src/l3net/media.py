@@ -34,6 +34,8 @@ RESAMPLER_OPTIONS = "filter_size=64:phase_shift=10:cutoff=0.97"
 #: Pillow refuses images above this many pixels (a decompression bomb guard); JPEGs are decoded
 #: at a reduced scale long before that.
 MAX_IMAGE_PIXELS = 400_000_000
+#: Seconds by which a requested time may precede a frame's timestamp and still get that frame.
+TIME_TOLERANCE = 1e-6
 #: Images smaller than this (either side) are accepted but warned about.
 MIN_IMAGE_SIDE = 32
 
@@ -401,7 +403,8 @@ def iter_video_frames(
         try:
             for frame in container.decode(stream):
                 t = frame.time if frame.time is not None else current_time + frame_period
-                while index < len(wanted) and wanted[index] < t:
+                # A time equal to a frame's up to float rounding (k * hop often is) gets that frame.
+                while index < len(wanted) and wanted[index] < t - TIME_TOLERANCE:
                     # Before the first frame, the first frame is what a player shows.
                     yield wanted[index], convert(current if current is not None else frame)
                     index += 1
