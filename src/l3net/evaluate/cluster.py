@@ -1,0 +1,376 @@
+"""``l3net eval cluster``: k-means on pool4 embeddings, NMI against the labels (Table 4, Figure 10).
+
+Protocol (PAPER_SPEC 5.4): embed the test frames (vision tower) and the test 1 s clips (audio
+tower) into pool4, cluster each set with k-means (64 clusters by default), and score the clusters
+against the class labels with the normalised mutual information (scikit-learn's
+``normalized_mutual_info_score``, arithmetic normalisation). Two reference rows are computed in
+the same run, on the same inputs and the same k:
+
+- *random assignment*: the expected NMI of assigning each input to one of k clusters uniformly at
+  random (the mean over several seeds). NMI is biased upwards on finite samples, so this row, not
+  zero, is the floor a method must beat;
+- *L3 without training*: the same architecture with fresh random weights (the paper's
+  "L3 without training").
+
+t-SNE maps of the embeddings, coloured by class, trained beside random, are Figure 10.
+The embeddings are clustered as they are (no normalisation): the paper says nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import normalized_mutual_info_score
+
+from ..data.shards import ShardSet
+from ..errors import InputError
+from ..models import MODALITIES, L3Net, build_model
+from . import paper
+from .avc import print_result
+from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
+from .features import EMBEDDING, audio_features, image_features
+from .inputs import Item, iter_clips, iter_images, label_array, open_shards, pick_items
+
+HELP = "Table 4 and Figure 10: k-means on pool4 embeddings, NMI against the labels, t-SNE pictures"
+DESCRIPTION = """Cluster the pool4 embeddings of a labelled test split with k-means and score the
+clusters against the classes with NMI (the paper's Table 4), for the vision tower (test frames)
+and the audio tower (test 1 s clips). The random-assignment row and the untrained-network row
+(same architecture, random weights) are computed in the same run; the paper's numbers are shown
+beside. t-SNE maps coloured by class, trained beside random, make Figure 10.
+
+Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
+
+example:
+  l3net eval cluster --model runs/small --data shards/ --k 64
+  -> runs/small/eval/cluster.json, cluster_tsne.png, cluster_nmi.png"""
+
+PROTOCOL = "cluster"
+TITLE = "Clustering of pool4 embeddings (Table 4, Figure 10)"
+#: Seeds averaged for the random-assignment row.
+RANDOM_ASSIGNMENT_REPEATS = 20
+#: The untrained twin's weights come from ``seed + RANDOM_TWIN_SEED_OFFSET``, so that a
+#: ``--model random`` run and its twin are not the same network.
+RANDOM_TWIN_SEED_OFFSET = 1000
+#: t-SNE runs on at most this many points per map (a seeded subsample beyond it).
+TSNE_MAX_POINTS = 2000
+#: Up to this many points t-SNE is computed exactly (faster than Barnes-Hut for small sets).
+TSNE_EXACT_MAX_POINTS = 200
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics
+# ------------------------------------------------------------------------------------------------
+def nmi(labels: Sequence[Any], assignment: Sequence[int]) -> float:
+    """Normalised mutual information of two labellings (arithmetic normalisation, in [0, 1])."""
+    return float(normalized_mutual_info_score(np.asarray(labels), np.asarray(assignment)))
+
+
+def random_assignment_nmi(
+    labels: Sequence[Any], k: int, *, repeats: int = RANDOM_ASSIGNMENT_REPEATS, seed: int = 0
+) -> float:
+    """Expected NMI of assigning each input uniformly at random to one of ``k`` clusters
+    (the mean over ``repeats`` seeded draws)."""
+    if k < 1 or repeats < 1:
+        raise InputError(f"k and repeats must be at least 1, got k={k}, repeats={repeats}")
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    return float(np.mean([nmi(labels, rng.integers(0, k, size=n)) for _ in range(repeats)]))
+
+
+def resolve_k(k: int, num_samples: int) -> tuple[int, str | None]:
+    """The number of clusters to use and a note when ``k`` had to be clamped.
+
+    k-means needs at least as many inputs as clusters; with fewer, k is clamped to the number of
+    inputs (each one its own cluster: the NMI is then that of a trivial partition, which the note
+    says).
+    """
+    if k < 2:
+        raise InputError(f"--k must be at least 2, got {k}")
+    if num_samples < 2:
+        raise InputError(f"clustering needs at least 2 inputs, got {num_samples}")
+    if k <= num_samples:
+        return k, None
+    note = (
+        f"k={k} exceeds the {num_samples} test inputs; clamped to k={num_samples} "
+        "(use more test videos or --per-video, or a smaller --k, for a meaningful NMI)"
+    )
+    return num_samples, note
+
+
+def kmeans_assign(features: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    """k-means cluster index of every row of ``features`` ``(N, D)`` (scikit-learn, k-means++)."""
+    features = np.asarray(features, dtype=np.float64)
+    if not np.isfinite(features).all():
+        raise InputError("embeddings contain NaN or infinite values; cannot cluster them")
+    with warnings.catch_warnings():
+        # Identical embeddings (e.g. dead units of a random net) make fewer distinct clusters than
+        # k; scikit-learn warns, and the NMI of what it returns is still the honest answer.
+        warnings.filterwarnings("ignore", message="Number of distinct clusters")
+        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(features)
+
+
+def kmeans_nmi(features: np.ndarray, labels: Sequence[Any], k: int, *, seed: int = 0, n_init: int = 10) -> float:
+    """NMI between the k-means clusters of ``features`` and ``labels``."""
+    return nmi(labels, kmeans_assign(features, k, seed=seed, n_init=n_init))
+
+
+def tsne_map(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE coordinates ``(N, 2)`` of ``features`` (perplexity capped for small sets)."""
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n = len(features)
+    if n < 3:
+        raise InputError(f"t-SNE needs at least 3 points, got {n}")
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3.0)))
+    # Exact t-SNE is faster than Barnes-Hut below a few hundred points.
+    method = "exact" if n <= TSNE_EXACT_MAX_POINTS else "barnes_hut"
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, method=method)
+    # Barnes-Hut's OpenMP threads slow it down many times over when the cores are busy (measured
+    # 13x on a loaded 2-core machine); one thread is predictable everywhere.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return tsne.fit_transform(np.asarray(features, dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------------------------
+# embeddings
+# ------------------------------------------------------------------------------------------------
+def embed_items(
+    model: L3Net,
+    shards: ShardSet,
+    items: Sequence[Item],
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    progress: bool = True,
+    label: str = "",
+) -> dict[str, np.ndarray]:
+    """pool4 embeddings ``{"vision": (N, C), "audio": (N, C)}`` of the items' frames and clips."""
+    config = model.config
+    suffix = f" ({label})" if label else ""
+    vision = image_features(
+        model, iter_images(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
+        precision=precision, progress=progress, desc=f"vision pool4{suffix}", total=len(items),
+    )
+    audio = audio_features(
+        model, iter_clips(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
+        precision=precision, progress=progress, desc=f"audio pool4{suffix}", total=len(items),
+    )
+    return {"vision": vision, "audio": audio}
+
+
+def random_twin(model: L3Net, seed: int = 0) -> L3Net:
+    """The same architecture with fresh random weights, on the same device, in eval mode."""
+    device = next(model.parameters()).device
+    return build_model(model.config, seed=seed + RANDOM_TWIN_SEED_OFFSET).to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# the protocol
+# ------------------------------------------------------------------------------------------------
+def evaluate_clustering(
+    model: L3Net,
+    shards_dir: str | os.PathLike[str] | ShardSet,
+    *,
+    split: str = "test",
+    k: int = paper.CLUSTER_K,
+    per_video: int = 1,
+    classes: Sequence[str] | None = None,
+    random_model: L3Net | None = None,
+    model_name: str = "L3-Net (ours)",
+    tsne: bool = True,
+    out_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    seed: int = 0,
+    n_init: int = 10,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Table 4 on a labelled shard split: NMI of k-means on pool4 embeddings, vision and audio.
+
+    ``random_model``: the untrained network of the reference row (default: ``model``'s
+    architecture with fresh weights). With ``out_dir``, ``cluster.json`` and the pictures are
+    written there (``out_dir`` is the ``eval/`` folder itself). Returns the result in the schema
+    of docs/DESIGN.md; ``result["metrics"]["nmi"]`` holds the numbers::
+
+        {"vision": {"random assignment": ..., "L3 without training": ..., "L3-Net": ...}, "audio": {...}}
+    """
+    shards = open_shards(shards_dir)
+    items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="clustering")
+    labels = label_array(items)
+    k_used, note = resolve_k(k, len(items))
+    if random_model is None:
+        random_model = random_twin(model, seed)
+    common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
+    embeddings = {
+        "L3-Net": embed_items(model, shards, items, label="trained", **common),
+        "L3 without training": embed_items(random_model, shards, items, label="random weights", **common),
+    }
+    scores: dict[str, dict[str, float]] = {m: {} for m in MODALITIES}
+    for modality in MODALITIES:
+        scores[modality]["random assignment"] = random_assignment_nmi(labels, k_used, seed=seed)
+        for method in ("L3 without training", "L3-Net"):
+            scores[modality][method] = kmeans_nmi(embeddings[method][modality], labels, k_used, seed=seed, n_init=n_init)
+
+    present = sorted(set(labels))
+    rows = []
+    for method in ("random assignment", "L3 without training", "L3-Net"):
+        shown = model_name if method == "L3-Net" else method
+        ref = paper.CLUSTER_NMI[method]
+        rows.append([shown, _r(scores["vision"][method]), _r(scores["audio"][method]), ref["vision"], ref["audio"]])
+    notes = [
+        f"{len(items)} test inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
+        f"k-means with k={k_used} ({n_init} restarts); random assignment averaged over "
+        f"{RANDOM_ASSIGNMENT_REPEATS} seeds. Paper: Kinetics-Sounds, 34 classes, k={paper.CLUSTER_K}."
+    ]
+    if note:
+        notes.append(note)
+    result: dict[str, Any] = {
+        "title": TITLE,
+        "model": model_name,
+        "dataset": str(shards.root),
+        "tables": [
+            {
+                "title": "NMI of k-means clusters against the class labels",
+                "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio"],
+                "rows": rows,
+            }
+        ],
+        "notes": notes,
+        "figures": [],
+        "metrics": {
+            "nmi": scores,
+            "k": k_used,
+            "k_requested": k,
+            "num_inputs": len(items),
+            "num_classes": len(present),
+            "per_video": per_video,
+            "split": split,
+            "classes": present,
+        },
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        result["figures"].append(
+            {"path": _plot_nmi(out, scores, model_name).name, "caption": "NMI, ours beside the paper's (Table 4)"}
+        )
+        if tsne:
+            path = _plot_tsne(out, embeddings, labels, model_name, seed=seed, progress=progress)
+            result["figures"].append(
+                {"path": path.name, "caption": "t-SNE of pool4 embeddings coloured by class: trained (left) "
+                 "beside the same architecture untrained (right), vision (top) and audio (bottom) (Figure 10)"}
+            )
+        write_result(out, PROTOCOL, result)
+    return result
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+# ------------------------------------------------------------------------------------------------
+# pictures
+# ------------------------------------------------------------------------------------------------
+def class_colours(classes: Sequence[str]) -> dict[str, Any]:
+    """A distinct colour per class (up to 60 before colours repeat)."""
+    import matplotlib
+
+    palette = [c for name in ("tab20", "tab20b", "tab20c") for c in matplotlib.colormaps[name].colors]
+    return {c: palette[i % len(palette)] for i, c in enumerate(sorted(classes))}
+
+
+def _plot_tsne(
+    out: Path, embeddings: dict[str, dict[str, np.ndarray]], labels: np.ndarray, model_name: str,
+    *, seed: int, progress: bool,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    chosen = np.arange(n)
+    if n > TSNE_MAX_POINTS:
+        chosen = np.sort(np.random.default_rng(seed).choice(n, TSNE_MAX_POINTS, replace=False))
+    colours = class_colours(sorted(set(labels)))
+    point_colours = [colours[c] for c in labels[chosen]]
+    columns = [("L3-Net", model_name), ("L3 without training", "L3 without training")]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 10), squeeze=False)
+    for row, modality in enumerate(MODALITIES):
+        for col, (method, title) in enumerate(columns):
+            if progress:
+                print(f"t-SNE: {modality}, {title} ({len(chosen)} points)", file=sys.stderr)
+            xy = tsne_map(embeddings[method][modality][chosen], seed=seed)
+            ax = axes[row][col]
+            ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=10, linewidths=0)
+            ax.set_title(f"{modality}: {title}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colour, label=name) for name, colour in colours.items()
+    ]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.suptitle("t-SNE of pool4 embeddings, coloured by class (Figure 10)")
+    fig.tight_layout()
+    return save_figure(fig, Path(out) / "cluster_tsne.png")
+
+
+def _plot_nmi(out: Path, scores: dict[str, dict[str, float]], model_name: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = ["random assignment", "L3 without training", "L3-Net"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    x = np.arange(len(methods))
+    for ax, modality in zip(axes, MODALITIES):
+        ours = [scores[modality][m] for m in methods]
+        ref = [paper.CLUSTER_NMI[m][modality] for m in methods]
+        ax.bar(x - 0.2, ours, 0.4, label="ours")
+        ax.bar(x + 0.2, ref, 0.4, label="paper (Kinetics-Sounds)", alpha=0.6)
+        ax.set_xticks(x, ["random\nassignment", "untrained\nnetwork", model_name if len(model_name) < 20 else "L3-Net"])
+        ax.set_title(f"{modality}")
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("NMI")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, Path(out) / "cluster_nmi.png")
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to cluster (default: test)")
+    parser.add_argument("--k", type=int, default=paper.CLUSTER_K, help=f"number of k-means clusters (default: {paper.CLUSTER_K}, the paper's)")
+    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="cluster only these classes (default: all)")
+    parser.add_argument("--n-init", type=int, default=10, help="k-means restarts; the best is kept (default: 10)")
+    parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE pictures (the slow part on large sets)")
+    add_common_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = eval_dir(args.model, args.out)  # before any work: an unwritable place fails now
+    shards = open_shards(args.data)
+    model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
+    result = evaluate_clustering(
+        model, shards, split=args.split, k=args.k, per_video=args.per_video, classes=args.classes,
+        model_name=name, tsne=not args.no_tsne, out_dir=out, batch_size=args.batch_size, device=args.device,
+        precision=args.precision, seed=args.seed, n_init=args.n_init,
+    )
+    print_result(result)
+    print(f"results: {out / (PROTOCOL + '.json')}; pictures: " + ", ".join(str(out / f['path']) for f in result["figures"]))
+    return 0

@@ -1,0 +1,404 @@
+"""``l3net eval units``: what each pool4 unit prefers (Section 3.5.3, Figures 3-4 and 9).
+
+Protocol (PAPER_SPEC 5.4): for each unit of pool4 (the embedding), rank the test inputs by its
+activation and keep the top 5 (frames for the vision tower, 1 s clips for the audio tower). A class
+"has" a high-preference unit when, for some unit, at least ``threshold`` of its top 5 inputs are of
+that class; the number of such classes is counted at thresholds 4 and 3, for the trained network
+and for the same architecture with random weights, computed in the same run.
+
+Ties: a unit whose activation is the same for every input (a dead ReLU unit, common in a random
+network) prefers nothing and is left out; other ties are broken by a seeded random order, never by
+the order of the inputs (which could follow the classes).
+
+Pictures: for a few units with the purest top 5, their top frames with the unit's heatmap, which
+is channel k of the last conv layer (conv4_2, after ReLU) over the input: pool4 unit k is the
+maximum of that channel, so the map shows where the unit fires (Figures 3-4); and their top
+spectrograms (the model's own front end output, time x frequency) with theirs (Figure 9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..data.shards import ShardSet
+from ..errors import InputError
+from ..models import MODALITIES, L3Net
+from . import paper
+from .avc import print_result
+from .cluster import embed_items, random_twin
+from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
+from .features import audio_features, image_features, prepare_image
+from .inputs import Item, label_array, open_shards, pick_items, read_clip, read_image
+
+HELP = "Section 3.5.3 and Figures 3-4, 9: top inputs of pool4 units, classes with high-preference units, heatmaps"
+DESCRIPTION = """For every pool4 unit of each tower, rank the labelled test inputs (frames for vision,
+1 s clips for audio) by the unit's activation and keep its top 5. Count the classes that have a
+high-preference unit (at least 4, or 3, of some unit's top 5 are of that class) for the trained
+network and for the same architecture with random weights, in the same run, with the paper's
+numbers beside (Section 3.5.3). Picture grids show the top 5 frames of a few units with the unit's
+conv4_2 heatmap over them (Figures 3-4) and the top 5 spectrograms with theirs (Figure 9).
+
+Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
+
+example:
+  l3net eval units --model runs/small --data shards/
+  -> runs/small/eval/units.json, units_vision.png, units_audio.png, units_counts.png"""
+
+PROTOCOL = "units"
+TITLE = "High-preference units of pool4 (Section 3.5.3, Figures 3-4 and 9)"
+#: Units shown in each picture grid by default.
+FIGURE_UNITS = 6
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics
+# ------------------------------------------------------------------------------------------------
+def top_inputs(activations: np.ndarray, k: int = paper.UNIT_TOP_K, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` inputs each unit responds to most.
+
+    ``activations``: ``(N inputs, U units)``. Returns ``(top, alive)``: ``top`` ``(U, k)`` input
+    indices, highest activation first (ties in a seeded random order); ``alive`` ``(U,)`` False for
+    units whose activation is the same for every input (they rank nothing).
+    """
+    acts = np.asarray(activations, dtype=np.float64)
+    if acts.ndim != 2:
+        raise InputError(f"activations must be (inputs, units), got shape {acts.shape}")
+    n, _ = acts.shape
+    if n < k:
+        raise InputError(f"ranking the top {k} inputs of a unit needs at least {k} inputs, got {n}")
+    if not np.isfinite(acts).all():
+        raise InputError("activations contain NaN or infinite values")
+    tiebreak = np.random.default_rng(seed).permutation(n)
+    # lexsort: the last key is the primary one (descending activation), the random rank breaks ties.
+    order = np.stack([np.lexsort((tiebreak, -acts[:, u])) for u in range(acts.shape[1])])
+    alive = acts.max(axis=0) > acts.min(axis=0)
+    return order[:, :k], alive
+
+
+def unit_preferences(top: np.ndarray, labels: Sequence[Any], alive: np.ndarray | None = None) -> list[tuple[Any, int] | None]:
+    """Per unit, its top inputs' most common class and how many of them have it (None: dead unit).
+
+    Ties between classes go to the class of the higher-ranked input.
+    """
+    labels = np.asarray(labels, dtype=object)
+    prefs: list[tuple[Any, int] | None] = []
+    for u, row in enumerate(top):
+        if alive is not None and not alive[u]:
+            prefs.append(None)
+            continue
+        counts = Counter(labels[row])
+        best = max(counts.values())
+        winner = next(c for c in labels[row] if counts[c] == best)
+        prefs.append((winner, best))
+    return prefs
+
+
+def classes_with_unit(
+    top: np.ndarray, labels: Sequence[Any], threshold: int, alive: np.ndarray | None = None
+) -> list[Any]:
+    """Sorted classes that have a unit with at least ``threshold`` of its top inputs of that class."""
+    if threshold < 1 or threshold > top.shape[1]:
+        raise InputError(f"threshold must be between 1 and {top.shape[1]}, got {threshold}")
+    labels = np.asarray(labels, dtype=object)
+    found = set()
+    for u, row in enumerate(top):
+        if alive is not None and not alive[u]:
+            continue
+        for cls, count in Counter(labels[row]).items():
+            if count >= threshold:
+                found.add(cls)
+    return sorted(found)
+
+
+def select_units(top: np.ndarray, labels: Sequence[Any], alive: np.ndarray, activations: np.ndarray, count: int) -> list[int]:
+    """``count`` units to draw: the purest top 5 first, preferring distinct classes, then by activation."""
+    prefs = unit_preferences(top, labels, alive)
+    strength = np.asarray(activations)[top[:, 0], np.arange(top.shape[0])]
+    candidates = [u for u, p in enumerate(prefs) if p is not None]
+    candidates.sort(key=lambda u: (-prefs[u][1], -strength[u], u))
+    chosen, seen = [], set()
+    for u in candidates:  # one unit per class first, so the grid shows several classes
+        if prefs[u][0] not in seen:
+            chosen.append(u)
+            seen.add(prefs[u][0])
+        if len(chosen) == count:
+            return chosen
+    chosen += [u for u in candidates if u not in chosen][: count - len(chosen)]
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------
+# the protocol
+# ------------------------------------------------------------------------------------------------
+def evaluate_units(
+    model: L3Net,
+    shards_dir: str | os.PathLike[str] | ShardSet,
+    *,
+    split: str = "test",
+    per_video: int = 1,
+    classes: Sequence[str] | None = None,
+    random_model: L3Net | None = None,
+    model_name: str = "L3-Net (ours)",
+    figure_units: int = FIGURE_UNITS,
+    out_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Section 3.5.3 on a labelled shard split: classes with a high-preference unit, trained vs random.
+
+    With ``out_dir`` (the ``eval/`` folder itself), ``units.json`` and the pictures are written
+    there. ``result["metrics"]["classes_with_unit"][threshold][network][modality]`` holds the
+    counts (threshold "4" and "3", network "trained" and "random").
+    """
+    shards = open_shards(shards_dir)
+    items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="the unit analysis")
+    labels = label_array(items)
+    k = paper.UNIT_TOP_K
+    if len(items) < k:
+        raise InputError(f"{shards.root}: the {split!r} split has {len(items)} inputs; ranking the top {k} needs at least {k}")
+    if random_model is None:
+        random_model = random_twin(model, seed)
+    common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
+    networks = {
+        "trained": (model, embed_items(model, shards, items, label="trained", **common)),
+        "random": (random_model, embed_items(random_model, shards, items, label="random weights", **common)),
+    }
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    found: dict[str, dict[str, dict[str, list[str]]]] = {}
+    ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for network, (_, embeddings) in networks.items():
+        ranking[network] = {m: top_inputs(embeddings[m], k, seed=seed) for m in MODALITIES}
+    for threshold in paper.UNIT_CLASSES:
+        key = str(threshold)
+        counts[key], found[key] = {}, {}
+        for network in networks:
+            counts[key][network], found[key][network] = {}, {}
+            for modality in MODALITIES:
+                top, alive = ranking[network][modality]
+                names = classes_with_unit(top, labels, threshold, alive)
+                counts[key][network][modality] = len(names)
+                found[key][network][modality] = [str(c) for c in names]
+
+    present = sorted(set(labels))
+    rows = []
+    for threshold in paper.UNIT_CLASSES:
+        for network in ("random", "trained"):
+            ref = paper.UNIT_CLASSES[threshold][network]
+            shown = model_name if network == "trained" else "random weights (same architecture)"
+            ours = counts[str(threshold)][network]
+            rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"]])
+    units_out: dict[str, Any] = {}
+    for modality in MODALITIES:
+        top, alive = ranking["trained"][modality]
+        prefs = unit_preferences(top, labels, alive)
+        units_out[modality] = [
+            {"unit": u, "top": top[u].tolist(), "class": None if p is None else str(p[0]), "count": 0 if p is None else p[1]}
+            for u, p in enumerate(prefs)
+        ]
+    dead = {n: {m: int((~ranking[n][m][1]).sum()) for m in MODALITIES} for n in networks}
+    notes = [
+        f"{len(items)} test inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
+        f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
+        "Units whose activation is the same for every input rank nothing and are left out: "
+        + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".",
+    ]
+    result: dict[str, Any] = {
+        "title": TITLE,
+        "model": model_name,
+        "dataset": str(shards.root),
+        "tables": [
+            {
+                "title": "Classes with a high-preference pool4 unit",
+                "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio"],
+                "rows": rows,
+            }
+        ],
+        "notes": notes,
+        "figures": [],
+        "metrics": {
+            "classes_with_unit": counts,
+            "classes_found": found,
+            "dead_units": dead,
+            "num_inputs": len(items),
+            "num_classes": len(present),
+            "classes": present,
+            "split": split,
+            "per_video": per_video,
+            "inputs": [item.describe() for item in items],
+            "units": units_out,
+        },
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        result["figures"].append(
+            {"path": _plot_counts(out, counts, model_name).name,
+             "caption": "Classes with a high-preference unit, trained vs random weights, ours beside the paper's"}
+        )
+        for modality in MODALITIES:
+            top, alive = ranking["trained"][modality]
+            units = select_units(top, labels, alive, networks["trained"][1][modality], figure_units)
+            if not units:
+                continue
+            path = _plot_units(out, model, shards, items, modality, units, top, labels, batch_size=batch_size,
+                               device=device, precision=precision)
+            what = ("Top 5 test frames of selected pool4 units with the unit's conv4_2 heatmap (Figures 3-4)"
+                    if modality == "vision" else
+                    "Top 5 test spectrograms (time x frequency) of selected pool4 units with the unit's heatmap (Figure 9)")
+            result["figures"].append({"path": path.name, "caption": what})
+        write_result(out, PROTOCOL, result)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# pictures
+# ------------------------------------------------------------------------------------------------
+def unit_heatmaps(
+    model: L3Net,
+    modality: str,
+    inputs: Sequence[np.ndarray],
+    units: Sequence[int],
+    size: tuple[int, int],
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Channel ``units[i]`` of the last conv layer (after ReLU) for ``inputs[i]``, upsampled to ``size``
+    (H, W) and scaled to [0, 1] per map: ``(len(inputs), H, W)``."""
+    extract = image_features if modality == "vision" else audio_features
+    maps = extract(model, list(inputs), kind=model.tower(modality).last_conv, batch_size=batch_size, device=device,
+                   precision=precision, progress=False)
+    chosen = torch.from_numpy(maps[np.arange(len(units)), np.asarray(units)])[:, None]
+    up = F.interpolate(chosen, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    peak = up.reshape(len(up), -1).max(axis=1).reshape(-1, 1, 1)
+    return np.where(peak > 0, up / np.maximum(peak, 1e-12), 0.0)
+
+
+def spectrograms(model: L3Net, clips: np.ndarray) -> np.ndarray:
+    """The model's own front end output for clips ``(N, samples)``: ``(N, bins, frames)``."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        return model.frontend(torch.from_numpy(np.asarray(clips, np.float32)).to(device))[:, 0].float().cpu().numpy()
+
+
+def _plot_units(
+    out: Path, model: L3Net, shards: ShardSet, items: Sequence[Item], modality: str, units: Sequence[int],
+    top: np.ndarray, labels: np.ndarray, *, batch_size: int, device: Any, precision: str,
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    config = model.config
+    k = top.shape[1]
+    flat_units = [u for u in units for _ in range(k)]
+    chosen = [items[i] for u in units for i in top[u]]
+    if modality == "vision":
+        raw = [read_image(shards, item, config) for item in chosen]
+        pictures = [prepare_image(img, config, transfer=False) for img in raw]  # exactly what the tower saw
+        size = pictures[0].shape[:2]
+        heat = unit_heatmaps(model, modality, raw, flat_units, size, batch_size=batch_size, device=device, precision=precision)
+    else:
+        clips = np.stack([read_clip(shards, item, config) for item in chosen])
+        pictures = list(spectrograms(model, clips))
+        size = pictures[0].shape
+        heat = unit_heatmaps(model, modality, clips, flat_units, size, batch_size=batch_size, device=device, precision=precision)
+    fig, axes = plt.subplots(len(units), k, figsize=(2.0 * k, 2.1 * len(units)), squeeze=False)
+    cell = 0
+    for row, u in enumerate(units):
+        for col in range(k):
+            ax = axes[row][col]
+            item = chosen[cell]
+            if modality == "vision":
+                ax.imshow(pictures[cell])
+                ax.imshow(heat[cell], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            else:
+                # frequency up, time across: the front end's (bins, frames) drawn from 0 Hz to Nyquist
+                extent = (0, config.clip_seconds, 0, config.spectrogram.sample_rate / 2 / 1000)
+                ax.imshow(pictures[cell], origin="lower", aspect="auto", cmap="gray", extent=extent)
+                ax.imshow(heat[cell], origin="lower", aspect="auto", cmap="jet", alpha=0.4, vmin=0, vmax=1, extent=extent)
+                if col == 0:
+                    ax.set_ylabel("kHz", fontsize=7)
+                ax.tick_params(labelsize=6)
+            ax.set_title(f"{item.label}", fontsize=7)
+            if modality == "vision":
+                ax.set_xticks([])
+                ax.set_yticks([])
+            cell += 1
+        purity = Counter(labels[top[u]]).most_common(1)[0]
+        axes[row][0].annotate(
+            f"unit {u}\n{purity[0]} ({purity[1]}/{k})", xy=(-0.15 if modality == "vision" else -0.3, 0.5),
+            xycoords="axes fraction",
+            ha="right", va="center", fontsize=8,
+        )
+    name = "Figures 3-4" if modality == "vision" else "Figure 9 (time x frequency)"
+    fig.suptitle(f"{modality}: top {k} test inputs of selected pool4 units, with conv4_2 heatmaps ({name})", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out / f"units_{modality}.png")
+
+
+def _plot_counts(out: Path, counts: dict[str, dict[str, dict[str, int]]], model_name: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(paper.UNIT_CLASSES), figsize=(10, 3.6), squeeze=False)
+    for ax, threshold in zip(axes[0], paper.UNIT_CLASSES):
+        labels, ours, ref = [], [], []
+        for modality in MODALITIES:
+            for network in ("random", "trained"):
+                labels.append(f"{modality}\n{network}")
+                ours.append(counts[str(threshold)][network][modality])
+                ref.append(paper.UNIT_CLASSES[threshold][network][modality])
+        x = np.arange(len(labels))
+        ax.bar(x - 0.2, ours, 0.4, label="ours")
+        ax.bar(x + 0.2, ref, 0.4, label="paper (of 34 classes)", alpha=0.6)
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_title(f">= {threshold} of a unit's top {paper.UNIT_TOP_K} in one class")
+    axes[0][0].set_ylabel("classes with such a unit")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out / "units_counts.png")
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split whose inputs are ranked (default: test)")
+    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="rank only inputs of these classes (default: all)")
+    parser.add_argument("--figure-units", type=int, default=FIGURE_UNITS,
+                        help=f"units drawn in each picture grid (default: {FIGURE_UNITS}; 0: no grids)")
+    add_common_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.figure_units < 0:
+        raise InputError(f"--figure-units must be 0 or more, got {args.figure_units}")
+    out = eval_dir(args.model, args.out)
+    shards = open_shards(args.data)
+    model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
+    result = evaluate_units(
+        model, shards, split=args.split, per_video=args.per_video, classes=args.classes, model_name=name,
+        figure_units=args.figure_units, out_dir=out, batch_size=args.batch_size, device=args.device,
+        precision=args.precision, seed=args.seed,
+    )
+    print_result(result)
+    print(f"results: {out / (PROTOCOL + '.json')}; pictures: " + ", ".join(str(out / f['path']) for f in result["figures"]))
+    return 0

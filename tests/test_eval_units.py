@@ -1,0 +1,71 @@
+"""Section 3.5.3: top inputs per unit, classes with high-preference units, and the command end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from l3net.errors import InputError
+from l3net.evaluate.units import classes_with_unit, select_units, top_inputs, unit_preferences
+
+
+def test_top_inputs_orders_by_activation_and_marks_dead_units():
+    acts = np.array(
+        [  # unit 0 ranks inputs 5, 4, 3, ...; unit 1 is dead (constant); unit 2 prefers 0 then 2
+            [0.0, 1.0, 9.0],
+            [1.0, 1.0, 0.5],
+            [2.0, 1.0, 8.0],
+            [3.0, 1.0, 0.1],
+            [4.0, 1.0, 0.2],
+            [5.0, 1.0, 0.3],
+        ]
+    )
+    top, alive = top_inputs(acts, k=3)
+    assert top[0].tolist() == [5, 4, 3]
+    assert top[2].tolist() == [0, 2, 1]
+    assert alive.tolist() == [True, False, True]
+    with pytest.raises(InputError, match="at least 5 inputs"):
+        top_inputs(acts[:4], k=5)
+
+
+def test_ties_are_not_broken_by_input_order():
+    # 50 inputs tied at the top of a unit: the first five (one class, if the inputs were sorted by
+    # class) must not win by position. Over a few seeds the picks differ.
+    acts = np.zeros((100, 1))
+    acts[:50, 0] = 1.0
+    picks = {tuple(top_inputs(acts, k=5, seed=s)[0][0]) for s in range(4)}
+    assert len(picks) > 1
+    assert all(set(p) <= set(range(50)) for p in picks)
+
+
+def test_classes_with_unit_at_thresholds_4_and_3():
+    labels = ["a"] * 5 + ["b"] * 5 + ["c"] * 5 + ["d", "e"] * 3
+    lab = np.array(labels)
+    by_class = {c: list(np.flatnonzero(lab == c)) for c in "abcde"}
+    top = np.array(
+        [
+            by_class["a"][:4] + by_class["b"][:1],  # a: 4 of 5
+            by_class["b"][:3] + by_class["c"][:2],  # b: 3 of 5
+            by_class["c"][:2] + by_class["d"][:2] + by_class["e"][:1],  # nobody reaches 3
+            by_class["e"][:3] + by_class["d"][:2],  # e: 3 of 5, but the unit is dead
+        ]
+    )
+    alive = np.array([True, True, True, False])
+    assert classes_with_unit(top, labels, 4, alive) == ["a"]
+    assert classes_with_unit(top, labels, 3, alive) == ["a", "b"]
+    assert classes_with_unit(top, labels, 3) == ["a", "b", "e"]  # without the dead-unit mask
+    assert classes_with_unit(top, labels, 1, alive) == ["a", "b", "c", "d", "e"]
+    prefs = unit_preferences(top, labels, alive)
+    assert prefs[0] == ("a", 4) and prefs[1] == ("b", 3) and prefs[3] is None
+    assert prefs[2] == ("c", 2)  # a 2-2 tie goes to the class of the higher-ranked input
+    with pytest.raises(InputError, match="threshold"):
+        classes_with_unit(top, labels, 6)
+
+
+def test_select_units_prefers_pure_units_of_distinct_classes():
+    labels = np.array(["a"] * 10 + ["b"] * 10)
+    top = np.array([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14], [0, 10, 1, 11, 2]])
+    acts = np.random.default_rng(0).random((20, 4))
+    chosen = select_units(top, labels, np.ones(4, bool), acts, 2)
+    assert sorted(chosen[:2]) != [0, 1]  # two pure units of class a: only one of them first
+    assert {labels[top[u][0]] for u in chosen} == {"a", "b"}
