@@ -50,7 +50,7 @@ TB_DIR = "tb"
 CHECKPOINT_FORMAT = 1
 
 #: Settings that define the run: a resumed run must keep them, or it would be another run.
-RESUME_FIXED = ("preset", "batch_size", "lr", "weight_decay", "precision", "seed", "sync_bn", "augment")
+RESUME_FIXED = ("preset", "batch_size", "lr", "weight_decay", "precision", "seed", "sync_bn", "augment", "workers")
 
 
 class NonFiniteLossError(L3NetError):
@@ -76,11 +76,11 @@ class TrainConfig:
     val_every: int = 1000  # steps; 0: validate only at the end
     save_every: int = 1000  # steps between checkpoints
     log_every: int = 10  # steps between log lines (each one synchronises with the device)
-    val_pairs: int | None = None  # cap on the fixed validation pairs (None: all of them)
+    val_pairs: int | None = None  # use only the first N of the val split's fixed pairs (None: all)
     precision: str = "fp32"
     compile: bool = False
     channels_last: bool = False
-    workers: int | None = None  # data loader processes per rank; None: chosen for the device
+    workers: int | None = None  # data loader processes per rank (part of the pair stream); None: by device
     seed: int = 0
     device: str = "auto"
     sync_bn: bool = False
@@ -255,20 +255,18 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
 
 
 def data_fingerprint(shards_dir: str | os.PathLike[str]) -> str:
-    """Identity of a shard directory: its dataset.json and its finished train/val shards.
+    """Identity of a shard directory: its settings and its finished train and val shards.
 
     Resuming on other data (or on more shards) would not continue the same pair stream.
     """
-    root = Path(shards_dir)
-    digest = hashlib.sha256()
-    try:
-        digest.update((root / "dataset.json").read_bytes())
-        names = sorted(p.name for p in root.glob("*.tar") if p.name.split("-")[0] in ("train", "val"))
-    except OSError as exc:
-        raise DatasetError(f"{root}: cannot read the shard directory ({exc.strerror or exc})") from exc
-    for name in names:
-        if (root / f"{name}.json").is_file():  # finished shards only (the sidecar comes last)
-            digest.update(name.encode())
+    from .data.shards import ShardSet, sidecar_path
+
+    shards = ShardSet(shards_dir)  # a clear DatasetError for a folder that is not a shard directory
+    digest = hashlib.sha256(json.dumps(shards.info, sort_keys=True).encode())
+    for split in ("train", "val"):
+        for path in shards.shard_paths(split):
+            if sidecar_path(path).is_file():  # finished shards only (the sidecar comes last)
+                digest.update(path.name.encode())
     return digest.hexdigest()[:16]
 
 
@@ -345,6 +343,15 @@ def read_log(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files of atomic writes cut short by a killed run (never whole outputs)."""
+    ours = (CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, LOG_FILE)
+    for folder in (run_dir, run_dir / LAST_DIR, run_dir / CHECKPOINT_DIR):
+        for path in folder.glob(".*.tmp*"):
+            if path.is_file() and any(path.name.startswith(f".{name}.") for name in ours):
+                path.unlink(missing_ok=True)
+
+
 def _say(world: World, message: str) -> None:
     if world.is_main:
         from tqdm import tqdm
@@ -384,6 +391,8 @@ class Trainer:
         if cfg.sync_bn and world.distributed and self.device.type == "cpu":
             raise InputError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
         self.run_dir = Path(cfg.out)
+        if cfg.workers is None:  # fixed for the run: the pair stream depends on it
+            cfg.workers = default_workers(self.device, world)
         self.model_config = get_preset(cfg.preset)
         self.batch_per_rank = cfg.batch_size // world.world_size
         self.total_steps = cfg.total_steps
@@ -433,8 +442,10 @@ class Trainer:
         if cfg.compile:
             self.step_model = torch.compile(self.step_model)
 
-        self.train_loader = self._loader(train=True)
-        self.val_loader = self._loader(train=False) if world.is_main else None
+        train_pairs = self._pairs(train=True)
+        self._check_streams(train_pairs)
+        self.train_loader = self._loader(train_pairs)
+        self.val_loader = self._val_loader()
         if world.is_main:
             self.log = RunLog(self.run_dir, resumed_from)
         self._announce(resumed_from)
@@ -457,6 +468,8 @@ class Trainer:
                 raise InputError(f"--resume: {run_dir} is not a training run directory (it has no {CHECKPOINT_DIR}/)")
         ensure_dir(run_dir)
         ensure_dir(run_dir / CHECKPOINT_DIR)
+        if self.resume:
+            _remove_stale_temporaries(run_dir)
         # Probe the directory with a real write: permissions are not the only way to fail.
         with atomic_open(run_dir / CHECKPOINT_DIR / ".write-test") as handle:
             handle.write("ok\n")
@@ -483,38 +496,51 @@ class Trainer:
                 "(options you leave out are taken from the run), or start a new run with another --out"
             )
 
-    def _loader(self, *, train: bool) -> torch.utils.data.DataLoader:
-        from .data.sampler import AVCPairs
-
-        cfg, world = self.config, self.world
-        kwargs: dict[str, Any] = {}
-        if not train and cfg.val_pairs is not None:
-            kwargs["max_pairs"] = cfg.val_pairs
-        dataset = AVCPairs(
-            cfg.data,
-            "train" if train else "val",
-            config=self.model_config,
-            batch_size=self.batch_per_rank,
-            train=train,
-            seed=cfg.seed,
-            rank=world.rank if train else 0,
-            world_size=world.world_size if train else 1,
-            start_step=self.state.step if train else 0,
-            augment=self.augment,
-            **kwargs,
-        )
-        workers = default_workers(self.device, world) if cfg.workers is None else cfg.workers
+    def _loader(self, dataset: torch.utils.data.IterableDataset) -> torch.utils.data.DataLoader:
+        workers = self.config.workers or 0
         # The loader's own generator: worker seeds must not depend on what else drew from torch's RNG.
-        generator = torch.Generator().manual_seed(cfg.seed * 1000 + world.rank)
+        generator = torch.Generator().manual_seed(self.config.seed * 1000 + self.world.rank)
         return torch.utils.data.DataLoader(
             dataset,
             batch_size=None,  # the sampler yields whole batches
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
-            persistent_workers=bool(workers) and not train,
             generator=generator,
         )
+
+    def _pairs(self, *, train: bool) -> Any:
+        from .data.sampler import AVCPairs
+
+        cfg, world = self.config, self.world
+        return AVCPairs(
+            cfg.data,
+            "train" if train else "val",
+            config=self.model_config,
+            batch_size=self.batch_per_rank,
+            train=train,
+            seed=cfg.seed,
+            rank=world.rank,
+            world_size=world.world_size,
+            start_step=self.state.step if train else 0,
+            augment=self.augment,
+        )
+
+    def _check_streams(self, pairs: Any) -> None:
+        # Each (rank, worker) stream needs videos of its own; say so now, not from inside a worker.
+        streams = max(1, self.config.workers or 0)
+        for c in range(streams):
+            pairs.stream_videos(self.world.rank * streams + c, self.world.world_size * streams)
+
+    def _val_loader(self) -> torch.utils.data.DataLoader | None:
+        """The val split's fixed pairs (each rank its share), or None with a warning when unusable."""
+        try:
+            pairs = self._pairs(train=False)
+            pairs.eval_pairs()
+        except DatasetError as exc:
+            _say(self.world, f"l3net train: warning: no validation ({exc}); the final model will be the run's model")
+            return None
+        return self._loader(pairs)
 
     def _announce(self, resumed_from: int | None) -> None:
         cfg, world = self.config, self.world
@@ -673,34 +699,45 @@ class Trainer:
 
     # -- validation ------------------------------------------------------------------------------
     def validate(self) -> float | None:
-        """AVC accuracy on the val split's fixed pairs (rank 0); keeps the best model. None: no pairs."""
-        return distributed.run_on_main(self._validate_on_main, self.world)
+        """AVC accuracy on the val split's fixed pairs (each rank its share); keeps the best model.
 
-    def _validate_on_main(self) -> float | None:
-        model = self.state.model
+        Returns None when there are no validation pairs.
+        """
+        if self.val_loader is None:
+            return None
+        cfg, model = self.config, self.state.model
+        limit = math.ceil(cfg.val_pairs / self.batch_per_rank) if cfg.val_pairs else None
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # correct, pairs, summed loss
         model.eval()
-        correct, total, loss_sum = 0, 0, 0.0
         with torch.no_grad():
-            for batch in self.val_loader if self.val_loader is not None else ():
+            for batch in self.val_loader:
+                if limit is not None and batch["step"] >= limit:
+                    break  # batches arrive in order: the rest are past the limit too
                 images, waveforms, labels = self._to_device(batch)
-                with autocast(self.config.precision, self.device):
+                with autocast(cfg.precision, self.device):
                     logits = model(images, waveforms)
-                loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
-                correct += int((logits.argmax(dim=1) == labels).sum())
-                total += int(labels.numel())
+                sums[0] += (logits.argmax(dim=1) == labels).sum()
+                sums[1] += labels.numel()
+                sums[2] += F.cross_entropy(logits.float(), labels, reduction="sum")
         model.train()
+        correct, total, loss_sum = distributed.all_reduce_sum(sums, self.world).tolist()
         if total == 0:
             return None
         accuracy, state = correct / total, self.state
         improved = state.best_accuracy is None or accuracy > state.best_accuracy
         if improved:
             state.best_accuracy, state.best_step = accuracy, state.step
-            model.save(self.run_dir, extra_config=self._model_extra(accuracy))
-        record = {"event": "val", "step": state.step, "pairs": state.pairs_seen, "val_accuracy": accuracy,
-                  "val_loss": loss_sum / total, "val_pairs": total, "best": improved, "time": time.time()}
-        if self.log is not None:
-            self.log.write(record, {"val/accuracy": accuracy, "val/loss": record["val_loss"]})
+        distributed.run_on_main(self._record_validation, self.world, accuracy, loss_sum / total, int(total), improved)
         return accuracy
+
+    def _record_validation(self, accuracy: float, loss: float, pairs: int, improved: bool) -> None:
+        state = self.state
+        if improved:
+            state.model.save(self.run_dir, extra_config=self._model_extra(accuracy))
+        record = {"event": "val", "step": state.step, "pairs": state.pairs_seen, "val_accuracy": accuracy,
+                  "val_loss": loss, "val_pairs": pairs, "best": improved, "time": time.time()}
+        if self.log is not None:
+            self.log.write(record, {"val/accuracy": accuracy, "val/loss": loss})
 
     # -- checkpointing ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
