@@ -1,0 +1,229 @@
+"""l3net prepare: videos -> shards, bad inputs in the manifest, stable splits, resume, slices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures_data import SYNTH_PREPARE_CONFIG
+from l3net.cli import main
+from l3net.data import shards as fmt
+from l3net.data.prepare import (
+    PrepareConfig,
+    assign_split,
+    collect_inputs,
+    prepare,
+    read_manifest,
+    video_key,
+)
+from l3net.data.shards import ShardSet
+from l3net.data.synth import WorldConfig, make_world
+from l3net.errors import DatasetError, OutputError
+
+FAST = PrepareConfig(seconds=2.0, fps=2.0, frame_size=48, split_ratios=(1.0, 0.0, 0.0), shard_size=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_world(tmp_path_factory.mktemp("tiny") / "world", WorldConfig(videos=6, classes=3, seconds=2.0, size=64, seed=3))
+
+
+def _tars(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))}
+
+
+def test_synthetic_shards(synth_world: Path, synth_shards: Path) -> None:
+    manifest = read_manifest(synth_shards)
+    assert len(manifest) == 36 and all(m["status"] == "kept" for m in manifest)
+    labels = dict(line.strip().split(",", 1) for line in (synth_world / "labels.csv").read_text().splitlines()[1:])
+    info = json.loads((synth_shards / "dataset.json").read_text())
+    assert info["frame_smaller_side"] == 112 and info["fps"] == 4.0 and info["sample_rate"] == 48_000
+    assert info["classes"] == sorted(set(labels.values()))
+    shards = ShardSet(synth_shards)
+    seen = 0
+    for split in fmt.SPLITS:
+        for video in shards.videos(split):
+            seen += 1
+            meta = video.meta
+            assert meta["split"] == split == assign_split(video.key, SYNTH_PREPARE_CONFIG.normalised_ratios)
+            assert video.key == video_key(meta["source"]) and meta["source"].startswith("videos/")
+            assert meta["label"] == labels[meta["source"]]
+            assert meta["frame_times"] == [k / 4 for k in range(16)]
+            assert video.num_samples == pytest.approx(4 * 48_000, abs=2048)
+            assert (meta["width"], meta["height"]) == (112, 112)
+            assert len(meta["boxes"]) == 16
+            for box in meta["boxes"]:
+                if box is not None:
+                    assert 0 <= box[0] < box[2] <= 112 and 0 <= box[1] < box[3] <= 112
+            frame = shards.read_frame(video, 5)
+            assert frame.shape == (112, 112, 3)
+    assert seen == 36
+
+
+def test_real_videos(data_dir: Path, tmp_path: Path) -> None:
+    config = PrepareConfig(seconds=3.0, fps=2.0, frame_size=64, split_ratios=(1, 1, 1), shard_size=10)
+    summary = prepare([data_dir / "real_av"], tmp_path / "s", config=config, progress=False)
+    assert sum(summary.kept.values()) == 5 and not summary.skipped
+    shards = ShardSet(tmp_path / "s")
+    videos = [v for split in fmt.SPLITS for v in shards.videos(split)]
+    assert sorted(v.meta["source"] for v in videos) == sorted(f"real_av/{p.name}" for p in (data_dir / "real_av").iterdir())
+    for video in videos:
+        assert min(video.meta["width"], video.meta["height"]) == 64
+        assert video.frame_times == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5][: len(video.frame_times)]
+        assert video.duration == pytest.approx(3.0, abs=0.05)  # the first 3 s
+        audio = shards.read_audio(video)
+        assert np.isfinite(audio).all() and audio.std() > 1e-3
+        assert "boxes" not in video.meta and video.label is None
+
+
+def test_bad_inputs_are_skipped_with_reasons(data_dir: Path, tiny_world: Path, tmp_path: Path) -> None:
+    summary = prepare([data_dir / "bad", tiny_world / "videos" / "v00000.mp4"], tmp_path / "s", config=FAST, progress=False)
+    outcomes = {Path(m["source"]).name: m for m in read_manifest(tmp_path / "s")}
+    expected = {
+        "empty.wav": "empty",
+        "truncated.mp4": "undecodable",
+        "not_media.mp4": "not media",
+        "audio_only.m4a": "no video stream",
+        "video_only.mp4": "no audio stream",
+        "short_0.5s.mp4": "shorter than 1 s",
+        "corrupt_header.wav": "undecodable",
+    }
+    for name, reason in expected.items():
+        assert outcomes[name]["status"] == "skipped" and outcomes[name]["reason"] == reason, outcomes[name]
+        assert outcomes[name]["detail"]
+    assert outcomes["v00000.mp4"]["status"] == "kept"
+    assert summary.skipped == Counter(expected.values()) and sum(summary.kept.values()) == 1
+    table = summary.table()
+    assert "shorter than 1 s" in table and "not media" in table
+    assert not list((tmp_path / "s").glob(".*tmp*"))  # nothing half-written
+
+
+def test_directory_scan_ignores_non_media_names(tiny_world: Path, tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    shutil.copytree(tiny_world / "videos", root)
+    (root / "notes.txt").write_text("not a video")
+    (root / ".hidden.mp4").write_text("editor backup")
+    (root / "sub").mkdir()
+    shutil.copy(tiny_world / "videos" / "v00001.mp4", root / "sub" / "clip.MOV")
+    found = [identity for _, identity in collect_inputs([root])]
+    assert found == sorted(found)
+    assert "in/sub/clip.MOV" in found and "in/v00000.mp4" in found
+    assert not any(i.endswith((".txt", ".json")) or "/." in i for i in found)
+    with pytest.raises(DatasetError, match="no such file"):
+        collect_inputs([tmp_path / "missing"])
+
+
+def test_splits_are_stable_and_follow_ratios(tiny_world: Path, tmp_path: Path) -> None:
+    ratios = PrepareConfig(split_ratios=(0.8, 0.1, 0.1)).normalised_ratios
+    splits = Counter(assign_split(video_key(f"videos/{i}.mp4"), ratios) for i in range(20_000))
+    assert abs(splits["train"] / 20_000 - 0.8) < 0.015 and abs(splits["test"] / 20_000 - 0.1) < 0.01
+    # the identity does not depend on where the data lives: two copies give the same keys
+    for place in ("a", "b"):
+        shutil.copytree(tiny_world / "videos", tmp_path / place / "videos")
+    keys_a = [video_key(i) for _, i in collect_inputs([tmp_path / "a" / "videos"])]
+    keys_b = [video_key(i) for _, i in collect_inputs([tmp_path / "b" / "videos"])]
+    assert keys_a == keys_b
+
+
+def test_rerun_is_idempotent_and_workers_give_the_same_bytes(tiny_world: Path, tmp_path: Path) -> None:
+    first = prepare([tiny_world / "videos"], tmp_path / "one", config=FAST, workers=1, progress=False)
+    assert first.written_shards == 3 and first.reused_shards == 0
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "one").glob("*.tar*")}
+    again = prepare([tiny_world / "videos"], tmp_path / "one", config=FAST, workers=1, progress=False)
+    assert again.written_shards == 0 and again.reused_shards == 3
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "one").glob("*.tar*")} == mtimes
+    assert again.table() == first.table()
+    parallel = prepare([tiny_world / "videos"], tmp_path / "two", config=FAST, workers=2, progress=False)
+    assert parallel.written_shards == 3
+    assert _tars(tmp_path / "one") == _tars(tmp_path / "two")
+
+
+def test_resume_after_a_kill(tiny_world: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "ref"
+    prepare([tiny_world / "videos"], reference, config=FAST, progress=False)
+    out = tmp_path / "killed"
+    shutil.copytree(reference, out)
+    names = sorted(p.name for p in out.glob("*.tar"))
+    # killed after a tar was renamed but before its sidecar was written
+    fmt.sidecar_path(out / names[0]).unlink()
+    # killed while writing: a temporary file, and no final tar or sidecar
+    (out / names[1]).rename(out / f".{names[1]}.abc123.tmp")
+    fmt.sidecar_path(out / names[1]).unlink()
+    # a tar cut short by a crash of the machine (the sidecar records its size)
+    with open(out / names[2], "r+b") as handle:
+        handle.truncate(1000)
+    (out / "manifest-00000.jsonl").unlink()
+    summary = prepare([tiny_world / "videos"], out, config=FAST, progress=False)
+    assert summary.written_shards == 3
+    assert _tars(out) == _tars(reference)
+    assert not list(out.glob(".*tmp*"))
+    assert read_manifest(out) == read_manifest(reference)
+
+
+def test_slices_for_a_cluster(tiny_world: Path, tmp_path: Path) -> None:
+    whole = prepare([tiny_world / "videos"], tmp_path / "whole", config=FAST, progress=False)
+    out = tmp_path / "sliced"
+    for index in range(3):
+        prepare([tiny_world / "videos"], out, config=FAST, num_shards=3, shard_index=index, progress=False)
+    assert sorted(p.name for p in out.glob("manifest-*.jsonl")) == [f"manifest-{i:05d}.jsonl" for i in range(3)]
+    sliced = ShardSet(out).videos("train")
+    assert sorted(v.key for v in sliced) == sorted(v.key for v in ShardSet(tmp_path / "whole").videos("train"))
+    assert len({v.key for v in sliced}) == len(sliced) == sum(whole.kept.values())
+    assert all(v.shard.name.split("-")[1] == f"{int(v.shard.name.split('-')[1]):05d}" for v in sliced)
+
+
+def test_other_settings_or_inputs_are_refused(tiny_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    prepare([tiny_world / "videos"], out, config=FAST, progress=False)
+    with pytest.raises(DatasetError, match="other settings.*fps"):
+        prepare([tiny_world / "videos"], out, config=PrepareConfig(**{**FAST.__dict__, "fps": 1.0}), progress=False)
+    with pytest.raises(DatasetError, match="different list of inputs"):
+        prepare([tiny_world / "videos" / "v00000.mp4"], out, config=FAST, progress=False)
+
+
+def test_labels_file_problems(tiny_world: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "labels.csv"
+    bad.write_text("a,b\nx,y\n")
+    with pytest.raises(DatasetError, match="header"):
+        prepare([tiny_world / "videos"], tmp_path / "s", labels=bad, config=FAST, progress=False)
+    with pytest.raises(DatasetError, match="not found"):
+        prepare([tiny_world / "videos"], tmp_path / "s", labels=tmp_path / "nope.csv", config=FAST, progress=False)
+    partial = tmp_path / "partial.csv"
+    partial.write_text("video,class\nworld/videos/v00000.mp4,cat\n")
+    shutil.copytree(tiny_world, tmp_path / "world")
+    summary = prepare([tmp_path / "world" / "videos"], tmp_path / "p", labels=partial, config=FAST, progress=False)
+    assert summary.unlabelled == 5 and summary.class_counts == Counter({"cat": 1})
+    assert "no row in the labels file" in summary.table()
+
+
+def test_unusable_output_directory(tiny_world: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file")
+    with pytest.raises(OutputError, match="cannot write"):
+        prepare([tiny_world / "videos"], blocker / "shards", config=FAST, progress=False)
+
+
+def test_cli(tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s"
+    args = ["prepare", str(tiny_world / "videos"), "--out", str(out), "--labels", str(tiny_world / "labels.csv"),
+            "--seconds", "2", "--fps", "2", "--frame-size", "48", "--workers", "1", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "train" in printed and "manifest-00000.jsonl" in printed and "3 classes" in printed
+    assert main(["prepare", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    assert main(["prepare", str(tiny_world / "videos"), "--out", str(out), "--num-shards", "2", "--shard-index", "2"]) == 2
+    assert "--shard-index" in capsys.readouterr().err
+
+
+def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    assert "example:" in capsys.readouterr().out
+
+
