@@ -27,7 +27,7 @@ from ..embed import (
 )
 from ..errors import L3NetError, MediaError
 from ..fileio import ensure_dir
-from ..media import MEDIA_EXTENSIONS, probe
+from ..media import MEDIA_EXTENSIONS, MediaInfo, probe
 from ..runtime import PRECISIONS, check_precision, resolve_device
 
 HELP = "Embed audio, image and video files into .npz files (embeddings + timestamps)"
@@ -105,9 +105,10 @@ def _out_dir(item: _Item, output_dir: Path | None) -> Path | None:
     return output_dir / item.path.parent.relative_to(item.root)
 
 
-def _planned(kind: str, item: _Item, out_dir: Path | None, suffix: str) -> list[Path]:
-    if kind == "video":
-        return [output_path(item.path, out_dir, f"{suffix}_audio"), output_path(item.path, out_dir, f"{suffix}_image")]
+def _planned(info: MediaInfo, item: _Item, out_dir: Path | None, suffix: str) -> list[Path]:
+    if info.kind == "video":
+        sound = [output_path(item.path, out_dir, f"{suffix}_audio")] if info.has_audio else []
+        return sound + [output_path(item.path, out_dir, f"{suffix}_image")]
     return [output_path(item.path, out_dir, suffix)]
 
 
@@ -152,14 +153,15 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(path.name[-40:], refresh=False)
         try:
             try:
-                kind = probe(path).kind
+                info = probe(path)
             except MediaError:
                 if item.root is not None and path.suffix.lower() not in MEDIA_EXTENSIONS:
                     skipped_not_media += 1  # an unrelated file in a scanned folder (CSV, notes...)
                     continue
                 raise
             out_dir = _out_dir(item, output_dir)
-            planned = _planned(kind, item, out_dir, args.suffix)
+            kind = info.kind
+            planned = _planned(info, item, out_dir, args.suffix)
             clash = [p for p in planned if p in written]
             if clash:
                 raise MediaError(
