@@ -1,0 +1,103 @@
+"""Atomic writes: whole files or nothing, clear errors for unwritable places and full disks, kill -9."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from l3net.errors import OutputError
+from l3net.fileio import atomic_open, atomic_path, ensure_dir, read_json, write_json
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_and_json(tmp_path):
+    write_json(tmp_path / "a" / "b.json", {"x": [1, 2]})
+    assert read_json(tmp_path / "a" / "b.json") == {"x": [1, 2]}
+    assert leftovers(tmp_path / "a") == ["b.json"]
+    with atomic_open(tmp_path / "t.txt") as handle:
+        handle.write("hello")
+        assert not (tmp_path / "t.txt").exists()  # not visible until complete
+    assert (tmp_path / "t.txt").read_text() == "hello"
+    assert oct((tmp_path / "t.txt").stat().st_mode & 0o777) != oct(0o600)  # usual permissions, not mkstemp's
+
+
+def test_failure_leaves_nothing_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as handle:
+            handle.write("half of the new")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old" and leftovers(tmp_path) == ["out.txt"]
+
+
+def test_suffix_for_writers_that_append_one(tmp_path):
+    import numpy as np
+
+    with atomic_path(tmp_path / "e.npz", suffix=".npz") as tmp:
+        assert tmp.name.endswith(".npz")
+        np.savez(tmp, a=np.arange(3))
+    assert leftovers(tmp_path) == ["e.npz"]
+
+
+def test_full_disk(tmp_path):
+    with pytest.raises(OutputError, match="disk is full"):
+        with atomic_path(tmp_path / "big.bin") as tmp:
+            tmp.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert leftovers(tmp_path) == []
+
+
+def test_unwritable_locations(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        ensure_dir(blocker / "sub")
+    with pytest.raises(OutputError, match="cannot write"):
+        write_json(blocker / "x.json", {})
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to read-only directories")
+def test_read_only_directory(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="permission denied"):
+            write_json(folder / "x.json", {})
+    finally:
+        folder.chmod(0o755)
+
+
+def test_kill_9_mid_write_leaves_no_partial_file(tmp_path):
+    """A writer killed with SIGKILL while writing: the final name never holds a partial file."""
+    target = tmp_path / "result.bin"
+    script = (
+        "import sys, time\n"
+        "from l3net.fileio import atomic_open\n"
+        f"with atomic_open({str(target)!r}, 'wb') as f:\n"
+        "    f.write(b'x' * 1000); f.flush()\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not target.exists()
+    # Only a hidden temporary file may remain, never under the final name.
+    assert all(name.startswith(".result.bin.") for name in leftovers(tmp_path))
