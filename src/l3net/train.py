@@ -780,7 +780,7 @@ class Trainer:
     def _summarise(self, result: TrainResult) -> None:
         lines = [f"l3net train: done, {result.step:,} steps ({result.pairs_seen:,} pairs)"]
         if result.pairs_per_s:
-            lines[0] += f" at {result.pairs_per_s:,.0f} pairs/s"
+            lines[0] += f" at {result.pairs_per_s:,.{0 if result.pairs_per_s >= 100 else 1}f} pairs/s"
         if result.best_accuracy is not None:
             lines.append(f"  best validation AVC accuracy {100 * result.best_accuracy:.1f} % at step "
                          f"{result.best_step:,} (chance 50 %)")
