@@ -65,7 +65,7 @@ from .media import (
     resize_smaller_side,
     to_rgb_uint8,
 )
-from .models import PRERELU, L3Net, VGGTower, load_model
+from .models import PRERELU, WEIGHTS_FILE, L3Net, VGGTower, load_model
 from .runtime import autocast, check_precision, resolve_device
 
 PathLike = str | os.PathLike[str]
@@ -110,7 +110,7 @@ def resolve_model(model: ModelSpec = None, device: str | torch.device | None = N
     stamp = 0.0
     if path.exists():
         spec = str(path.resolve())
-        weights = path / "model.safetensors" if path.is_dir() else path
+        weights = path / WEIGHTS_FILE if path.is_dir() else path
         stamp = weights.stat().st_mtime if weights.exists() else 0.0
     key = (spec, str(target), stamp)
     if key not in _MODEL_CACHE:
