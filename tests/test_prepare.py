@@ -227,3 +227,65 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert "example:" in capsys.readouterr().out
 
 
+
+
+def test_full_disk_leaves_no_partial_shard(tiny_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    calls = {"n": 0}
+    original = fmt.ShardWriter.add
+
+    def add_then_fail(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fmt.ShardWriter, "add", add_then_fail)
+    out = tmp_path / "s"
+    with pytest.raises(OutputError, match="disk is full"):
+        prepare([tiny_world / "videos"], out, config=FAST, progress=False)
+    finished = sorted(p.name for p in out.glob("*.tar"))
+    assert len(finished) == 1 and all(fmt.sidecar_path(out / n).exists() for n in finished)
+    assert not list(out.glob(".*tmp*"))
+    monkeypatch.setattr(fmt.ShardWriter, "add", original)
+    assert prepare([tiny_world / "videos"], out, config=FAST, progress=False).reused_shards == 1
+
+
+def test_labels_matched_by_file_name(tiny_world: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "elsewhere" / "labels.csv"
+    labels.parent.mkdir()
+    labels.write_text("file,label\nv00000.mp4,dog\nv00001.mp4,cat\n")
+    summary = prepare([tiny_world / "videos"], tmp_path / "s", labels=labels, config=FAST, progress=False)
+    assert summary.class_counts == Counter({"dog": 1, "cat": 1}) and summary.classes == ["cat", "dog"]
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_then_resume(tiny_world: Path, tmp_path: Path) -> None:
+    """A real `l3net prepare` killed with SIGKILL mid-run; the re-run finishes with the same bytes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference = tmp_path / "ref"
+    prepare([tiny_world / "videos"], reference, config=FAST, progress=False)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "l3net", "prepare", str(tiny_world / "videos"), "--out", str(out), "--seconds", "2",
+               "--fps", "2", "--frame-size", "48", "--split-ratios", "1", "0", "0", "--shard-size", "2", "--workers", "1", "--quiet"]
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list(out.glob("*.tar.json"))) >= 1:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(list(out.glob("*.tar.json"))) < 3, "the run finished before it could be killed"
+    for tar in out.glob("*.tar"):  # whatever is under a final name is whole
+        side = fmt.sidecar_path(tar)
+        assert not side.exists() or json.loads(side.read_text())["tar_bytes"] == tar.stat().st_size
+    summary = prepare([tiny_world / "videos"], out, config=FAST, progress=False)
+    assert summary.reused_shards >= 1
+    assert _tars(out) == _tars(reference)
+    assert not list(out.glob(".*tmp*"))

@@ -516,6 +516,10 @@ def prepare(
         raise DatasetError(f"no media files found in {', '.join(str(i) for i in inputs)}")
     label_map = read_labels(labels) if labels is not None else None
     classes = sorted(set(label_map.values())) if label_map is not None else None
+    labels_by_name: dict[str, str] = {}
+    if label_map is not None:
+        names = Counter(p.name for p in label_map)
+        labels_by_name = {p.name: c for p, c in label_map.items() if names[p.name] == 1}
     ensure_dir(out)
     _check_or_write_dataset(out, _dataset_description(config, classes))
     _remove_stale_temporaries(out, shard_index)
@@ -535,6 +539,8 @@ def prepare(
         label = None
         if label_map is not None:
             label = label_map.get(path.resolve())
+            if label is None:  # a CSV written elsewhere: match by file name when that is unambiguous
+                label = labels_by_name.get(path.name)
         videos.append(InputVideo(path, identity, key, assign_split(key, ratios), shard_index, label))
 
     plans = plan_shards(videos, config.shard_size, shard_index)
