@@ -449,8 +449,10 @@ def _finished(out: Path, plan: ShardPlan) -> dict[str, Any] | None:
 
 def _remove_stale_temporaries(out: Path, slice_index: int) -> None:
     """Temporary files a killed run of this slice left behind (other slices' are theirs)."""
-    for tmp in out.glob(f".*-{slice_index:05d}-*.tar*.tmp*"):
-        tmp.unlink(missing_ok=True)
+    patterns = (f".*-{slice_index:05d}-*.tar*.tmp*", f".{fmt.manifest_name(slice_index)}.*.tmp*")
+    for pattern in patterns:
+        for tmp in out.glob(pattern):
+            tmp.unlink(missing_ok=True)
 
 
 def _write_shard(
