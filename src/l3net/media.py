@@ -397,7 +397,12 @@ def iter_video_frames(
             # itself (compared with `is`): an id() could be reused by a later frame.
             if cache[0] is not frame:
                 width, height = _target_size(frame.width, frame.height, smaller_side)
-                cache[:] = [frame, frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")]
+                scaled = frame
+                if (width, height) != (frame.width, frame.height):
+                    # Scale in the decoder's pixel format first (as ffmpeg's scale filter does), then
+                    # convert to RGB: about half the work of scaling while converting.
+                    scaled = frame.reformat(width=width, height=height, interpolation="AREA")
+                cache[:] = [frame, scaled.to_ndarray(format="rgb24")]
             return cache[1]
 
         try:
