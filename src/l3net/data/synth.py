@@ -136,6 +136,8 @@ class WorldConfig:
     object_scale: tuple[float, float] = (0.3, 0.5)  # object side / frame side
 
     def validate(self) -> None:
+        if self.seed < 0:
+            raise InputError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.videos < 1:
             raise InputError(f"--videos must be at least 1, got {self.videos}")
         class_table(self.classes)
