@@ -26,6 +26,7 @@ from l3net.evaluate.sound import (
     subclip_count,
     subclip_starts,
 )
+from l3net.evaluate.svm import LinearSVM
 
 SR = SAMPLE_RATE
 
@@ -113,6 +114,25 @@ def test_classes_missing_from_training_can_never_be_predicted():
     assert np.isfinite(scores[:, [0, 2]]).all()
     # binary: one decision value, positive for classes_[1]
     np.testing.assert_allclose(scores[:, 2], -scores[:, 0])
+
+
+@pytest.mark.parametrize("C", [0.01, 1.0])
+def test_linear_svm_solves_linearsvc_objective(C):
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(4), 60)
+    x = StandardScaler().fit_transform(rng.standard_normal((240, 30)) + 0.8 * rng.standard_normal((4, 30))[y])
+    # LinearSVC penalises its intercept as a feature of value intercept_scaling: make that negligible
+    reference = LinearSVC(C=C, dual=False, tol=1e-8, max_iter=100_000, intercept_scaling=1000).fit(x, y)
+    ours = LinearSVM(C=C).fit(x, y)
+    scale = np.abs(reference.coef_).max()
+    np.testing.assert_allclose(ours.coef_, reference.coef_, atol=0.01 * scale)
+    np.testing.assert_allclose(ours.decision_function(x), reference.decision_function(x), atol=0.02 * scale * 10)
+    assert (ours.predict(x) == reference.predict(x)).mean() > 0.98
+    binary = LinearSVM(C=C).fit(x[y < 2], np.where(y[y < 2] == 1, "b", "a"))
+    assert binary.decision_function(x[:3]).shape == (3,) and set(binary.predict(x)) <= {"a", "b"}
 
 
 # -- MFCC ------------------------------------------------------------------------------------------
