@@ -49,6 +49,16 @@ def test_subclip_positions_are_equally_spaced_end_to_end():
     assert subclip_starts(3 * SR, SR, 1).tolist() == [SR]  # one subclip: the centred one
 
 
+def test_subclip_positions_agree_with_the_embedding_api_framing():
+    from l3net import embed
+
+    for seconds, count, hop in ((5, 10, 4 / 9), (30, 60, 29 / 59)):
+        n = seconds * SR
+        assert embed.window_count(n, hop, center=False, window=SR) == count
+        expected = [embed.window_start(k, hop, False, SR) for k in range(count)]
+        assert subclip_starts(n, SR, count).tolist() == expected
+
+
 def test_cut_subclips_takes_the_samples_at_those_positions_and_pads_short_clips():
     audio = np.arange(3 * SR, dtype=np.float32)
     clips = cut_subclips(audio, SR, 3)

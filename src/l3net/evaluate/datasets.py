@@ -37,13 +37,10 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ..errors import DatasetError
+from ..media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-#: File name extensions taken as audio (or video with sound) in a class folder.
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .flac .ogg .oga .opus .mp3 .m4a .aac .aif .aiff .au .wma .mp4 .m4v .mkv .webm .mov .avi".split()
-)
-#: File name extensions taken as images in a class folder.
-IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .bmp .gif .webp .tif .tiff .ppm .pgm".split())
+#: File name extensions taken as sound (audio, or video with its sound track) in a class folder.
+SOUND_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 
 #: ESC-50's published layout.
 ESC50_CSV = Path("meta") / "esc50.csv"
@@ -225,7 +222,7 @@ def read_dcase2013(root: str | Path) -> LabelledFiles:
 # ------------------------------------------------------------------------------------------------
 # any labelled folder (audio)
 # ------------------------------------------------------------------------------------------------
-def read_labelled_folder(location: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> LabelledFiles:
+def read_labelled_folder(location: str | Path, extensions: Iterable[str] = SOUND_EXTENSIONS) -> LabelledFiles:
     """One sub-folder per class, or a CSV (``labels.csv`` inside, or the CSV's path)."""
     location = Path(location)
     if location.is_file():

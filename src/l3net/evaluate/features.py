@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from ..config import ModelConfig
 from ..errors import InputError
-from ..media import center_crop, resize_smaller_side, to_mono, to_rgb_uint8
+from .. import embed
+from ..media import to_mono
 from ..models import L3Net
 from ..runtime import autocast, resolve_device
 
@@ -128,11 +129,10 @@ def image_features(
 
 def prepare_image(image: np.ndarray, config: ModelConfig, *, transfer: bool, name: str = "image") -> np.ndarray:
     """One image -> the square uint8 ``(S, S, 3)`` crop the vision tower sees (see :func:`image_features`)."""
-    rgb = to_rgb_uint8(image, name=name)
     resize, crop = (
         (config.transfer_image_size, config.transfer_image_size) if transfer else (config.image_resize, config.image_size)
     )
-    return center_crop(resize_smaller_side(rgb, resize), crop)
+    return embed.prepare_image(image, resize, crop, name=name)
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
