@@ -41,7 +41,11 @@ def plot_pairs(
     columns = max(1, min(columns, count))
     rows = -(-count // columns)
     figure = Figure(figsize=(6.4 * columns, 2.9 * rows), dpi=90)
-    grid = figure.add_gridspec(rows, 2 * columns, width_ratios=[1, 1.4] * columns, hspace=0.75, wspace=0.25)
+    height = 2.9 * rows
+    grid = figure.add_gridspec(
+        rows, 2 * columns, width_ratios=[1, 1.4] * columns, hspace=0.75, wspace=0.25,
+        left=0.04, right=0.99, bottom=0.45 / height, top=1 - 0.75 / height,
+    )
     bins_hz = config.spectrogram.sample_rate / 2
     for i in range(count):
         r, c = divmod(i, columns)
@@ -66,7 +70,7 @@ def plot_pairs(
     figure.suptitle(f"{Path(shards_dir).name}: {count} {split} {mode}, preset {config.name}, seed {seed}", fontsize=10)
     out = Path(out)
     with atomic_path(out, suffix=out.suffix or ".png") as tmp:
-        figure.savefig(tmp, format="png", bbox_inches="tight")
+        figure.savefig(tmp, format="png")
     return out
 
 
