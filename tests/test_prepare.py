@@ -289,3 +289,16 @@ def test_kill_9_at_any_moment_then_resume(tiny_world: Path, tmp_path: Path) -> N
     assert summary.reused_shards >= 1
     assert _tars(out) == _tars(reference)
     assert not list(out.glob(".*tmp*"))
+
+
+def test_other_labels_are_refused_on_resume(tiny_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    prepare([tiny_world / "videos"], out, labels=tiny_world / "labels.csv", config=FAST, progress=False)
+    swapped = tmp_path / "labels.csv"
+    rows = (tiny_world / "labels.csv").read_text().splitlines()
+    names = [r.split(",")[1] for r in rows[1:]]
+    rotated = names[1:] + names[:1]  # the same classes, given to other videos
+    swapped.write_text("\n".join([rows[0]] + [f"{r.split(',')[0]},{c}" for r, c in zip(rows[1:], rotated)]) + "\n")
+    (tmp_path / "videos").symlink_to(tiny_world / "videos")
+    with pytest.raises(DatasetError, match="inputs or labels"):
+        prepare([tiny_world / "videos"], out, labels=swapped, config=FAST, progress=False)

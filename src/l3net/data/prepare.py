@@ -41,6 +41,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from .. import media
 from ..config import CLIP_SECONDS, SAMPLE_RATE
@@ -434,9 +435,9 @@ def _finished(out: Path, plan: ShardPlan) -> dict[str, Any] | None:
         data = read_json(side)
     except (OSError, ValueError):
         return None  # a damaged sidecar: redo the shard
-    if data.get("inputs") != [v.identity for v in plan.videos]:
+    if data.get("inputs") != [v.identity for v in plan.videos] or data.get("input_labels") != [v.label for v in plan.videos]:
         raise DatasetError(
-            f"{out} holds shards made from a different list of inputs ({plan.name}); prepare into an empty "
+            f"{out} holds shards made from a different list of inputs or labels ({plan.name}); prepare into an empty "
             "--out (or delete this one), or pass exactly the same inputs to resume"
         )
     try:
@@ -481,6 +482,7 @@ def _write_shard(
         "keys": [entry["key"] for entry in writer.index],
         "tar_bytes": tar_bytes,
         "inputs": [v.identity for v in plan.videos],
+        "input_labels": [v.label for v in plan.videos],
         "outcomes": [o.to_dict() for o in outcomes],
         "index": writer.index,
     }
@@ -553,8 +555,6 @@ def prepare(
             done[plan.name] = sidecar
     todo = [p for p in plans if p.name not in done]
     tasks = [(v, config) for p in todo for v in p.videos]
-
-    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit="video", desc="prepare", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     skipped_live: Counter = Counter()
