@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
+from test_eval_avc import read_result
 
+from l3net.cli import main
 from l3net.errors import InputError
 from l3net.evaluate.cluster import kmeans_nmi, nmi, random_assignment_nmi, resolve_k
 
@@ -52,3 +56,82 @@ def test_kmeans_nmi_separated_blobs_vs_noise():
     assert kmeans_nmi(noise, labels, 4) < 0.2
     with pytest.raises(InputError, match="NaN"):
         kmeans_nmi(np.full((10, 3), np.nan), labels[:10], 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# end to end on the synthetic world
+# ------------------------------------------------------------------------------------------------
+# The ordering tests rank inputs of the *train* split: with 18 labelled videos of 4 classes it is
+# the largest of the fixture's splits (test holds 6); the model never saw its labels.
+ORDERING_SPLIT = "train"
+
+
+@pytest.fixture(scope="module")
+def trained_cluster(trained_small_run, synth_shards, tmp_path_factory):
+    """``l3net eval cluster`` on the trained small run, k = the number of classes; its result."""
+    out = tmp_path_factory.mktemp("cluster")
+    code = main(["eval", "cluster", "--model", str(trained_small_run), "--data", str(synth_shards), "--out", str(out),
+                 "--split", ORDERING_SPLIT, "--k", "4"])
+    assert code == 0
+    return out / "eval", read_result(out / "eval", "cluster")
+
+
+@pytest.mark.slow
+def test_cluster_command_writes_table_4_and_figure_10(trained_cluster, capsys):
+    eval_dir, data = trained_cluster
+    assert {f["path"] for f in data["figures"]} == {"cluster_nmi.png", "cluster_tsne.png"}
+    nmi_scores = data["metrics"]["nmi"]
+    for modality in ("vision", "audio"):
+        assert set(nmi_scores[modality]) == {"random assignment", "L3 without training", "L3-Net"}
+        assert all(0.0 <= v <= 1.0 for v in nmi_scores[modality].values())
+    # the random-assignment row is the same expectation for both towers (same labels, same k)
+    assert nmi_scores["vision"]["random assignment"] == nmi_scores["audio"]["random assignment"] > 0
+    rows = data["tables"][0]["rows"]
+    assert [r[3] for r in rows] == [0.165, 0.204, 0.409]  # the paper's vision column beside ours
+    assert data["metrics"]["k"] == 4 and data["metrics"]["num_classes"] == 4
+
+
+@pytest.mark.slow
+def test_trained_vision_tower_clusters_better_than_random(trained_cluster):
+    nmi_vision = trained_cluster[1]["metrics"]["nmi"]["vision"]
+    assert nmi_vision["L3-Net"] > nmi_vision["L3 without training"] > nmi_vision["random assignment"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the synthetic world's classes are tones of distinct pitch: random audio features already separate "
+    "them (NMI 0.8-1.0), and 40 training steps do not beat that. Needs a harder fixture world; remove this "
+    "mark when it passes.",
+)
+def test_trained_audio_tower_clusters_better_than_random(trained_cluster):
+    nmi_audio = trained_cluster[1]["metrics"]["nmi"]["audio"]
+    assert nmi_audio["L3-Net"] > nmi_audio["L3 without training"]
+
+
+def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["eval", "cluster", "--model", "small", "--data", str(synth_shards), "--out", str(out),
+                 "--no-tsne", "--n-init", "1"]) == 0
+    data = read_result(out / "eval", "cluster")
+    n = data["metrics"]["num_inputs"]
+    assert data["metrics"]["k_requested"] == 64 and data["metrics"]["k"] == n < 64
+    assert any("exceeds" in note for note in data["notes"])
+    capsys.readouterr()
+
+    def fails(args, *needles):
+        assert main(["eval", "cluster", "--model", "small", "--out", str(tmp_path / "bad"), *args]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        for needle in needles:
+            assert needle in err, err
+
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(synth_shards, unlabelled)
+    info = json.loads((unlabelled / "dataset.json").read_text())
+    (unlabelled / "dataset.json").write_text(json.dumps({**info, "classes": None}))
+    fails(["--data", str(unlabelled)], "clustering needs class labels")
+    fails(["--data", str(synth_shards), "--classes", "unicorns"], "unknown class name", "'unicorns'", info["classes"][0])
+    fails(["--data", str(synth_shards), "--k", "1"], "--k must be at least 2")
+    fails(["--data", str(tmp_path / "nowhere")], "no such shard directory")
+    assert not (tmp_path / "bad" / "eval" / "cluster.json").exists()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
+from test_eval_avc import read_result
 
+from l3net.cli import main
+from l3net.data.shards import ShardSet
 from l3net.errors import InputError
 from l3net.evaluate.units import classes_with_unit, select_units, top_inputs, unit_preferences
 
@@ -69,3 +74,84 @@ def test_select_units_prefers_pure_units_of_distinct_classes():
     chosen = select_units(top, labels, np.ones(4, bool), acts, 2)
     assert sorted(chosen[:2]) != [0, 1]  # two pure units of class a: only one of them first
     assert {labels[top[u][0]] for u in chosen} == {"a", "b"}
+
+
+def test_top_inputs_keeps_one_input_per_video():
+    acts = np.array([[9.0], [8.0], [7.0], [6.0], [5.0], [4.0], [3.0]])
+    videos = ["v1", "v1", "v1", "v2", "v3", "v3", "v4"]
+    top, _ = top_inputs(acts, k=3, groups=videos)
+    assert top[0].tolist() == [0, 3, 4]  # the best frame of v1, v2, v3
+    with pytest.raises(InputError, match="5 distinct videos"):
+        top_inputs(acts, k=5, groups=videos)
+
+
+# ------------------------------------------------------------------------------------------------
+# end to end on the synthetic world
+# ------------------------------------------------------------------------------------------------
+# Inputs of the *train* split: with 18 labelled videos it is the largest of the fixture's splits
+# (test holds 6, barely more than a unit's top 5); the model never saw its labels.
+ORDERING_SPLIT = "train"
+
+
+@pytest.fixture(scope="module")
+def trained_units(trained_small_run, synth_shards, tmp_path_factory):
+    """``l3net eval units`` on the trained small run; its eval folder and result."""
+    out = tmp_path_factory.mktemp("units")
+    code = main(["eval", "units", "--model", str(trained_small_run), "--data", str(synth_shards), "--out", str(out),
+                 "--split", ORDERING_SPLIT, "--figure-units", "2"])
+    assert code == 0
+    return out / "eval", read_result(out / "eval", "units")
+
+
+@pytest.mark.slow
+def test_units_command_writes_counts_top_inputs_and_pictures(trained_units):
+    eval_dir, data = trained_units
+    assert {f["path"] for f in data["figures"]} == {"units_counts.png", "units_vision.png", "units_audio.png"}
+    metrics = data["metrics"]
+    for threshold in ("4", "3"):
+        for network in ("trained", "random"):
+            for modality in ("vision", "audio"):
+                assert 0 <= metrics["classes_with_unit"][threshold][network][modality] <= metrics["num_classes"]
+    # a lower threshold can only find more classes
+    for network in ("trained", "random"):
+        for modality in ("vision", "audio"):
+            c = metrics["classes_with_unit"]
+            assert c["3"][network][modality] >= c["4"][network][modality]
+    inputs = metrics["inputs"]
+    for modality in ("vision", "audio"):
+        units = metrics["units"][modality]
+        assert len(units) == 128  # the small preset's pool4
+        for unit in units:
+            assert len({inputs[i]["key"] for i in unit["top"]}) == 5  # five different videos
+            if unit["class"] is not None:
+                assert unit["count"] == sum(inputs[i]["label"] == unit["class"] for i in unit["top"])
+    rows = data["tables"][0]["rows"]
+    assert [r[4:] for r in rows] == [[1, 1], [10, 11], [4, 3], [23, 20]]  # the paper's numbers beside ours
+
+
+@pytest.mark.slow
+def test_trained_vision_tower_has_more_high_preference_units_than_random(trained_units):
+    metrics = trained_units[1]["metrics"]
+    classes, units = metrics["classes_with_unit"]["4"], metrics["units_with_high_preference"]["4"]
+    assert classes["trained"]["vision"] > classes["random"]["vision"]
+    assert units["trained"]["vision"] > units["random"]["vision"]
+
+
+def test_units_bad_inputs(synth_shards, tmp_path, capsys):
+    test_counts = collections.Counter(v.label for v in ShardSet(synth_shards).videos("test"))
+    rare = min(test_counts, key=test_counts.get)
+    assert test_counts[rare] < 5  # the fixture's test split is small
+
+    def fails(args, *needles):
+        assert main(["eval", "units", "--model", "small", "--data", str(synth_shards),
+                     "--out", str(tmp_path / "bad"), *args]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        for needle in needles:
+            assert needle in err, err
+
+    fails(["--classes", rare], "top 5 needs at least 5")
+    fails(["--classes", "unicorns"], "unknown class name")
+    fails(["--figure-units", "-1"], "--figure-units")
+    fails(["--per-video", "0"], "at least 1")
+    assert not (tmp_path / "bad" / "eval" / "units.json").exists()

@@ -228,7 +228,7 @@ def evaluate_avc(
     metrics = summarise(scored)
     metrics.update({"split": split, "seed": seed, "pairs_per_video": pairs_per_video, "chance": paper.AVC_CHANCE})
 
-    supervised = _baseline_numbers(out_dir, shards, split)
+    supervised = _baseline_numbers(out_dir, shards, split, pairs_per_video, seed)
     flickr, kinetics = paper.AVC["flickr_soundnet"], paper.AVC["kinetics_sounds"]
     rows = [
         ["chance", paper.AVC_CHANCE, paper.AVC_CHANCE, paper.AVC_CHANCE],
@@ -249,11 +249,11 @@ def evaluate_avc(
     ]
     if not supervised:
         notes.append("The supervised rows need labels and are computed by 'l3net eval baselines' "
-                     "(shown here when its result is in the same eval folder).")
+                     "(shown here when its result, on the same pairs, is in the same eval folder).")
     if "per_class" in metrics:
         tables.append({
             "title": "AVC accuracy per class (a pair counts under the class of its image)",
-            "columns": ["class", "pairs", "accuracy", "positives", "negatives", "same-class negatives"],
+            "columns": ["class", "pairs", "accuracy", "on positives", "on negatives", "on same-class negatives"],
             "rows": [
                 [c, m["pairs"], _r(m["accuracy"]), _r(m["positive_accuracy"]), _r(m["negative_accuracy"]),
                  _r(m["same_class_negative_accuracy"])]
@@ -293,15 +293,24 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
-def _baseline_numbers(out_dir: str | os.PathLike[str] | None, shards: ShardSet, split: str) -> dict[str, float]:
-    """The supervised rows from ``baselines.json`` of the same eval folder, if it scored these pairs."""
+def _baseline_numbers(
+    out_dir: str | os.PathLike[str] | None, shards: ShardSet, split: str, pairs_per_video: int, seed: int
+) -> dict[str, float]:
+    """The supervised rows from ``baselines.json`` of the same eval folder, if it scored the same pairs."""
     if out_dir is None:
         return {}
     path = Path(out_dir) / "baselines.json"
     try:
         data = read_json(path)
         metrics = data["metrics"]
-        if Path(data["dataset"]).resolve() != shards.root.resolve() or metrics.get("split") != split:
+        settings = metrics["settings"]
+        same_pairs = (
+            Path(data["dataset"]).resolve() == shards.root.resolve()
+            and metrics.get("split") == split
+            and settings.get("pairs_per_video") == pairs_per_video
+            and settings.get("seed") == seed
+        )
+        if not same_pairs:
             return {}
         return {name: float(metrics["avc"][name]) for name in ("Supervised direct", "Supervised pretraining")}
     except (OSError, ValueError, KeyError, TypeError):

@@ -282,10 +282,11 @@ def _r(x: float) -> float:
 # pictures
 # ------------------------------------------------------------------------------------------------
 def class_colours(classes: Sequence[str]) -> dict[str, Any]:
-    """A distinct colour per class (up to 60 before colours repeat)."""
+    """A distinct colour per class: tab10 for up to 10 classes, else 60 colours before any repeats."""
     import matplotlib
 
-    palette = [c for name in ("tab20", "tab20b", "tab20c") for c in matplotlib.colormaps[name].colors]
+    names = ("tab10",) if len(classes) <= 10 else ("tab20", "tab20b", "tab20c")
+    palette = [c for name in names for c in matplotlib.colormaps[name].colors]
     return {c: palette[i % len(palette)] for i, c in enumerate(sorted(classes))}
 
 
@@ -312,7 +313,7 @@ def _plot_tsne(
                 print(f"t-SNE: {modality}, {title} ({len(chosen)} points)", file=sys.stderr)
             xy = tsne_map(embeddings[method][modality][chosen], seed=seed)
             ax = axes[row][col]
-            ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=10, linewidths=0)
+            ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=float(np.clip(4000 / len(chosen), 6, 40)), linewidths=0)
             ax.set_title(f"{modality}: {title}", fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])

@@ -6,7 +6,8 @@ activation and keep the top 5 (frames for the vision tower, 1 s clips for the au
 that class; the number of such classes is counted at thresholds 4 and 3, for the trained network
 and for the same architecture with random weights, computed in the same run.
 
-Ties: a unit whose activation is the same for every input (a dead ReLU unit, common in a random
+Several frames per video (``--per-video``): a unit's top 5 holds at most one input per video, its
+best one, so near-identical frames of one video cannot fill it. Ties: a unit whose activation is the same for every input (a dead ReLU unit, common in a random
 network) prefers nothing and is left out; other ties are broken by a seeded random order, never by
 the order of the inputs (which could follow the classes).
 
@@ -62,26 +63,43 @@ FIGURE_UNITS = 6
 # ------------------------------------------------------------------------------------------------
 # metrics
 # ------------------------------------------------------------------------------------------------
-def top_inputs(activations: np.ndarray, k: int = paper.UNIT_TOP_K, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def top_inputs(
+    activations: np.ndarray,
+    k: int = paper.UNIT_TOP_K,
+    *,
+    seed: int = 0,
+    groups: Sequence[Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` inputs each unit responds to most.
 
-    ``activations``: ``(N inputs, U units)``. Returns ``(top, alive)``: ``top`` ``(U, k)`` input
-    indices, highest activation first (ties in a seeded random order); ``alive`` ``(U,)`` False for
-    units whose activation is the same for every input (they rank nothing).
+    ``activations``: ``(N inputs, U units)``. ``groups`` (optional, one per input, e.g. the video
+    each frame comes from): at most one input per group enters a unit's top ``k`` (its best one),
+    so near-identical frames of one video cannot fill a unit's top 5. Returns ``(top, alive)``:
+    ``top`` ``(U, k)`` input indices, highest activation first (ties in a seeded random order);
+    ``alive`` ``(U,)`` False for units whose activation is the same for every input.
     """
     acts = np.asarray(activations, dtype=np.float64)
     if acts.ndim != 2:
         raise InputError(f"activations must be (inputs, units), got shape {acts.shape}")
-    n, _ = acts.shape
-    if n < k:
-        raise InputError(f"ranking the top {k} inputs of a unit needs at least {k} inputs, got {n}")
+    n, units = acts.shape
+    group_ids = None if groups is None else np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+    distinct = n if group_ids is None else int(group_ids.max()) + 1
+    if distinct < k:
+        what = "inputs" if group_ids is None else "distinct videos"
+        raise InputError(f"ranking the top {k} inputs of a unit needs at least {k} {what}, got {distinct}")
     if not np.isfinite(acts).all():
         raise InputError("activations contain NaN or infinite values")
     tiebreak = np.random.default_rng(seed).permutation(n)
-    # lexsort: the last key is the primary one (descending activation), the random rank breaks ties.
-    order = np.stack([np.lexsort((tiebreak, -acts[:, u])) for u in range(acts.shape[1])])
+    top = np.empty((units, k), dtype=np.int64)
+    for u in range(units):
+        # lexsort: the last key is the primary one (descending activation), the random rank breaks ties.
+        order = np.lexsort((tiebreak, -acts[:, u]))
+        if group_ids is not None:
+            _, first = np.unique(group_ids[order], return_index=True)  # each group's best position
+            order = order[np.sort(first)]
+        top[u] = order[:k]
     alive = acts.max(axis=0) > acts.min(axis=0)
-    return order[:, :k], alive
+    return top, alive
 
 
 def unit_preferences(top: np.ndarray, labels: Sequence[Any], alive: np.ndarray | None = None) -> list[tuple[Any, int] | None]:
@@ -165,9 +183,11 @@ def evaluate_units(
     shards = open_shards(shards_dir)
     items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="the unit analysis")
     labels = label_array(items)
+    videos = [item.key for item in items]
     k = paper.UNIT_TOP_K
-    if len(items) < k:
-        raise InputError(f"{shards.root}: the {split!r} split has {len(items)} inputs; ranking the top {k} needs at least {k}")
+    if len(set(videos)) < k:
+        raise InputError(f"{shards.root}: the {split!r} split has {len(set(videos))} usable videos; ranking a unit's "
+                         f"top {k} needs at least {k}")
     if random_model is None:
         random_model = random_twin(model, seed)
     common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
@@ -176,20 +196,23 @@ def evaluate_units(
         "random": (random_model, embed_items(random_model, shards, items, label="random weights", **common)),
     }
     counts: dict[str, dict[str, dict[str, int]]] = {}
+    unit_counts: dict[str, dict[str, dict[str, int]]] = {}
     found: dict[str, dict[str, dict[str, list[str]]]] = {}
     ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for network, (_, embeddings) in networks.items():
-        ranking[network] = {m: top_inputs(embeddings[m], k, seed=seed) for m in MODALITIES}
+        ranking[network] = {m: top_inputs(embeddings[m], k, seed=seed, groups=videos) for m in MODALITIES}
     for threshold in paper.UNIT_CLASSES:
         key = str(threshold)
-        counts[key], found[key] = {}, {}
+        counts[key], found[key], unit_counts[key] = {}, {}, {}
         for network in networks:
-            counts[key][network], found[key][network] = {}, {}
+            counts[key][network], found[key][network], unit_counts[key][network] = {}, {}, {}
             for modality in MODALITIES:
                 top, alive = ranking[network][modality]
                 names = classes_with_unit(top, labels, threshold, alive)
                 counts[key][network][modality] = len(names)
                 found[key][network][modality] = [str(c) for c in names]
+                prefs = unit_preferences(top, labels, alive)
+                unit_counts[key][network][modality] = sum(1 for p in prefs if p is not None and p[1] >= threshold)
 
     present = sorted(set(labels))
     rows = []
@@ -211,6 +234,9 @@ def evaluate_units(
     notes = [
         f"{len(items)} test inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
         f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
+        f"Units with >= {max(paper.UNIT_CLASSES)} of their top {k} in one class (finer than the class count when "
+        "there are few classes): " + ", ".join(
+            f"{n} {m} {unit_counts[str(max(paper.UNIT_CLASSES))][n][m]}" for n in networks for m in MODALITIES) + ".",
         "Units whose activation is the same for every input rank nothing and are left out: "
         + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".",
     ]
@@ -230,6 +256,8 @@ def evaluate_units(
         "metrics": {
             "classes_with_unit": counts,
             "classes_found": found,
+            # Finer than the class count when there are few classes: how many units qualify.
+            "units_with_high_preference": unit_counts,
             "dead_units": dead,
             "num_inputs": len(items),
             "num_classes": len(present),
