@@ -135,3 +135,28 @@ def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, tmp_path, cap
     fails(["--data", str(synth_shards), "--k", "1"], "--k must be at least 2")
     fails(["--data", str(tmp_path / "nowhere")], "no such shard directory")
     assert not (tmp_path / "bad" / "eval" / "cluster.json").exists()
+
+
+def test_test_inputs_pick_centred_clips_and_survive_a_corrupt_frame(synth_shards, tmp_path):
+    from l3net.config import SAMPLE_RATE, get_preset
+    from l3net.data.shards import ShardSet
+    from l3net.evaluate.inputs import clip_start, frame_indices, pick_items, read_clip, read_image
+
+    assert frame_indices(16, 1) == [8] and frame_indices(16, 4) == [2, 6, 10, 14] and frame_indices(2, 5) == [0, 1]
+    assert clip_start(2.0, 4 * SAMPLE_RATE, SAMPLE_RATE) == int(1.5 * SAMPLE_RATE)  # centred on the frame
+    assert clip_start(0.1, 4 * SAMPLE_RATE, SAMPLE_RATE) == 0  # moved inside the video
+    assert clip_start(3.9, 4 * SAMPLE_RATE, SAMPLE_RATE) == 3 * SAMPLE_RATE
+
+    copy = tmp_path / "shards"
+    shutil.copytree(synth_shards, copy)
+    config = get_preset("small")
+    shards = ShardSet(copy)
+    item = pick_items(shards, "test", config)[0]
+    assert read_clip(shards, item, config).shape == (config.clip_samples,)
+    offset, size = item.video.frames[item.frame_index]
+    with open(item.video.shard, "r+b") as handle:  # same size: the shard index still matches
+        handle.seek(offset)
+        handle.write(b"\0" * size)
+    with pytest.warns(UserWarning, match=f"frame {item.frame_index} of video {item.key} is unreadable"):
+        image = read_image(ShardSet(copy), item, config)
+    assert image.ndim == 3 and image.shape[2] == 3

@@ -15,6 +15,7 @@ one item therefore belong together, as an AVC positive would.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -158,8 +159,20 @@ def pick_items(
 
 
 def read_image(shards: ShardSet, item: Item, config: ModelConfig) -> np.ndarray:
-    """The item's frame, H x W x 3 uint8 (decoded no smaller than the model's ``image_resize``)."""
-    return shards.read_frame(item.video, item.frame_index, min_side=config.image_resize)
+    """The item's frame, H x W x 3 uint8 (decoded no smaller than the model's ``image_resize``).
+
+    A corrupt frame is replaced by the next decodable frame of the same video, with a warning
+    naming it (the item keeps its video, so its label still holds); a video with no decodable
+    frame is a :class:`DatasetError`.
+    """
+    video = item.video
+    for attempt in range(video.num_frames):
+        index = (item.frame_index + attempt) % video.num_frames
+        try:
+            return shards.read_frame(video, index, min_side=config.image_resize)
+        except DatasetError as exc:
+            warnings.warn(f"{video.shard}: frame {index} of video {video.key} is unreadable ({exc}); using another frame")
+    raise DatasetError(f"{video.shard}: no frame of video {video.key} can be decoded")
 
 
 def read_clip(shards: ShardSet, item: Item, config: ModelConfig) -> np.ndarray:
