@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import platform
+import warnings
+from pathlib import Path
 from typing import ContextManager
 
 import torch
@@ -25,11 +29,38 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return resolved
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this x86 CPU has bf16 instructions (AVX512-BF16 or AMX); None when unknown.
+
+    Without them, PyTorch's CPU convolutions in bf16 fall back to reference kernels that are two
+    orders of magnitude slower than fp32 (measured: 80 s against 0.55 s per paper audio window on
+    an AVX2 EPYC).
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return None
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
+    if flags is None:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def check_precision(precision: str, device: torch.device) -> None:
+    """Raise :class:`InputError` for an unknown or impossible precision; warn when it would be slow."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type == "cpu":
         raise InputError("fp16 autocast needs a GPU; use bf16 or fp32 on the CPU")
+    if precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+        warnings.warn(
+            "bf16 on this CPU: it has no bf16 instructions (AVX512-BF16/AMX), so convolutions run "
+            "~100x slower than in fp32; use fp32 here",
+            stacklevel=2,
+        )
 
 
 def autocast(precision: str, device: torch.device) -> ContextManager[object]:
