@@ -216,7 +216,8 @@ def test_paper_preset_dims_and_default_model():
         emb, _ = get_audio_embedding(x, SAMPLE_RATE, hop_size=1.0)
     assert emb.shape == (1, 512)
     # The default model is loaded once and cached.
-    assert embed.resolve_model(None) is embed.resolve_model(None)
+    with pytest.warns(UserWarning, match="random weights"):
+        assert embed.resolve_model(None) is embed.resolve_model(None)
 
 
 def test_model_spec_forms_agree(small, tmp_path):
