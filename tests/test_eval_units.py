@@ -155,3 +155,4 @@ def test_units_bad_inputs(synth_shards, tmp_path, capsys):
     fails(["--figure-units", "-1"], "--figure-units")
     fails(["--per-video", "0"], "at least 1")
     assert not (tmp_path / "bad" / "eval" / "units.json").exists()
+    fails(["--classes", "unicorns"], "unknown class name")

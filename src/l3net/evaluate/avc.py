@@ -380,8 +380,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
-    out = eval_dir(args.model, args.out)
-    shards = open_shards(args.data)
+    shards = open_shards(args.data)  # a wrong --data fails before anything is created
+    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
     result = evaluate_avc(
         model, shards, args.split, model_name=name, out_dir=out, pairs_per_video=args.pairs_per_video,

@@ -369,10 +369,10 @@ def evaluate_baselines(
     config = get_preset(preset) if isinstance(preset, str) else preset
     target = resolve_device(device)
     check_precision(precision, target)
-    out_eval = eval_dir(None, out) if out is not None else None  # fail early when unwritable
     shards = open_shards(shards_dir)
     classes = class_names(shards, "the supervised baselines")
     _check_labelled_splits(shards, classes, split)
+    out_eval = eval_dir(None, out) if out is not None else None  # an unwritable place fails before training
 
     common = dict(device=target, precision=precision, progress=progress)
     train_args = dict(epochs=epochs, samples_per_video=samples_per_video, batch_size=batch_size, lr=lr,

@@ -37,7 +37,7 @@ from . import paper
 from .avc import print_result
 from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
 from .features import EMBEDDING, audio_features, image_features
-from .inputs import Item, iter_clips, iter_images, label_array, open_shards, pick_items
+from .inputs import Item, class_names, iter_clips, iter_images, label_array, open_shards, pick_items, select_classes
 
 HELP = "Table 4 and Figure 10: k-means on pool4 embeddings, NMI against the labels, t-SNE pictures"
 DESCRIPTION = """Cluster the pool4 embeddings of a labelled test split with k-means and score the
@@ -364,8 +364,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = eval_dir(args.model, args.out)  # before any work: an unwritable place fails now
-    shards = open_shards(args.data)
+    if args.k < 2 or args.per_video < 1 or args.n_init < 1:
+        raise InputError(f"--k must be at least 2, --per-video and --n-init at least 1 (got {args.k}, "
+                         f"{args.per_video}, {args.n_init})")
+    shards = open_shards(args.data)  # a wrong --data fails before anything is created
+    select_classes(class_names(shards, "clustering"), args.classes)
+    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
     result = evaluate_clustering(
         model, shards, split=args.split, k=args.k, per_video=args.per_video, classes=args.classes,

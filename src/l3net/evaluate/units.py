@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,7 +37,7 @@ from .avc import print_result
 from .cluster import embed_items, random_twin
 from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
 from .features import audio_features, image_features, prepare_image
-from .inputs import Item, label_array, open_shards, pick_items, read_clip, read_image
+from .inputs import Item, class_names, label_array, open_shards, pick_items, read_clip, read_image, select_classes
 
 HELP = "Section 3.5.3 and Figures 3-4, 9: top inputs of pool4 units, classes with high-preference units, heatmaps"
 DESCRIPTION = """For every pool4 unit of each tower, rank the labelled test inputs (frames for vision,
@@ -417,10 +416,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.figure_units < 0:
-        raise InputError(f"--figure-units must be 0 or more, got {args.figure_units}")
-    out = eval_dir(args.model, args.out)
-    shards = open_shards(args.data)
+    if args.figure_units < 0 or args.per_video < 1:
+        raise InputError(f"--figure-units must be 0 or more and --per-video at least 1 "
+                         f"(got {args.figure_units} and {args.per_video})")
+    shards = open_shards(args.data)  # a wrong --data fails before anything is created
+    select_classes(class_names(shards, "the unit analysis"), args.classes)
+    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
     result = evaluate_units(
         model, shards, split=args.split, per_video=args.per_video, classes=args.classes, model_name=name,
