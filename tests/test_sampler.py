@@ -219,3 +219,13 @@ def test_bad_arguments(synth_shards: Path, tmp_path: Path) -> None:
         AVCPairs(root, "test", config=SMALL, batch_size=4, train=False)
     with pytest.raises(TypeError, match="endless"):
         len(AVCPairs(synth_shards, "train", config=SMALL, batch_size=4))
+
+
+def test_videos_shorter_than_the_clip_are_left_out(synth_shards: Path) -> None:
+    long_clip = SMALL.replace(clip_seconds=3.5)  # the fixture's videos last 4 s; some frames sit past 3.5 s
+    dataset = AVCPairs(synth_shards, "train", config=long_clip, batch_size=8)
+    batch = next(iter(dataset))
+    assert batch["audio"].shape == (8, long_clip.clip_samples)
+    too_long = SMALL.replace(clip_seconds=5.0)
+    with pytest.warns(UserWarning, match="left out"), pytest.raises(DatasetError, match="at least 2"):
+        next(iter(AVCPairs(synth_shards, "train", config=too_long, batch_size=8)))

@@ -169,11 +169,23 @@ class AVCPairs(IterableDataset):
         self.clip = config.clip_samples
         self._eval_pairs: list[_Pair] | None = None
 
+    def _usable(self, videos: list[VideoRecord]) -> list[VideoRecord]:
+        """Videos with a frame and at least one clip of audio (others are left out, with a warning)."""
+        usable = [v for v in videos if v.num_frames > 0 and v.num_samples >= self.clip]
+        if len(usable) < len(videos):
+            short = [v.key for v in videos if v not in usable]
+            warnings.warn(
+                f"{self.shards.root}: {len(short)} {self.split} video(s) have no frame or less than "
+                f"{self.config.clip_seconds:g} s of audio and are left out ({', '.join(short[:5])}"
+                f"{' ...' if len(short) > 5 else ''})"
+            )
+        return usable
+
     # -- evaluation list -------------------------------------------------------------------------
     def eval_pairs(self) -> list[_Pair]:
         """The fixed evaluation list of the split (all ranks), in order."""
         if self._eval_pairs is None:
-            videos = self.shards.videos(self.split)
+            videos = self._usable(self.shards.videos(self.split))
             if len(videos) < 2:
                 raise DatasetError(f"{self.shards.root}: the {self.split} split has {len(videos)} usable video(s); AVC pairs need at least 2")
             pairs = []
@@ -215,6 +227,7 @@ class AVCPairs(IterableDataset):
                 videos.extend(self.shards.load_shard(path))
         else:
             videos = self.shards.videos(self.split)[stream::num_streams]
+        videos = self._usable(videos)
         if len(videos) < 2:
             raise DatasetError(
                 f"{self.shards.root}: stream {stream} of {num_streams} (world_size x DataLoader workers) gets "
