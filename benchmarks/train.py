@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,19 +28,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {cores} cores{gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+from _machine import describe_machine  # benchmarks/ is on sys.path when run as a script
 
 
 def make_shards(root: Path, videos: int) -> Path:
@@ -131,7 +117,7 @@ def main() -> int:
     from l3net.config import get_preset
     from l3net.data.sampler import AVCPairs
 
-    print(f"machine: {machine()}")
+    print(describe_machine())
     with tempfile.TemporaryDirectory(prefix="l3net-bench-train-") as tmp:
         shards = Path(args.data) if args.data else make_shards(Path(tmp), args.videos)
         batch = next(iter(AVCPairs(shards, "train", config=get_preset(args.preset), batch_size=args.batch_size)))
@@ -148,7 +134,7 @@ def main() -> int:
     print(f"ratio:        {ratio:8.3f} x the bare step (target >= 0.85 on CPU)")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "machine": machine(), "preset": args.preset, "batch_size": args.batch_size, "precision": args.precision,
+            "machine": describe_machine(), "preset": args.preset, "batch_size": args.batch_size, "precision": args.precision,
             "bare_pairs_per_s": bare, "train_pairs_per_s": real, "ratio": ratio, "data_wait_fraction": wait,
         }, indent=2) + "\n")
     return 0

@@ -26,7 +26,7 @@ from l3net.train import (
     train,
 )
 
-QUICK = ["--preset", "small", "--batch-size", "4", "--val-every", "0", "--log-every", "1", "--no-progress",
+QUICK = ["--preset", "small", "--batch-size", "4", "--val-every", "0", "--val-pairs", "8", "--log-every", "1", "--no-progress",
          "--workers", "0"]
 
 
@@ -161,7 +161,7 @@ def test_full_disk_is_reported(synth_shards: Path, tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(torch, "save", no_space)
     config = TrainConfig(data=str(synth_shards), out=str(tmp_path / "run"), preset="small", batch_size=4, steps=1,
-                         val_every=0, workers=0)
+                         val_every=0, val_pairs=8, workers=0)
     with pytest.raises(OutputError, match="disk is full"):
         train(config, progress=False)
     assert not checkpoint_path(tmp_path / "run").exists()

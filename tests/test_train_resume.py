@@ -18,7 +18,7 @@ from l3net.models import WEIGHTS_FILE
 from l3net.train import CHECKPOINT_DIR, LAST_DIR, load_checkpoint, read_log
 
 STEPS = 8
-ARGS = ["--preset", "small", "--batch-size", "8", "--steps", str(STEPS), "--save-every", "2", "--val-every", "4",
+ARGS = ["--preset", "small", "--batch-size", "8", "--steps", str(STEPS), "--save-every", "2", "--val-every", "4", "--val-pairs", "16",
         "--log-every", "1", "--workers", "1", "--seed", "3", "--device", "cpu", "--no-progress"]
 
 

@@ -383,6 +383,8 @@ class Trainer:
         self.world, self.device = distributed.setup(cfg.device)
         world = self.world
         check_precision(cfg.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
         if cfg.batch_size % world.world_size:
             raise InputError(
                 f"--batch-size {cfg.batch_size} cannot be split evenly over {world.world_size} processes; "
@@ -606,6 +608,7 @@ class Trainer:
         interval_start = time.perf_counter()
         run_time, run_pairs, run_wait = 0.0, 0, 0.0
         last_accuracy: float | None = None
+        shown: dict[str, str] = {}  # the progress bar's postfix: latest loss, accuracy, speed, validation
         state.model.train()
         batches: Iterator[Mapping[str, Any]] = iter(self.train_loader)
         try:
@@ -628,8 +631,9 @@ class Trainer:
                 if step % cfg.log_every == 0 or val_due or save_due:
                     elapsed = time.perf_counter() - interval_start
                     record = self._log_train(losses, correct, elapsed, data_wait)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.3f}",
-                                    pairs_s=f"{record['pairs_per_s']:.0f}", refresh=False)
+                    shown.update(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.3f}",
+                                 pairs_s=f"{record['pairs_per_s']:.1f}")
+                    bar.set_postfix(shown, refresh=False)
                     run_time += elapsed
                     run_pairs += len(losses) * cfg.batch_size
                     run_wait += data_wait
@@ -639,7 +643,8 @@ class Trainer:
                     if val_due:
                         last_accuracy = self.validate()
                         if last_accuracy is not None:
-                            bar.set_postfix(loss=f"{record['loss']:.4f}", val=f"{last_accuracy:.3f}", refresh=False)
+                            shown["val"] = f"{last_accuracy:.3f}"
+                            bar.set_postfix(shown, refresh=False)
                     if save_due:
                         self.save_checkpoint()
                     interval_start = time.perf_counter()  # validation and saving are not training time
