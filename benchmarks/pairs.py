@@ -35,6 +35,9 @@ from l3net.data.sampler import AVCPairs
 from l3net.data.synth import WorldConfig, make_world
 
 
+REAL_AV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real_av"
+
+
 def machine() -> str:
     model = platform.processor() or "unknown CPU"
     try:
@@ -82,9 +85,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         world = make_world(tmp / "world", WorldConfig(videos=args.videos, seconds=10.0, size=320, seed=0), workers=os.cpu_count() or 1)
-        prepare([world / "videos"], tmp / "shards", config=PrepareConfig(frame_size=config.image_resize, split_ratios=(1, 0, 0), shard_size=8),
+        inputs = [world / "videos"] + ([REAL_AV] if REAL_AV.is_dir() else [])  # real ones are wider than tall
+        prepare(inputs, tmp / "shards", config=PrepareConfig(frame_size=config.image_resize, split_ratios=(1, 0, 0), shard_size=8),
                 workers=os.cpu_count() or 1, progress=False)
-        print(f"{args.videos} videos of 10 s, frames stored at {config.image_resize} px; preset 'paper' ({config.image_size} px crops, 1 s at 48 kHz); batches of 32")
+        print(f"{args.videos} synthetic videos of 10 s (square) + the real ones in {REAL_AV.name} (4:3 to 2.4:1), frames stored at {config.image_resize} px; preset 'paper' ({config.image_size} px crops, 1 s at 48 kHz); batches of 32")
         results = {"l3net AVCPairs": [], "webdataset baseline": []}
         for _ in range(args.repeats):
             sampler = iter(AVCPairs(tmp / "shards", "train", config=config, batch_size=32, seed=0))
