@@ -35,6 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..config import PRESETS, SAMPLE_RATE
@@ -46,7 +47,7 @@ from .common import add_common_arguments, eval_dir, load_eval_model, save_figure
 from .datasets import LabelledFiles, Split, describe_split_rule, format_skipped, load_audio_dataset
 from .features import audio_features
 from .mfcc import mfcc_summary
-from .svm import LinearSVM
+from .svm import LinearSVM, blas_threads
 
 HELP = "Table 2: sound classification transfer (ESC-50, DCASE 2013 or your labelled audio), L3 vs MFCC"
 DESCRIPTION = """Table 2 of the paper on your data: sound classification with a linear SVM on the frozen
@@ -206,7 +207,8 @@ def classify_recordings(
         classifier = make_classifier()
         # A grid search must keep each recording's subclips in one inner fold.
         fit_params = {"groups": subclip_recording[train_sub]} if isinstance(classifier, GridSearchCV) else {}
-        with warnings.catch_warnings(record=True) as caught:
+        work = len(train_sub) * features.shape[1] * n_classes
+        with warnings.catch_warnings(record=True) as caught, threadpool_limits(blas_threads(work), user_api="blas"):
             warnings.simplefilter("always", ConvergenceWarning)
             classifier.fit(features[train_sub], labels[subclip_recording[train_sub]], **fit_params)
         notes = list(split.notes)

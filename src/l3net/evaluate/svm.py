@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 SMALL_PRODUCT = 20_000_000
 
 
-def _blas_threads(multiply_adds: int) -> int | None:
+def blas_threads(multiply_adds: int) -> int | None:
     """BLAS threads for products of this size: one for small products or a busy machine, else BLAS's own
     choice. Threaded BLAS on an oversubscribed CPU spins instead of working: on a 2-core machine at load
     10, one 2000 x 1536 x 50 fit took 89 s with 2 threads and 23 s with one; 130 x 1536 x 4 products
@@ -83,7 +83,7 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
             grad_w = W + X.T @ dscores
             return loss, np.concatenate([grad_w.ravel(), dscores.sum(axis=0)]).astype(np.float64)
 
-        with threadpool_limits(limits=_blas_threads(n * d * k), user_api="blas"):
+        with threadpool_limits(limits=blas_threads(n * d * k), user_api="blas"):
             result = scipy.optimize.minimize(
                 objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
                 options={"maxiter": self.max_iter, "ftol": self.tol, "gtol": 1e-8},
