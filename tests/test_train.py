@@ -166,3 +166,34 @@ def test_full_disk_is_reported(synth_shards: Path, tmp_path: Path, monkeypatch: 
         train(config, progress=False)
     assert not checkpoint_path(tmp_path / "run").exists()
     assert list((tmp_path / "run" / CHECKPOINT_DIR).iterdir()) == []  # no partial file left behind
+
+
+def test_rng_states_survive_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from l3net.train import rng_state, set_rng_state
+
+    saved = rng_state()
+    first = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    torch.save({"rng": [saved]}, tmp_path / "rng.pt")
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"][0])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == first
+
+
+def test_world_from_the_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from l3net.distributed import World, world_from_env
+    from l3net.errors import InputError
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert world_from_env() == World(0, 1, 0) and world_from_env().is_main
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    world = world_from_env()
+    assert world == World(3, 4, 1) and world.distributed and not world.is_main
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(InputError, match="RANK=4, WORLD_SIZE=4"):
+        world_from_env()

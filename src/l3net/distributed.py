@@ -69,6 +69,8 @@ def setup(device: str | None = None, timeout_s: float = 1800.0) -> tuple[World, 
             )
         resolved = torch.device("cuda", world.local_rank)
     if resolved.type == "cuda":
+        if resolved.index is None:  # "cuda": the current GPU, named, so that every use agrees
+            resolved = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(resolved)
     if world.distributed and not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"

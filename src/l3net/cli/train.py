@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+import dataclasses
+
 from ..config import PRESETS
 from ..runtime import PRECISIONS
+from ..train import PAPER_PAIRS, TrainConfig
+
+#: TrainConfig's defaults, the one home of the paper's training settings.
+_D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 HELP = "Train an L3-Net on the audio-visual correspondence task (CPU, GPU, torchrun)"
-DESCRIPTION = """Train an L3-Net from scratch on shards written by `l3net prepare` (paper section 4).
+DESCRIPTION = f"""Train an L3-Net from scratch on shards written by `l3net prepare` (paper section 4).
 
-Defaults are the paper's: Adam, learning rate 1e-4, weight decay 1e-5, a global batch of 256
-pairs, 60 M pairs in all. The run directory (--out) receives:
+Defaults are the paper's: Adam, learning rate {_D['lr']:g}, weight decay {_D['weight_decay']:g}, a global batch
+of {_D['batch_size']} pairs, {PAPER_PAIRS / 1e6:g} M pairs in all. The run directory (--out) receives:
   config.json + model.safetensors   the best model by validation AVC accuracy
                                     (l3net.load_model(RUN_DIR), l3net embed --model RUN_DIR)
   last/                             the latest model
@@ -19,7 +25,8 @@ pairs, 60 M pairs in all. The run directory (--out) receives:
   log.jsonl, tb/                    the training log and TensorBoard events
 
 A killed run (even kill -9) continues with --resume, losing at most the steps since the last
-checkpoint (--save-every); options left out are taken from the run.
+checkpoint (--save-every); options left out are taken from the run. With several machines
+(torchrun --nnodes), put the run directory on a filesystem they share.
 
 Examples:
   l3net train --data shards/ --out runs/small --preset small --batch-size 64 --steps 2000
@@ -33,24 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # TrainConfig holds the real defaults.
     parser.add_argument("--data", help="shard directory written by `l3net prepare` (needs train and val splits)")
     parser.add_argument("--out", required=True, help="run directory (new, or an existing run with --resume)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="network size: paper (default) or small (CPU)")
-    parser.add_argument("--batch-size", type=int, help="global batch in pairs, split over processes (default: 256)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-4)")
-    parser.add_argument("--weight-decay", type=float, help="Adam L2 weight decay (default: 1e-5)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help=f"network size (default: {_D['preset']}; small: for CPUs)")
+    parser.add_argument("--batch-size", type=int, help=f"global batch in pairs, split over processes (default: {_D['batch_size']})")
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default: {_D['lr']:g})")
+    parser.add_argument("--weight-decay", type=float, help=f"Adam L2 weight decay (default: {_D['weight_decay']:g})")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimisation steps to train for in all")
-    length.add_argument("--pairs", type=int, help="training pairs to see in all (default: 60,000,000)")
-    parser.add_argument("--val-every", type=int, help="validate every N steps, 0: only at the end (default: 1000)")
+    length.add_argument("--pairs", type=int, help=f"training pairs to see in all (default: {PAPER_PAIRS:,})")
+    parser.add_argument("--val-every", type=int, help=f"validate every N steps, 0: only at the end (default: {_D['val_every']})")
     parser.add_argument("--val-pairs", type=int, help="use at most N of the fixed validation pairs (default: all)")
-    parser.add_argument("--save-every", type=int, help="save a checkpoint every N steps (default: 1000)")
-    parser.add_argument("--log-every", type=int, help="log every N steps (default: 10)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16 (GPU) autocast")
+    parser.add_argument("--save-every", type=int, help=f"save a checkpoint every N steps (default: {_D['save_every']})")
+    parser.add_argument("--log-every", type=int, help=f"log every N steps (default: {_D['log_every']})")
+    parser.add_argument("--precision", choices=PRECISIONS, help=f"numeric precision: fp32 (default), bf16 or fp16 (GPU) autocast")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
     parser.add_argument("--sync-bn", action="store_true", default=None,
                         help="BatchNorm statistics over the global batch (GPUs; the paper's were per 16 pairs)")
     parser.add_argument("--workers", type=int, help="data loader processes per process (default: 1 on CPU, <=8 per GPU)")
-    parser.add_argument("--seed", type=int, help="seed of the weights and the pair stream (default: 0)")
+    parser.add_argument("--seed", type=int, help=f"seed of the weights and the pair stream (default: {_D['seed']})")
     parser.add_argument("--device", help="cpu, cuda or auto (default); torchrun uses cuda:LOCAL_RANK")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines still go to log.jsonl)")
@@ -63,7 +70,7 @@ _FIELDS = ("data", "preset", "batch_size", "lr", "weight_decay", "steps", "pairs
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..train import TrainConfig, checkpoint_path, resume_config, train
+    from ..train import checkpoint_path, resume_config, train
 
     given = {name: getattr(args, name) for name in _FIELDS if getattr(args, name) is not None}
     if given.get("steps") is not None:
