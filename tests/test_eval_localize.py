@@ -118,6 +118,8 @@ def test_bad_data(tiny_world, tmp_path, capsys):
     (tmp_path / "plain" / "clip.mp4").write_bytes(b"")
     assert main([*base, "--data", str(tmp_path / "plain")]) == 2
     assert "neither a shard directory" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="plain: neither a shard directory"):
+        loc.load_boxed_frames(tmp_path / "plain")
     # a world whose videos are unreadable: listed and skipped, then a clear error (nothing left)
     broken = tmp_path / "broken" / "videos"
     broken.mkdir(parents=True)

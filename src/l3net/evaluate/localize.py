@@ -33,16 +33,22 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+import av
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from ..config import SAMPLE_RATE
-from ..errors import InputError, MediaError, OutputError
+from ..data.shards import DATASET_FILE, ShardSet
+from ..data.synth import BOXES_SUFFIX, read_boxes
+from ..errors import DatasetError, InputError, MediaError, OutputError
 from ..fileio import atomic_path, ensure_dir, write_json
 from ..media import iter_video_frames, load_audio, probe, resize_smaller_side, to_rgb_uint8
-from ..models import L3Net
+from ..models import L3Net, build_model
 from ..runtime import autocast, check_precision
+from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
 
 #: Frames per second :func:`localize_video` scores by default (the data pipeline's default rate).
 DEFAULT_FPS = 4.0
@@ -245,8 +251,6 @@ def overlay(
     ``scale="frame"`` stretches each map's own [min, max] over the colour map (where, in this
     frame); ``"absolute"`` maps probabilities 0..1 (how sure, comparable across frames).
     """
-    from PIL import Image, ImageDraw
-
     if scale not in ("frame", "absolute"):
         raise InputError(f"scale must be 'frame' or 'absolute', got {scale!r}")
     values = heatmap.astype(np.float32)
@@ -271,8 +275,6 @@ def overlay(
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
 
@@ -284,11 +286,8 @@ class _OverlayVideo:
     """
 
     def __init__(self, path: Path, fps: float, audio: np.ndarray | None) -> None:
-        import av
-
         self._context = atomic_path(path, suffix=".mp4")
         self._tmp = self._context.__enter__()
-        self._av = av
         self.container = av.open(str(self._tmp), mode="w", format="mp4")
         self.rate = Fraction(fps).limit_denominator(1000)
         self.video = None
@@ -303,7 +302,6 @@ class _OverlayVideo:
                 warnings.warn(f"{path}: no AAC encoder ({exc}); the video is written without sound")
 
     def _open_video(self, height: int, width: int) -> None:
-        av = self._av
         for codec in ("libx264", "mpeg4"):
             try:
                 av.codec.Codec(codec, "w")
@@ -321,7 +319,7 @@ class _OverlayVideo:
         if self.video is None:
             self._open_video(*image.shape[:2])
         image = np.ascontiguousarray(image[: self.video.height, : self.video.width])
-        frame = self._av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self._frames
         self._frames += 1
         for packet in self.video.encode(frame):
@@ -337,7 +335,7 @@ class _OverlayVideo:
         chunk = self._audio_data[self._audio_done : end]
         if chunk.size < end - self._audio_done:  # sound shorter than the pictures: silence
             chunk = np.pad(chunk, (0, end - self._audio_done - chunk.size))
-        frame = self._av.AudioFrame.from_ndarray(
+        frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(chunk, dtype=np.float32).reshape(1, -1), format="fltp", layout="mono"
         )
         frame.sample_rate = SAMPLE_RATE
@@ -517,8 +515,6 @@ def localize_video(
     lut = _colormap_lut()
     total = max(1, math.ceil(scored * fps - 1e-9))
 
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, desc=f"localize {path.name}", unit="frame", disable=not progress, file=sys.stderr)
     try:
         frames_iter = iter_video_frames(path, fps=fps, duration=scored, smaller_side=smaller_side)
@@ -668,8 +664,6 @@ def pointing_scores(
 
     Frames may differ in size: each batch groups frames of one size.
     """
-    from tqdm.auto import tqdm
-
     hits = np.zeros(len(examples), dtype=bool)
     peaks = np.zeros((len(examples), 2))
     maps: list[np.ndarray] = [np.zeros(0)] * len(examples)
@@ -695,8 +689,6 @@ def pointing_scores(
 # -- reading boxed frames ------------------------------------------------------------------------
 def _parse_box(entry: Any, where: str) -> list[Box]:
     """A frame's box entry: None (no visible sounding object) -> [], ``[x0, y0, x1, y1]`` -> [box]."""
-    from ..errors import DatasetError
-
     if entry is None:
         return []
     if isinstance(entry, (list, tuple)) and len(entry) == 4 and all(
@@ -737,11 +729,6 @@ def _keep_frame(
 def _frames_from_shards(
     data: Path, split: str, max_videos: int | None, progress: bool
 ) -> tuple[list[BoxedFrame], dict[str, Any]]:
-    from tqdm.auto import tqdm
-
-    from ..data.shards import ShardSet
-    from ..errors import DatasetError
-
     shards = ShardSet(data)
     videos = shards.videos(split)
     if not videos:
@@ -774,7 +761,6 @@ def _frames_from_shards(
 
 
 def _video_with_boxes(sidecar: Path) -> Path | None:
-    from ..data.synth import BOXES_SUFFIX
 
     stem = sidecar.name[: -len(BOXES_SUFFIX)]
     candidates = sorted(p for p in sidecar.parent.glob(f"{stem}.*") if p != sidecar and p.suffix != ".json")
@@ -785,9 +771,6 @@ def _frames_from_videos(
     sidecars: list[Path], fps: float, max_videos: int | None, progress: bool
 ) -> tuple[list[BoxedFrame], dict[str, Any]]:
     """Frames every ``1 / fps`` s of videos with ``NAME.boxes.json`` ground truth (``l3net synth``)."""
-    from tqdm.auto import tqdm
-
-    from ..data.synth import read_boxes
 
     counts, examples = _empty_counts(), []
     counts["source"] = "videos"
@@ -845,10 +828,6 @@ def load_boxed_frames(
     ``frames``, ``kept``, ``no_visible_source`` (null box: the source is absent or off-screen) and
     ``box_outside_frame`` (a box with no area inside the frame).
     """
-    from ..data.shards import DATASET_FILE
-    from ..data.synth import BOXES_SUFFIX
-    from ..errors import DatasetError
-
     data = Path(data)
     if not data.is_dir():
         raise DatasetError(f"{data}: no such directory (pass shards from 'l3net prepare' or a world from 'l3net synth')")
@@ -924,8 +903,6 @@ def _example_figure(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .common import add_common_arguments
-
     parser.add_argument(
         "--data",
         required=True,
@@ -946,10 +923,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DatasetError
-    from ..models import build_model
-    from .common import eval_dir, load_eval_model, save_figure, write_result
-
     if args.tolerance < 0:
         raise InputError(f"--tolerance must be >= 0, got {args.tolerance}")
     if args.max_videos is not None and args.max_videos <= 0:
