@@ -94,3 +94,14 @@ def test_bad_image_folders(tmp_path, capsys):
     assert code == 2
     assert "no image could be read" in capsys.readouterr().err
     assert not (tmp_path / "o" / "eval" / "probe.json").exists()
+
+
+def test_corrupt_model_is_a_clear_error_and_writes_nothing(model_dir, data_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(model_dir / "config.json", broken / "config.json")
+    (broken / "model.safetensors").write_text("junk")
+    code = main(["eval", "probe", "--model", str(broken), "--images", str(data_dir / "photos"), "--no-progress"])
+    assert code == 2
+    assert "model.safetensors: corrupt" in capsys.readouterr().err
+    assert sorted(p.name for p in broken.iterdir()) == ["config.json", "model.safetensors"]  # no eval/ left

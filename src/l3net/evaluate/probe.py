@@ -148,10 +148,10 @@ def run(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     dataset = read_image_folder(args.images)
-    out = eval_dir(args.model, args.out)  # before any feature is computed: is there somewhere to write?
     if dataset.skipped:
         print(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}", file=sys.stderr)
     model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
+    out = eval_dir(args.model, args.out)  # before any feature is computed: is there somewhere to write?
     untrained = is_untrained(args.model)
     models = {RANDOM_ROW if untrained else TRAINED_ROW: model}
     if not untrained:  # the paper's random-weights row: same architecture, fresh weights, same run

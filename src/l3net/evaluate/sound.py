@@ -520,12 +520,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     feature_sets = FEATURE_SETS if args.features == "both" else (args.features,)
     dataset = load_audio_dataset(args.dataset)
-    out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
     if dataset.skipped:
         print(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}", file=sys.stderr)
     model, label = (None, "none (MFCC only)")
     if "l3" in feature_sets:
         model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
+    out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
     result = evaluate_sound(
         dataset, model, feature_sets, C=args.svm_c, n_splits=args.folds, seed=args.seed,
         batch_size=args.batch_size, precision=args.precision, progress=not args.no_progress,
