@@ -129,7 +129,9 @@ def test_bad_data(tiny_world, tmp_path, capsys):
     assert main([*base, "--data", str(broken.parent)]) == 2
     err = capsys.readouterr().err
     assert "skipped" in err and "v00000.mp4" in err and "no frame has a visible sounding object" in err
-    assert not (tmp_path / "o" / "eval" / "localize.json").exists()
+    assert not (tmp_path / "o").exists()  # no output folder for a failed evaluation
+    assert main(["eval", "localize", "--model", "random:small", "--data", str(tiny_world)]) == 2
+    assert "pass --out DIR" in capsys.readouterr().err
 
 
 def test_frames_without_a_visible_source_are_excluded(tiny_world):

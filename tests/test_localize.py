@@ -183,7 +183,8 @@ def test_cli_goes_on_after_bad_videos(data_dir, tmp_path, capsys):
 
 
 def test_cli_bad_arguments_are_clear(data_dir, tmp_path, capsys):
-    rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "nonexistent_model", "--out", str(tmp_path)])
+    rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "nonexistent_model", "--out", str(tmp_path / "o")])
     assert rc == 2 and "neither a preset" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
     rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "random:small", "--out", str(tmp_path), "--fps", "0"])
     assert rc == 2 and "fps must be a positive number" in capsys.readouterr().err

@@ -70,8 +70,8 @@ def _folder_name(path: Path, taken: set[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = ensure_dir(args.out)
     model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
+    out = ensure_dir(args.out)
     failures: list[str] = []
     taken: set[str] = set()
     for video in args.videos:

@@ -48,7 +48,7 @@ from ..fileio import atomic_path, ensure_dir, write_json
 from ..media import iter_video_frames, load_audio, probe, resize_smaller_side, to_rgb_uint8
 from ..models import L3Net, build_model
 from ..runtime import autocast, check_precision
-from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
+from .common import add_common_arguments, eval_dir, is_run_dir, load_eval_model, save_figure, write_result
 
 #: Frames per second :func:`localize_video` scores by default (the data pipeline's default rate).
 DEFAULT_FPS = 4.0
@@ -927,7 +927,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--tolerance must be >= 0, got {args.tolerance}")
     if args.max_videos is not None and args.max_videos <= 0:
         raise InputError(f"--max-videos must be positive, got {args.max_videos}")
-    out = eval_dir(args.model, args.out)
+    if args.out is None and not is_run_dir(args.model):
+        eval_dir(args.model, None)  # the clear "pass --out" error, before any work
     model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
     examples, counts = load_boxed_frames(args.data, split=args.split, fps=args.fps, max_videos=args.max_videos)
     if not examples:
@@ -937,6 +938,7 @@ def run(args: argparse.Namespace) -> int:
             f"{counts['no_visible_source']} frames whose source is absent or off-screen); the pointing game "
             "needs ground-truth boxes, as 'l3net synth' makes"
         )
+    out = eval_dir(args.model, args.out)  # created only now: a bad model or data leaves no empty folder
     common = {"batch_size": args.batch_size, "precision": args.precision, "tolerance": args.tolerance}
     hits, peaks, maps = pointing_scores(model, examples, desc=f"pointing game ({label})", **common)
     rows = [(label, hits, peaks, maps)]
