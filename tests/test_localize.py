@@ -186,5 +186,12 @@ def test_cli_bad_arguments_are_clear(data_dir, tmp_path, capsys):
     rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "nonexistent_model", "--out", str(tmp_path / "o")])
     assert rc == 2 and "neither a preset" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    corrupt = build_model("small").save(tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"not a safetensors file")
+    rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", str(corrupt), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "corrupt" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")  # an output path that cannot be a directory
+    rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "random:small", "--out", str(tmp_path / "file" / "o")])
+    assert rc == 2 and "cannot write" in capsys.readouterr().err
     rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "random:small", "--out", str(tmp_path), "--fps", "0"])
     assert rc == 2 and "fps must be a positive number" in capsys.readouterr().err
