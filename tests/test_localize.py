@@ -124,10 +124,13 @@ def test_localize_real_video_writes_everything(model, data_dir, tmp_path):
 
 def test_short_video_is_padded(model, data_dir, tmp_path):
     (tmp_path / ".localize.json.x1y2.tmp").write_text("left by a run killed with kill -9")
+    (tmp_path / "overlays").mkdir()
+    (tmp_path / "overlays" / "frame_00007.png").write_bytes(b"from an earlier, longer run")
     result = loc.localize_video(model, data_dir / "bad/short_0.5s.mp4", tmp_path, write_video=False, progress=False)
     assert len(result.times) == 2 and np.isfinite(result.maps).all()
     assert any("zero-padded" in note for note in result.notes)
     assert result.video_path is None and not (tmp_path / loc.VIDEO_FILE).exists()
+    assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["frame_00000.png", "frame_00001.png"]
     assert not _no_temporaries(tmp_path)
 
 

@@ -562,6 +562,11 @@ def localize_video(
     finally:
         bar.close()
 
+    # pictures of an earlier run over more frames would be mistaken for this run's
+    current = set(overlay_paths)
+    for stale in overlay_dir.glob("frame_*.png") if overlay_dir.is_dir() else ():
+        if stale not in current:
+            stale.unlink(missing_ok=True)
     maps_array = np.stack(maps).astype(np.float32)
     with atomic_path(out_dir / HEATMAPS_FILE, suffix=".npz") as tmp:
         np.savez_compressed(
