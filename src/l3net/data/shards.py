@@ -110,10 +110,11 @@ class ShardWriter:
         info.size = len(data)
         info.mtime = _MTIME
         info.mode = 0o644
-        header = len(info.tobuf(self._tar.format, self._tar.encoding, self._tar.errors))
-        offset = self._tar.offset + header
         self._tar.addfile(info, io.BytesIO(data))
-        return [offset, len(data)]
+        # addfile leaves the offset after the data padded to whole 512-byte blocks: step back over
+        # them (cheaper than building the header twice to learn its length)
+        padded = -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+        return [self._tar.offset - padded, len(data)]
 
     def add(self, key: str, meta: Mapping[str, Any], wav: bytes, frames: Sequence[bytes]) -> None:
         """Add one video: its metadata (KEY.json), audio (WAV bytes) and JPEG frames."""
