@@ -2,15 +2,16 @@
 
 Both sides use the same preset, batch, precision and device, in the same run:
 
-- **bare**: forward, cross-entropy, backward and Adam step on one batch held in memory (no data
-  loading, no logging, nothing else): the most the hardware gives for this network.
+- **bare**: forward, cross-entropy, backward and Adam step on four batches held in memory, cycled
+  (no data loading, no logging, nothing else): the most the hardware gives for this network.
 - **l3net train**: :func:`l3net.train.train` itself, with its pair sampler reading shards through a
   DataLoader, device copies, loss bookkeeping, log.jsonl, TensorBoard and progress. Its pairs/s are
   read from its own log, skipping the first interval (start-up of the loader workers).
 
-The bare step is timed before and after the real run and averaged, so that a change in machine
-load (shared machines) hits both sides. Target: l3net train >= 0.85 x the bare step on a CPU; on
-one H100, >= 3000 pairs/s for the paper preset in bf16.
+Bare and real runs alternate (bare, real, bare, real, ..., bare); each real run is compared with
+the mean of the bare runs around it and the median ratio is reported, so that a change of machine
+load (shared machines) hits both sides of a ratio alike. Target: l3net train >= 0.85 x the bare
+step on a CPU; on one H100, >= 3000 pairs/s for the paper preset in bf16.
 
     python benchmarks/train.py                                 # small preset, CPU
     python benchmarks/train.py --preset paper --batch-size 256 --precision bf16 --device cuda
@@ -19,7 +20,10 @@ one H100, >= 3000 pairs/s for the paper preset in bf16.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -45,7 +49,8 @@ def make_shards(root: Path, videos: int) -> Path:
     return shards
 
 
-def bare_pairs_per_s(args: argparse.Namespace, batch: dict, steps: int) -> float:
+def bare_pairs_per_s(args: argparse.Namespace, batches: list[dict], steps: int) -> float:
+    """Forward, loss, backward and Adam on in-memory batches (cycled), nothing else."""
     from l3net import build_model
     from l3net.runtime import autocast, resolve_device
 
@@ -56,9 +61,12 @@ def bare_pairs_per_s(args: argparse.Namespace, batch: dict, steps: int) -> float
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-5,
                                  fused=True if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
-    images, audio, labels = (batch[k].to(device) for k in ("image", "audio", "label"))
+    data = [tuple(b[k].to(device) for k in ("image", "audio", "label")) for b in batches]
+    counter = [0]
 
     def step() -> None:
+        images, audio, labels = data[counter[0] % len(data)]
+        counter[0] += 1
         with autocast(args.precision, device):
             logits = model(images, audio)
         loss = F.cross_entropy(logits.float(), labels)
@@ -76,7 +84,7 @@ def bare_pairs_per_s(args: argparse.Namespace, batch: dict, steps: int) -> float
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * images.shape[0] / (time.perf_counter() - start)
+    return steps * args.batch_size / (time.perf_counter() - start)
 
 
 def train_pairs_per_s(args: argparse.Namespace, shards: Path, out: Path) -> tuple[float, float]:
@@ -88,7 +96,8 @@ def train_pairs_per_s(args: argparse.Namespace, shards: Path, out: Path) -> tupl
         val_every=0, save_every=steps, log_every=args.warmup, precision=args.precision, workers=args.workers,
         device=args.device, compile=args.compile, channels_last=args.channels_last,
     )
-    train(config, progress=False)
+    with contextlib.redirect_stderr(io.StringIO()):  # its summary is not the benchmark's output
+        train(config, progress=False)
     # log_every = warmup: the first record covers the warm-up; each later one the steps since the one before
     records = [r for r in read_log(out) if r["event"] == "train"]
     spans = [(r["step"] - prev["step"], r) for prev, r in zip(records, records[1:])]
@@ -104,7 +113,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps on each side")
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per run")
+    parser.add_argument("--rounds", type=int, default=3, help="real runs, each between two bare runs")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--workers", type=int, default=None, help="loader workers of the real run (default: l3net's)")
     parser.add_argument("--compile", action="store_true")
@@ -120,22 +130,31 @@ def main() -> int:
     print(describe_machine())
     with tempfile.TemporaryDirectory(prefix="l3net-bench-train-") as tmp:
         shards = Path(args.data) if args.data else make_shards(Path(tmp), args.videos)
-        batch = next(iter(AVCPairs(shards, "train", config=get_preset(args.preset), batch_size=args.batch_size)))
-        half = max(1, args.steps // 2)
-        bare_before = bare_pairs_per_s(args, batch, half)
-        real, wait = train_pairs_per_s(args, shards, Path(tmp) / "run")
-        bare_after = bare_pairs_per_s(args, batch, half)
-    bare = (bare_before + bare_after) / 2
-    ratio = real / bare
+        stream = iter(AVCPairs(shards, "train", config=get_preset(args.preset), batch_size=args.batch_size))
+        batches = [next(stream) for _ in range(4)]
+        # bare, real, bare, real, ..., bare: each real run is compared with the bare runs around it,
+        # so a change of machine load between rounds hits both sides of a ratio alike.
+        bare = [bare_pairs_per_s(args, batches, args.steps)]
+        real, wait = [], []
+        for r in range(args.rounds):
+            pairs_per_s, waiting = train_pairs_per_s(args, shards, Path(tmp) / f"run{r}")
+            real.append(pairs_per_s)
+            wait.append(waiting)
+            bare.append(bare_pairs_per_s(args, batches, args.steps))
+    ratios = [x / ((a + b) / 2) for x, a, b in zip(real, bare, bare[1:])]
+    ratio = statistics.median(ratios)
     print(f"preset {args.preset}, batch {args.batch_size}, {args.precision}, device {args.device}, "
-          f"{args.steps} timed steps per side")
-    print(f"bare step:    {bare:8.1f} pairs/s (before {bare_before:.1f}, after {bare_after:.1f})")
-    print(f"l3net train:  {real:8.1f} pairs/s (waiting for data {100 * wait:.1f} % of the time)")
-    print(f"ratio:        {ratio:8.3f} x the bare step (target >= 0.85 on CPU)")
+          f"{args.steps} timed steps per run, {args.rounds} rounds")
+    print("bare step:    " + ", ".join(f"{x:.1f}" for x in bare) + " pairs/s")
+    print("l3net train:  " + ", ".join(f"{x:.1f}" for x in real) + " pairs/s (waiting for data "
+          + ", ".join(f"{100 * w:.1f}" for w in wait) + " % of the time)")
+    print("ratios:       " + ", ".join(f"{x:.3f}" for x in ratios))
+    print(f"ratio:        {ratio:.3f} x the bare step (median; target >= 0.85 on CPU)")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "machine": describe_machine(), "preset": args.preset, "batch_size": args.batch_size, "precision": args.precision,
-            "bare_pairs_per_s": bare, "train_pairs_per_s": real, "ratio": ratio, "data_wait_fraction": wait,
+            "machine": describe_machine(), "preset": args.preset, "batch_size": args.batch_size,
+            "precision": args.precision, "bare_pairs_per_s": bare, "train_pairs_per_s": real, "ratios": ratios,
+            "ratio": ratio, "data_wait_fraction": wait,
         }, indent=2) + "\n")
     return 0
 
