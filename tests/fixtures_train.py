@@ -11,6 +11,7 @@ Read-only for tests: copy it (``shutil.copytree``) before changing or resuming i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,9 @@ TRAINED_SMALL_ARGS = [
     "--val-every", "20", "--save-every", "20", "--log-every", "5", "--seed", "0", "--no-progress",
 ]
 
+#: The fixture refuses to hand out a run whose best val AVC accuracy is below this.
+MIN_VAL_ACCURACY = 0.6
+
 
 @pytest.fixture(scope="session")
 def trained_small_run(synth_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -31,4 +35,10 @@ def trained_small_run(synth_shards: Path, tmp_path_factory: pytest.TempPathFacto
     run = tmp_path_factory.mktemp("trained") / "run"
     code = main(["train", "--data", str(synth_shards), "--out", str(run), *TRAINED_SMALL_ARGS])
     assert code == 0, "l3net train failed while building the trained_small_run fixture"
+    best = json.loads((run / "config.json").read_text())["val_accuracy"]
+    # Say it here rather than through puzzling "trained beats random" failures downstream.
+    assert best >= MIN_VAL_ACCURACY, (
+        f"the trained_small_run fixture reached only {best:.3f} val AVC accuracy (chance 0.5); the synthetic "
+        "world or the training settings no longer learn within its budget"
+    )
     return run
