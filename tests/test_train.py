@@ -13,7 +13,7 @@ import torch
 from fixtures_train import MIN_VAL_ACCURACY, TRAINED_SMALL_ARGS
 from l3net import L3Net, load_model
 from l3net.cli import main
-from l3net.errors import OutputError
+from l3net.errors import InputError, OutputError
 from l3net.models import CONFIG_FILE, WEIGHTS_FILE
 from l3net.train import (
     CHECKPOINT_DIR,
@@ -196,3 +196,18 @@ def test_world_from_the_torchrun_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(InputError, match="RANK=4, WORLD_SIZE=4"):
         world_from_env()
+
+
+def test_cosine_schedule_decays_to_zero_and_is_logged(synth_shards: Path, tmp_path: Path) -> None:
+    config = TrainConfig(data="d", out="o", lr=1e-3, lr_schedule="cosine", steps=4)
+    assert [config.lr_at(s) for s in range(5)] == pytest.approx([1e-3, 8.5355e-4, 5e-4, 1.4645e-4, 0.0], rel=1e-4)
+    assert TrainConfig(data="d", out="o", lr=1e-3, steps=4).lr_at(3) == 1e-3  # the paper's: constant
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(synth_shards), "--out", str(run), *QUICK, "--steps", "4",
+                 "--lr", "1e-3", "--lr-schedule", "cosine"]) == 0
+    logged = [r["lr"] for r in read_log(run) if r["event"] == "train"]
+    assert logged == pytest.approx([config.lr_at(s) for s in range(4)], rel=1e-6)  # step k ran at lr_at(k)
+    with pytest.raises(SystemExit, match="2"):  # argparse: "invalid choice", with the choices
+        main(["train", "--data", str(synth_shards), "--out", str(tmp_path / "bad"), *QUICK, "--lr-schedule", "linear"])
+    with pytest.raises(InputError, match="--lr-schedule must be one of constant, cosine"):
+        TrainConfig(data="d", out="o", lr_schedule="linear").validate()

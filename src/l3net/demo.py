@@ -42,16 +42,19 @@ class DemoConfig:
 
     World: ``videos`` videos of ``seconds`` s, ``size`` px, ``classes`` classes. Training: the
     small preset, ``steps`` Adam steps of ``batch_size`` pairs at learning rate ``lr`` (higher than
-    the paper's 1e-4: the run is 200 times shorter), validated every ``val_every`` steps.
+    the paper's 1e-4: the run is 2000 times shorter) decaying along a cosine to 0 (``lr_schedule``),
+    validated every ``val_every`` steps. Measured with these defaults (seed 0, 2-core AMD EPYC):
+    12 min 6 s, test AVC accuracy 77.3 % on 600 pairs (README.md).
     """
 
-    videos: int = 240
+    videos: int = 360
     classes: int = 10
     seconds: float = 6.0
     size: int = 128
-    steps: int = 600
+    steps: int = 900
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "cosine"
     val_every: int = 100
     seed: int = 0
     workers: int = 2  # processes for synthesis and preparation
@@ -125,7 +128,7 @@ def run_demo(out_dir: str | os.PathLike[str], config: DemoConfig = DemoConfig(),
     _stage(f"3/5 training the {PRESET} preset for {config.steps} steps of {config.batch_size} pairs in {run_dir}")
     train_config = TrainConfig(
         data=str(out / "shards"), out=str(run_dir), preset=PRESET, batch_size=config.batch_size, lr=config.lr,
-        steps=config.steps, val_every=config.val_every, save_every=config.val_every, log_every=10,
+        lr_schedule=config.lr_schedule, steps=config.steps, val_every=config.val_every, save_every=config.val_every, log_every=10,
         seed=config.seed, device=config.device,
     )
     trained = train(train_config, resume=True, progress=progress)

@@ -50,7 +50,10 @@ TB_DIR = "tb"
 CHECKPOINT_FORMAT = 1
 
 #: Settings that define the run: a resumed run must keep them, or it would be another run.
-RESUME_FIXED = ("preset", "batch_size", "lr", "weight_decay", "precision", "seed", "sync_bn", "augment", "workers")
+#: Learning-rate schedules: the paper's constant rate, or a cosine decay to 0 over the run (short runs,
+#: such as the demo's, end better with it). Resuming with a larger --steps stretches the cosine.
+LR_SCHEDULES = ("constant", "cosine")
+RESUME_FIXED = ("preset", "batch_size", "lr", "lr_schedule", "weight_decay", "precision", "seed", "sync_bn", "augment", "workers")
 
 
 class NonFiniteLossError(L3NetError):
@@ -70,6 +73,7 @@ class TrainConfig:
     preset: str = "paper"
     batch_size: int = 256  # global: split over the processes
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # the paper's; "cosine": decay to 0 over the run's steps
     weight_decay: float = 1e-5
     steps: int | None = None
     pairs: int | None = None  # None and no steps: PAPER_PAIRS
@@ -112,10 +116,21 @@ class TrainConfig:
             raise InputError(f"--workers must be >= 0, got {self.workers}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"--lr must be a positive number, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of the step that follows ``step`` completed steps.
+
+        A pure function of the step, so a resumed run follows the same schedule exactly.
+        """
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+        return self.lr
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -568,6 +583,8 @@ class Trainer:
         loss = F.cross_entropy(logits.float(), labels)
         optimizer, scaler = self.state.optimizer, self.state.scaler
         optimizer.zero_grad(set_to_none=True)
+        for group in optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.state.step)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

@@ -20,12 +20,13 @@ summary is printed at the end. Interrupted? Run the same command again: it conti
 Examples:
   l3net demo
   l3net demo --out /tmp/demo --steps 1200        # train longer
-  l3net embed --model l3net-demo/run some_video.mp4 --out embeddings/
+  l3net embed --model l3net-demo/run some_video.mp4 --output-dir embeddings/
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..demo import DemoConfig
+    from ..train import LR_SCHEDULES
 
     d = DemoConfig()
     parser.add_argument("--out", default="l3net-demo", help="folder for everything the demo writes (default: l3net-demo)")
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=d.steps, help=f"training steps (default: {d.steps})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"pairs per step (default: {d.batch_size})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr:g})")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                        help=f"learning rate over the run (default: {d.lr_schedule}, decaying to 0 at the last step)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of the world and the training (default: {d.seed})")
     parser.add_argument("--workers", type=int, default=d.workers, help=f"processes for synthesis and preparation (default: {d.workers})")
     parser.add_argument("--device", default=d.device, help="cpu, cuda or auto (default: auto)")

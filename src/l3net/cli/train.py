@@ -8,7 +8,7 @@ import dataclasses
 
 from ..config import PRESETS
 from ..runtime import PRECISIONS
-from ..train import PAPER_PAIRS, TrainConfig
+from ..train import LR_SCHEDULES, PAPER_PAIRS, TrainConfig
 
 #: TrainConfig's defaults, the one home of the paper's training settings.
 _D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help=f"network size (default: {_D['preset']}; small: for CPUs)")
     parser.add_argument("--batch-size", type=int, help=f"global batch in pairs, split over processes (default: {_D['batch_size']})")
     parser.add_argument("--lr", type=float, help=f"Adam learning rate (default: {_D['lr']:g})")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                        help="learning rate over the run: constant (default, the paper's) or cosine (decays to 0 at the last step)")
     parser.add_argument("--weight-decay", type=float, help=f"Adam L2 weight decay (default: {_D['weight_decay']:g})")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimisation steps to train for in all")
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: TrainConfig fields that come straight from options of the same name.
-_FIELDS = ("data", "preset", "batch_size", "lr", "weight_decay", "steps", "pairs", "val_every", "val_pairs",
+_FIELDS = ("data", "preset", "batch_size", "lr", "lr_schedule", "weight_decay", "steps", "pairs", "val_every", "val_pairs",
            "save_every", "log_every", "precision", "compile", "channels_last", "sync_bn", "workers", "seed", "device")
 
 
