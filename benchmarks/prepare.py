@@ -7,7 +7,11 @@ per file at a time), l3net with --workers decoding processes. Wall time is repor
 (user + system of every process involved), which a busy shared machine disturbs less.
 Target (issue 3): l3net >= 1.0x ffmpeg's throughput.
 
-    python benchmarks/prepare.py [--videos 12] [--workers 2] [--repeats 2]
+The default of 48 videos (plus the 5 real ones) keeps the start-up of a run (the worker pool, the
+first decode in each worker: ~0.2 s) from dominating what is a throughput figure; a few videos
+measure mostly start-up (``--videos 12`` gives a lower ratio: see BENCHMARKS.md).
+
+    python benchmarks/prepare.py [--videos 48] [--workers 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -85,9 +89,9 @@ def run_l3net(videos: list[Path], out: Path, config: PrepareConfig, workers: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=12, help="synthetic 10 s 256 px videos (plus the 5 real ones)")
+    parser.add_argument("--videos", type=int, default=48, help="synthetic 10 s 256 px videos (plus the 5 real ones)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     config = PrepareConfig(seconds=10.0, fps=4.0, frame_size=256, split_ratios=(1, 0, 0), shard_size=1000)

@@ -233,7 +233,7 @@ def test_full_disk_leaves_no_partial_shard(tiny_world: Path, tmp_path: Path, mon
     import errno
 
     calls = {"n": 0}
-    original = fmt.ShardWriter.add
+    original = fmt.ShardWriter.add_block
 
     def add_then_fail(self, *args, **kwargs):
         calls["n"] += 1
@@ -241,7 +241,7 @@ def test_full_disk_leaves_no_partial_shard(tiny_world: Path, tmp_path: Path, mon
             raise OSError(errno.ENOSPC, "No space left on device")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(fmt.ShardWriter, "add", add_then_fail)
+    monkeypatch.setattr(fmt.ShardWriter, "add_block", add_then_fail)
     out = tmp_path / "s"
     with pytest.raises(OutputError, match="disk is full"):
         prepare([tiny_world / "videos"], out, config=FAST, progress=False)

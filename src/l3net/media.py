@@ -149,7 +149,14 @@ def probe(path: PathLike) -> MediaInfo:
 # audio
 # ------------------------------------------------------------------------------------------------
 class _AudioGraph:
-    """FFmpeg filter graph: average channels -> resample -> mono float32."""
+    """FFmpeg filter graph: average channels -> resample -> mono float32.
+
+    Decoders hand over small frames (1024 samples for AAC); a pull and an array per frame would
+    cost more Python than the resampling itself, so input is pulled about every
+    ``PULL_SECONDS`` and the output comes in frames of that length (``asetnsamples``).
+    """
+
+    PULL_SECONDS = 1.0
 
     def __init__(self, template: av.AudioStream | None, *, in_rate: int, channels: int, out_rate: int) -> None:
         self.graph = av.filter.Graph()
@@ -164,13 +171,22 @@ class _AudioGraph:
         if in_rate != out_rate:
             nodes.append(self.graph.add("aresample", f"{out_rate}:{RESAMPLER_OPTIONS}"))
         nodes.append(self.graph.add("aformat", f"sample_fmts=flt:channel_layouts=mono:sample_rates={out_rate}"))
+        nodes.append(self.graph.add("asetnsamples", f"n={max(1, round(self.PULL_SECONDS * out_rate))}:p=0"))
         nodes.append(self.graph.add("abuffersink"))
         for a, b in zip(nodes, nodes[1:]):
             a.link_to(b)
         self.graph.configure()
+        self._pull_every = max(1, round(self.PULL_SECONDS * in_rate))
+        self._pushed = 0  # input samples since the last pull
 
     def push(self, frame: av.AudioFrame | None) -> list[np.ndarray]:
+        """Feed one frame (None: end of input, flush everything); return the output ready so far."""
         self.graph.push(frame)
+        if frame is not None:
+            self._pushed += frame.samples
+            if self._pushed < self._pull_every:
+                return []
+        self._pushed = 0
         out = []
         while True:
             try:
@@ -180,12 +196,20 @@ class _AudioGraph:
             out.append(result.to_ndarray().reshape(-1))
 
 
+def _set_threads(stream: av.stream.Stream, threads: int | None) -> None:
+    if threads is None:
+        stream.thread_type = "AUTO"
+    else:
+        stream.codec_context.thread_count = max(1, threads)
+
+
 def iter_audio(
     path: PathLike,
     sample_rate: int = SAMPLE_RATE,
     *,
     duration: float | None = None,
     chunk_seconds: float = 10.0,
+    threads: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode a file's first audio stream as mono float32 chunks at ``sample_rate`` (Hz).
 
@@ -207,7 +231,7 @@ def iter_audio(
             kind = "a video without an audio stream" if container.streams.video else "no audio stream"
             raise MediaError(path, f"has no audio: {kind}")
         stream = container.streams.audio[0]
-        stream.thread_type = "AUTO"
+        _set_threads(stream, threads)
         try:
             graph = _AudioGraph(stream, in_rate=stream.rate, channels=len(stream.layout.channels), out_rate=sample_rate)
         except (av.error.FFmpegError, ValueError) as exc:
@@ -255,9 +279,11 @@ def iter_audio(
         raise MediaError(path, f"no audio could be decoded{detail}")
 
 
-def load_audio(path: PathLike, sample_rate: int = SAMPLE_RATE, *, duration: float | None = None) -> np.ndarray:
+def load_audio(
+    path: PathLike, sample_rate: int = SAMPLE_RATE, *, duration: float | None = None, threads: int | None = None
+) -> np.ndarray:
     """The whole (or first ``duration`` seconds of the) audio of a file: mono float32 at ``sample_rate``."""
-    chunks = list(iter_audio(path, sample_rate, duration=duration))
+    chunks = list(iter_audio(path, sample_rate, duration=duration, threads=threads))
     return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
 
@@ -353,6 +379,7 @@ def iter_video_frames(
     fps: float | None = None,
     duration: float | None = None,
     smaller_side: int | None = None,
+    threads: int | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(time_s, frame)`` pairs, frame an H x W x 3 uint8 RGB array, one at a time.
 
@@ -360,6 +387,8 @@ def iter_video_frames(
     0, 1/fps, 2/fps ... up to ``duration`` or the end. Each time gets the frame on screen then
     (the last one whose timestamp is <= t; the first one for earlier t). ``smaller_side`` scales
     each frame (aspect kept) during colour conversion. Times past the end get no frame.
+    ``threads``: decoder threads (None: FFmpeg's automatic frame and slice threading; 1 for callers
+    that already run one decoding process per core).
     """
     path = Path(path)
     _check_file(path)
@@ -372,7 +401,7 @@ def iter_video_frames(
         if not streams:
             raise MediaError(path, "has no video stream (audio only?)")
         stream = streams[0]
-        stream.thread_type = "AUTO"
+        _set_threads(stream, threads)
         if times is not None:
             wanted = sorted(float(t) for t in times)
         else:

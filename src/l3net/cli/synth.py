@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distractors", type=float, default=d.distractors, help=f"probability of silent distractor objects per video (default {d.distractors:g})")
     parser.add_argument("--unrelated", type=float, default=d.unrelated, help=f"probability that a video's soundtrack belongs to another class (default {d.unrelated:g})")
     parser.add_argument("--offscreen", type=float, default=d.offscreen, help=f"probability of an extra off-screen sound source (default {d.offscreen:g})")
+    parser.add_argument("--pitch-jitter", type=float, default=d.pitch_jitter,
+                        help=f"how far a video's pitch strays from its class's, as a fraction, 0-0.9 (default {d.pitch_jitter:g}); "
+                        "large values leave timbre and rhythm as the sound's class cues")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes to render with (default: the CPU count, at most 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     config = WorldConfig(
         videos=args.videos, classes=args.classes, seconds=args.seconds, size=args.size, fps=args.fps,
         seed=args.seed, noise=args.noise, distractors=args.distractors, unrelated=args.unrelated,
-        offscreen=args.offscreen,
+        offscreen=args.offscreen, pitch_jitter=args.pitch_jitter,
     )
     out = make_world(args.out, config, workers=max(1, args.workers), progress=not args.quiet)
     print(f"wrote {config.videos} videos of {config.classes} classes to {out}/videos ({out}/labels.csv, {out}/world.json)")

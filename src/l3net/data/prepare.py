@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import math
-import multiprocessing
 import os
 import sys
 import warnings
@@ -47,6 +46,7 @@ from .. import media
 from ..config import CLIP_SECONDS, SAMPLE_RATE
 from ..errors import DatasetError, InputError, MediaError
 from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, write_json
+from ..runtime import worker_pool
 from . import shards as fmt
 from .synth import read_boxes
 
@@ -259,8 +259,12 @@ class Outcome:
 Sample = tuple[dict[str, Any], bytes, list[bytes]]
 
 
-def process_video(video: InputVideo, config: PrepareConfig) -> tuple[Outcome, Sample | None]:
-    """Decode one video into a sample (metadata, WAV bytes, JPEG frames), or say why not."""
+def process_video(video: InputVideo, config: PrepareConfig, threads: int | None = None) -> tuple[Outcome, Sample | None]:
+    """Decode one video into a sample (metadata, WAV bytes, JPEG frames), or say why not.
+
+    ``threads``: decoder threads per video (None: FFmpeg's choice; 1 in the worker pool, which
+    already keeps every core busy with one video each, and where decoder threads only add overhead).
+    """
     outcome = Outcome(source=video.identity, path=str(video.path), status="skipped", key=video.key, split=video.split, label=video.label)
 
     def skip(reason: str, detail: str | None = None) -> tuple[Outcome, None]:
@@ -283,7 +287,7 @@ def process_video(video: InputVideo, config: PrepareConfig) -> tuple[Outcome, Sa
             if not info.has_audio:
                 return skip(REASON_NO_AUDIO, "video without sound")
             try:
-                audio = media.load_audio(video.path, SAMPLE_RATE, duration=config.seconds)
+                audio = media.load_audio(video.path, SAMPLE_RATE, duration=config.seconds, threads=threads)
             except MediaError as exc:
                 return skip(REASON_UNDECODABLE, exc.reason)
             clip = round(CLIP_SECONDS * SAMPLE_RATE)
@@ -291,7 +295,7 @@ def process_video(video: InputVideo, config: PrepareConfig) -> tuple[Outcome, Sa
                 return skip(REASON_TOO_SHORT, f"{audio.size / SAMPLE_RATE:.2f} s of audio")
             duration = audio.size / SAMPLE_RATE
             try:
-                decoded = list(media.iter_video_frames(video.path, fps=config.fps, duration=duration, smaller_side=config.frame_size))
+                decoded = list(media.iter_video_frames(video.path, fps=config.fps, duration=duration, smaller_side=config.frame_size, threads=threads))
             except MediaError as exc:
                 return skip(REASON_UNDECODABLE, exc.reason)
             if not decoded:
@@ -329,8 +333,13 @@ def process_video(video: InputVideo, config: PrepareConfig) -> tuple[Outcome, Sa
     return outcome, (meta, wav, jpegs)
 
 
-def _process_task(args: tuple[InputVideo, PrepareConfig]) -> tuple[Outcome, Sample | None]:
-    return process_video(*args)
+def _process_task(args: tuple[InputVideo, PrepareConfig, int | None]) -> tuple[Outcome, fmt.SampleBlock | None]:
+    # The tar members are laid out here, in the worker: the process writing shards only appends.
+    outcome, sample = process_video(*args)
+    if sample is None:
+        return outcome, None
+    meta, wav, jpegs = sample
+    return outcome, fmt.sample_block(meta["key"], meta, wav, jpegs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -457,7 +466,7 @@ def _remove_stale_temporaries(out: Path, slice_index: int) -> None:
 
 
 def _write_shard(
-    out: Path, plan: ShardPlan, results: Iterator[tuple[Outcome, Sample | None]], on_result: Any
+    out: Path, plan: ShardPlan, results: Iterator[tuple[Outcome, fmt.SampleBlock | None]], on_result: Any
 ) -> dict[str, Any]:
     path = out / plan.name
     outcomes: list[Outcome] = []
@@ -465,10 +474,9 @@ def _write_shard(
         with open(tmp, "wb") as handle:
             writer = fmt.ShardWriter(handle)
             for _ in plan.videos:
-                outcome, sample = next(results)
-                if sample is not None:
-                    meta, wav, jpegs = sample
-                    writer.add(meta["key"], meta, wav, jpegs)
+                outcome, block = next(results)
+                if block is not None:
+                    writer.add_block(block)
                     outcome.shard = plan.name
                 outcomes.append(outcome)
                 on_result(outcome)
@@ -554,7 +562,8 @@ def prepare(
         if sidecar is not None:
             done[plan.name] = sidecar
     todo = [p for p in plans if p.name not in done]
-    tasks = [(v, config) for p in todo for v in p.videos]
+    parallel = workers > 1 and sum(len(p.videos) for p in todo) > 1
+    tasks = [(v, config, 1 if parallel else None) for p in todo for v in p.videos]
 
     bar = tqdm(total=len(tasks), unit="video", desc="prepare", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     skipped_live: Counter = Counter()
@@ -568,10 +577,11 @@ def prepare(
     written: dict[str, dict[str, Any]] = {}
     pool = None
     try:
-        if workers > 1 and len(tasks) > 1:
-            # Load Pillow's format plugins once here, so forked workers do not each pay ~0.2 s for it
-            Image.init()
-            pool = multiprocessing.get_context().Pool(min(workers, len(tasks)))
+        if parallel:
+            # The JPEG encoder's plugin, loaded once here rather than in every forked worker. (Not
+            # Image.init(): that imports every format plugin, ~0.3 s, which JPEG does not need.)
+            Image.preinit()
+            pool = worker_pool(min(workers, len(tasks)))
             results: Iterator = pool.imap(_process_task, tasks, chunksize=1)
         else:
             results = map(_process_task, tasks)

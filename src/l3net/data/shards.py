@@ -94,40 +94,80 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
 # ------------------------------------------------------------------------------------------------
 # writing
 # ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleBlock:
+    """One sample's tar members as one run of bytes (headers, data, padding).
+
+    Built by :func:`sample_block` in the process that decoded the video, so that the process
+    writing the shard only appends bytes. ``members`` holds ``[offset, size]`` within ``data``.
+    """
+
+    key: str
+    meta: dict[str, Any]
+    data: bytes
+    members: dict[str, Any]
+
+
+def sample_block(key: str, meta: Mapping[str, Any], wav: bytes, frames: Sequence[bytes]) -> SampleBlock:
+    """The members ``KEY.json``, ``KEY.wav``, ``KEY.NNN.jpg`` (in that order, so WebDataset groups
+    them into one sample) of one video as a :class:`SampleBlock`."""
+    if "." in key or "/" in key:
+        raise ValueError(f"a sample key must not contain dots or slashes: {key!r}")
+    parts: list[bytes] = []
+    size = 0
+
+    def member(name: str, payload: bytes) -> list[int]:
+        nonlocal size
+        info = tarfile.TarInfo(name)
+        info.size = len(payload)
+        info.mtime = _MTIME
+        info.mode = 0o644
+        header = info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape")
+        padding = -len(payload) % tarfile.BLOCKSIZE
+        parts.extend((header, payload, b"\0" * padding))
+        start = size + len(header)
+        size = start + len(payload) + padding
+        return [start, len(payload)]
+
+    members: dict[str, Any] = {"json": member(f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))}
+    members["wav"] = member(f"{key}.wav", wav)
+    members["pcm"] = [members["wav"][0] + WAV_HEADER_BYTES, members["wav"][1] - WAV_HEADER_BYTES]
+    members["frames"] = [member(frame_member(key, i), data) for i, data in enumerate(frames)]
+    return SampleBlock(key, dict(meta), b"".join(parts), members)
+
+
 class ShardWriter:
     """Write samples into one tar (an already temporary path) and build the sidecar's index.
 
-    Members of a sample are written in the order ``KEY.json``, ``KEY.wav``, ``KEY.NNN.jpg``, so
-    WebDataset groups them into one sample.
+    The tar is plain USTAR, as :mod:`tarfile` writes it: each sample's members (headers from
+    :class:`tarfile.TarInfo`) as :func:`sample_block` lays them out, then the end-of-archive blocks.
     """
 
     def __init__(self, fileobj: IO[bytes]) -> None:
-        self._tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.USTAR_FORMAT)
+        self._file = fileobj
+        self._offset = 0
         self.index: list[dict[str, Any]] = []
-
-    def _add(self, name: str, data: bytes) -> list[int]:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = _MTIME
-        info.mode = 0o644
-        self._tar.addfile(info, io.BytesIO(data))
-        # addfile leaves the offset after the data padded to whole 512-byte blocks: step back over
-        # them (cheaper than building the header twice to learn its length)
-        padded = -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-        return [self._tar.offset - padded, len(data)]
 
     def add(self, key: str, meta: Mapping[str, Any], wav: bytes, frames: Sequence[bytes]) -> None:
         """Add one video: its metadata (KEY.json), audio (WAV bytes) and JPEG frames."""
-        if "." in key or "/" in key:
-            raise ValueError(f"a sample key must not contain dots or slashes: {key!r}")
-        members = {"json": self._add(f"{key}.json", json.dumps(meta, sort_keys=True).encode("utf-8"))}
-        members["wav"] = self._add(f"{key}.wav", wav)
-        members["pcm"] = [members["wav"][0] + WAV_HEADER_BYTES, members["wav"][1] - WAV_HEADER_BYTES]
-        members["frames"] = [self._add(frame_member(key, i), data) for i, data in enumerate(frames)]
-        self.index.append({"key": key, "meta": dict(meta), "members": members})
+        self.add_block(sample_block(key, meta, wav, frames))
+
+    def add_block(self, block: SampleBlock) -> None:
+        """Append a sample built by :func:`sample_block` (possibly in another process)."""
+        base = self._offset
+        self._file.write(block.data)
+        self._offset += len(block.data)
+        m = block.members
+        members = {name: [m[name][0] + base, m[name][1]] for name in ("json", "wav", "pcm")}
+        members["frames"] = [[offset + base, size] for offset, size in m["frames"]]
+        self.index.append({"key": block.key, "meta": block.meta, "members": members})
 
     def close(self) -> None:
-        self._tar.close()
+        # End of archive: two zero blocks, padded to a whole record (as tarfile.TarFile.close does).
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self._offset + end) % tarfile.RECORDSIZE
+        self._file.write(b"\0" * end)
+        self._offset += end
 
 
 # ------------------------------------------------------------------------------------------------

@@ -133,6 +133,7 @@ class WorldConfig:
     distractors: float = 0.3  # probability of 1-2 silent objects of other classes in view
     unrelated: float = 0.0  # probability that the soundtrack is another class's (object silent)
     offscreen: float = 0.0  # probability of a second, invisible sound source of another class
+    pitch_jitter: float = 0.06  # a video's fundamental is the class's times U(1 - j, 1 + j)
     object_scale: tuple[float, float] = (0.3, 0.5)  # object side / frame side
 
     def validate(self) -> None:
@@ -151,6 +152,8 @@ class WorldConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"--{name} is a probability in [0, 1], got {value}")
+        if not 0.0 <= self.pitch_jitter <= 0.9:
+            raise InputError(f"--pitch-jitter must be in [0, 0.9], got {self.pitch_jitter}")
         if not 0.0 <= self.noise <= 1.0:
             raise InputError(f"--noise must be in [0, 1], got {self.noise}")
         lo, hi = self.object_scale
@@ -247,9 +250,11 @@ def _tone(spec: ClassSpec, t: np.ndarray, f0: float, rng: np.random.Generator) -
     return x / (np.abs(x).max() + 1e-9)
 
 
-def _class_sound(spec: ClassSpec, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(signal, loudness envelope) of one source of the class; the pitch varies +-6 % per video."""
-    f0 = spec.pitch * rng.uniform(0.94, 1.06)
+def _class_sound(
+    spec: ClassSpec, t: np.ndarray, rng: np.random.Generator, pitch_jitter: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(signal, loudness envelope) of one source of the class; the pitch varies by +-``pitch_jitter``."""
+    f0 = spec.pitch * rng.uniform(1.0 - pitch_jitter, 1.0 + pitch_jitter)
     env = _envelope(spec.rhythm, t, rng)
     return _tone(spec, t, f0, rng) * env, env
 
@@ -404,11 +409,11 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
     rng = np.random.default_rng([config.seed, plan.index, 2])
     n_samples = int(round(config.seconds * AUDIO_RATE))
     t_audio = np.arange(n_samples) / AUDIO_RATE
-    main, env = _class_sound(specs[plan.audio_class], t_audio, rng)
+    main, env = _class_sound(specs[plan.audio_class], t_audio, rng, config.pitch_jitter)
     loudness = rng.uniform(0.3, 0.7)
     audio = loudness * main
     if plan.offscreen_class is not None:
-        other, _ = _class_sound(specs[plan.offscreen_class], t_audio, rng)
+        other, _ = _class_sound(specs[plan.offscreen_class], t_audio, rng, config.pitch_jitter)
         audio += loudness * rng.uniform(0.4, 0.8) * other
     if config.noise > 0:
         audio += config.noise * rng.uniform(0.5, 1.5) * _background_noise(n_samples, rng)
@@ -579,9 +584,9 @@ def make_world(
     bar = tqdm(total=len(plans), initial=len(plans) - len(todo), unit="video", desc="synth", disable=not progress)
     try:
         if workers > 1 and len(todo) > 1:
-            import multiprocessing
+            from ..runtime import worker_pool
 
-            with multiprocessing.get_context().Pool(workers) as pool:
+            with worker_pool(workers) as pool:
                 for _ in pool.imap_unordered(_make_video_task, [(str(out), config, p) for p in todo]):
                     bar.update()
         else:
