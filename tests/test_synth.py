@@ -148,3 +148,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(list((out / "videos").glob("*.mp4"))) == 3
     assert main(["synth", str(tmp_path / "bad"), "--classes", "99"]) == 2
     assert "classes" in capsys.readouterr().err
+
+
+def test_pitch_jitter_spreads_a_class_pitch_and_is_validated():
+    from l3net.data.synth import AUDIO_RATE, _class_sound, class_table
+
+    spec = class_table(4)[0]  # a sine: its spectrum peaks at the fundamental
+    t = np.arange(AUDIO_RATE) / AUDIO_RATE
+
+    def peaks(jitter: float) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return np.array([np.argmax(np.abs(np.fft.rfft(_class_sound(spec, t, rng, jitter)[0]))) for _ in range(30)])
+
+    narrow, wide = peaks(0.06), peaks(0.5)  # 1 Hz bins
+    assert narrow.min() >= spec.pitch * 0.93 and narrow.max() <= spec.pitch * 1.07
+    assert wide.min() < spec.pitch * 0.75 and wide.max() > spec.pitch * 1.25
+    with pytest.raises(InputError, match="--pitch-jitter must be in"):
+        WorldConfig(pitch_jitter=0.95).validate()
