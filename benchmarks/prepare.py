@@ -9,7 +9,7 @@ Target (issue 3): l3net >= 1.0x ffmpeg's throughput.
 
 The default of 48 videos (plus the 5 real ones) keeps the start-up of a run (the worker pool, the
 first decode in each worker: ~0.2 s) from dominating what is a throughput figure; a few videos
-measure mostly start-up (``--videos 12`` gives a lower ratio: see BENCHMARKS.md).
+measure start-up more (``--videos 12`` gives a somewhat lower ratio: see BENCHMARKS.md).
 
     python benchmarks/prepare.py [--videos 48] [--workers 2] [--repeats 3]
 """

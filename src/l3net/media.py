@@ -196,6 +196,10 @@ class _AudioGraph:
             out.append(result.to_ndarray().reshape(-1))
 
 
+#: PyAV 17 added a ``threads`` argument to frame reformatting (multithreaded swscale).
+_REFORMAT_TAKES_THREADS = int(av.__version__.split(".")[0]) >= 17
+
+
 def _set_threads(stream: av.stream.Stream, threads: int | None) -> None:
     if threads is None:
         stream.thread_type = "AUTO"
@@ -420,6 +424,8 @@ def iter_video_frames(
         frame_period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
         index, current, current_time = 0, None, 0.0
         cache: list = [None, None]  # [frame, its RGB array]
+        # PyAV >= 17 scales with threads of its own; one caller thread per core wants none.
+        sws_threads = {"threads": threads} if threads is not None and _REFORMAT_TAKES_THREADS else {}
 
         def convert(frame: av.VideoFrame) -> np.ndarray:
             # The same frame often serves several times: convert it once. The cache holds the frame
@@ -430,8 +436,8 @@ def iter_video_frames(
                 if (width, height) != (frame.width, frame.height):
                     # Scale in the decoder's pixel format first (as ffmpeg's scale filter does), then
                     # convert to RGB: about half the work of scaling while converting.
-                    scaled = frame.reformat(width=width, height=height, interpolation="AREA")
-                cache[:] = [frame, scaled.to_ndarray(format="rgb24")]
+                    scaled = frame.reformat(width=width, height=height, interpolation="AREA", **sws_threads)
+                cache[:] = [frame, scaled.to_ndarray(format="rgb24", **sws_threads)]
             return cache[1]
 
         try:
