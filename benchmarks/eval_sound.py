@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io.wavfile
-import torch
 
+from _machine import describe_machine
 from l3net.cli import main as l3net_main
 from l3net.config import SAMPLE_RATE
 from l3net.evaluate.features import audio_features
@@ -35,16 +33,6 @@ ESC50_RATE = 44_100
 SECONDS = 5.0
 CLASSES = 50
 FOLDS = 5
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def synth_clip(label: int, index: int) -> np.ndarray:
@@ -93,8 +81,7 @@ def main() -> int:
     parser.add_argument("--model", default="random:small", help="--model for eval sound (default: random:small)")
     args = parser.parse_args()
 
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    print(describe_machine())
     with tempfile.TemporaryDirectory(prefix="l3net-bench-esc50-") as tmp:
         data, out = Path(tmp) / "ESC-50", Path(tmp) / "out"
         start = time.perf_counter()

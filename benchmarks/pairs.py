@@ -19,36 +19,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import webdataset as wds
 
 from l3net.config import PRESETS
+from _machine import describe_machine
 from l3net.data.prepare import PrepareConfig, prepare
 from l3net.data.sampler import AVCPairs
 from l3net.data.synth import WorldConfig, make_world
 
 
 REAL_AV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real_av"
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}, load average {load:.1f}"
 
 
 def measure(iterator, pairs_per_item: int, items: int) -> tuple[float, float]:
@@ -80,7 +66,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="batches of 32 pairs to time")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(describe_machine())
     config = PRESETS["paper"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -29,26 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import imageio_ffmpeg
-import torch
 
+from _machine import describe_machine
 from l3net.data.prepare import PrepareConfig, prepare
 from l3net.data.synth import WorldConfig, make_world
 from l3net.media import RESAMPLER_OPTIONS
 
 REAL_AV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real_av"
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}, load average {load:.1f}"
 
 
 def cpu_seconds() -> float:
@@ -93,7 +79,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(describe_machine())
     config = PrepareConfig(seconds=10.0, fps=4.0, frame_size=256, split_ratios=(1, 0, 0), shard_size=1000)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
