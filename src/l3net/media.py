@@ -218,7 +218,8 @@ def iter_audio(
     """Decode a file's first audio stream as mono float32 chunks at ``sample_rate`` (Hz).
 
     Stops after ``duration`` seconds when given. Chunks are about ``chunk_seconds`` long (the last
-    may be shorter). Raises :class:`MediaError` when the file is unreadable or has no audio.
+    may be shorter). ``threads``: decoder threads (None: FFmpeg's choice). Raises
+    :class:`MediaError` when the file is unreadable or has no audio.
     """
     path = Path(path)
     _check_file(path)
