@@ -5,6 +5,7 @@
   Pitch varies +-50 % per video, so that a class's sound is told by its timbre and rhythm, which
   random audio features do not separate (with distinct fixed pitches they do: NMI 0.8-1.0), and
   "trained beats random" means something for the audio tower too.
+- ``unlabelled_shards``: a copy of ``synth_shards`` whose ``dataset.json`` names no classes.
 - ``synth_shards``: that world prepared with labels (frames at 4 fps, smaller side 112 = the small
   preset's image_resize; shards of 6 videos; splits 0.6/0.2/0.2, all three non-empty; several
   shards per split so partitioning over workers can be tested).
@@ -14,6 +15,8 @@ Both are read-only for tests: copy them (``shutil.copytree``) before changing an
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,4 +44,14 @@ def synth_shards(synth_world: Path, tmp_path_factory: pytest.TempPathFactory) ->
         workers=2, progress=False,
     )
     assert all(summary.kept[split] >= 2 for split in ("train", "val", "test")), summary.table()
+    return out
+
+
+@pytest.fixture(scope="session")
+def unlabelled_shards(synth_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``synth_shards`` whose ``dataset.json`` names no classes (for "needs labels" errors)."""
+    out = tmp_path_factory.mktemp("unlabelled") / "shards"
+    shutil.copytree(synth_shards, out)
+    info = json.loads((out / "dataset.json").read_text())
+    (out / "dataset.json").write_text(json.dumps({**info, "classes": None}))
     return out

@@ -90,7 +90,7 @@ def test_baselines_end_to_end_and_avc_shows_them(synth_shards, tmp_path, capsys)
     assert not [p for p in (out / "eval").iterdir() if p.name.startswith(".")]
 
 
-def test_baselines_bad_inputs_give_clear_errors(synth_shards, tmp_path, capsys):
+def test_baselines_bad_inputs_give_clear_errors(synth_shards, unlabelled_shards, tmp_path, capsys):
     def fails(data, *needles, extra=()):
         assert main(["eval", "baselines", "--data", str(data), "--out", str(tmp_path / "out"), *extra]) == 2
         err = capsys.readouterr().err
@@ -98,11 +98,8 @@ def test_baselines_bad_inputs_give_clear_errors(synth_shards, tmp_path, capsys):
         for needle in needles:
             assert needle in err, err
 
-    unlabelled = tmp_path / "unlabelled"
-    shutil.copytree(synth_shards, unlabelled)
-    info = json.loads((unlabelled / "dataset.json").read_text())
-    (unlabelled / "dataset.json").write_text(json.dumps({**info, "classes": None}))
-    fails(unlabelled, "needs class labels")
+    info = json.loads((synth_shards / "dataset.json").read_text())
+    fails(unlabelled_shards, "needs class labels")
 
     extra_class = tmp_path / "extra_class"
     shutil.copytree(synth_shards, extra_class)

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from fixtures_train import ORDERING_SPLIT
 from test_eval_avc import read_result
 
 from l3net.cli import main
@@ -61,11 +62,6 @@ def test_kmeans_nmi_separated_blobs_vs_noise():
 # ------------------------------------------------------------------------------------------------
 # end to end on the synthetic world
 # ------------------------------------------------------------------------------------------------
-# The ordering tests rank inputs of the *train* split: with 18 labelled videos of 4 classes it is
-# the largest of the fixture's splits (test holds 6); the model never saw its labels.
-ORDERING_SPLIT = "train"
-
-
 @pytest.fixture(scope="module")
 def trained_cluster(trained_small_run, synth_shards, tmp_path_factory):
     """``l3net eval cluster`` on the trained small run, k = the number of classes; its result."""
@@ -103,7 +99,7 @@ def test_trained_audio_tower_clusters_better_than_random(trained_cluster):
     assert nmi_audio["L3-Net"] > nmi_audio["L3 without training"] > nmi_audio["random assignment"]
 
 
-def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, tmp_path, capsys):
+def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, unlabelled_shards, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["eval", "cluster", "--model", "small", "--data", str(synth_shards), "--out", str(out),
                  "--no-tsne", "--n-init", "1"]) == 0
@@ -120,11 +116,8 @@ def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, tmp_path, cap
         for needle in needles:
             assert needle in err, err
 
-    unlabelled = tmp_path / "unlabelled"
-    shutil.copytree(synth_shards, unlabelled)
-    info = json.loads((unlabelled / "dataset.json").read_text())
-    (unlabelled / "dataset.json").write_text(json.dumps({**info, "classes": None}))
-    fails(["--data", str(unlabelled)], "clustering needs class labels")
+    info = json.loads((synth_shards / "dataset.json").read_text())
+    fails(["--data", str(unlabelled_shards)], "clustering needs class labels")
     fails(["--data", str(synth_shards), "--classes", "unicorns"], "unknown class name", "'unicorns'", info["classes"][0])
     fails(["--data", str(synth_shards), "--k", "1"], "--k must be at least 2")
     fails(["--data", str(tmp_path / "nowhere")], "no such shard directory")

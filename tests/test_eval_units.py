@@ -6,6 +6,7 @@ import collections
 
 import numpy as np
 import pytest
+from fixtures_train import ORDERING_SPLIT
 from test_eval_avc import read_result
 
 from l3net.cli import main
@@ -88,11 +89,6 @@ def test_top_inputs_keeps_one_input_per_video():
 # ------------------------------------------------------------------------------------------------
 # end to end on the synthetic world
 # ------------------------------------------------------------------------------------------------
-# Inputs of the *train* split: with 18 labelled videos it is the largest of the fixture's splits
-# (test holds 6, barely more than a unit's top 5); the model never saw its labels.
-ORDERING_SPLIT = "train"
-
-
 @pytest.fixture(scope="module")
 def trained_units(trained_small_run, synth_shards, tmp_path_factory):
     """``l3net eval units`` on the trained small run; its eval folder and result."""
