@@ -229,3 +229,52 @@ def test_videos_shorter_than_the_clip_are_left_out(synth_shards: Path) -> None:
     too_long = SMALL.replace(clip_seconds=5.0)
     with pytest.warns(UserWarning, match="left out"), pytest.raises(DatasetError, match="at least 2"):
         next(iter(AVCPairs(synth_shards, "train", config=too_long, batch_size=8)))
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_evaluation_pairs_are_the_papers(synth_shards: Path, split: str) -> None:
+    """Every rule of the training pairs holds for the fixed evaluation list too (validation, the best
+    model's choice and `eval avc` read it): aligned positives, a distinct video's audio in negatives,
+    balance per video, the stored audio at the stated start, the centre crop, and determinism."""
+    shards = ShardSet(synth_shards)
+    videos = {v.key: v for v in shards.videos(split)}
+    per = 12
+    lists = {}
+    for seed in (0, 1, 2):
+        dataset = AVCPairs(synth_shards, split, config=SMALL, batch_size=16, train=False, seed=seed,
+                           eval_pairs_per_video=per)
+        pairs = dataset.eval_pairs()
+        assert len(pairs) == per * len(videos)
+        positives = Counter()
+        for pair in pairs:
+            t, s = pair.image.frame_times[pair.frame], pair.start / SAMPLE_RATE
+            assert 0 <= pair.start <= pair.audio.num_samples - CLIP  # the clip lies inside the audio
+            if pair.label == 1:
+                assert pair.audio.key == pair.image.key and t - 1 < s <= t, (pair.image.key, t, s)
+                positives[pair.image.key] += 1
+            else:
+                assert pair.audio.key != pair.image.key, f"a negative took its own video's audio ({pair.image.key})"
+        assert positives == Counter({key: per // 2 for key in videos})  # balanced, video by video
+        lists[seed] = [(p.image.key, p.frame, p.audio.key, p.start, p.label) for p in pairs]
+        if seed == 0:
+            again = AVCPairs(synth_shards, split, config=SMALL, batch_size=16, train=False, seed=0, eval_pairs_per_video=per)
+            assert [(p.image.key, p.frame, p.audio.key, p.start, p.label) for p in again.eval_pairs()] == lists[0]
+            # What the batches carry is those pairs: the stored audio at the start, the centre crop.
+            flat = [b for b in DataLoader(dataset, batch_size=None)]
+            assert sum(len(b["label"]) for b in flat) == len(pairs)
+            i = 0
+            for batch in flat[:3]:
+                for j in range(len(batch["label"])):
+                    pair = pairs[i]
+                    i += 1
+                    assert (batch["image_key"][j], batch["audio_key"][j], int(batch["label"][j])) == (
+                        pair.image.key, pair.audio.key, pair.label)
+                    assert float(batch["audio_start"][j]) == pair.start / SAMPLE_RATE
+                    stored = shards.read_audio(pair.audio, pair.start, CLIP)
+                    assert torch.equal(batch["audio"][j], torch.from_numpy(stored))
+                    frame = shards.read_frame(pair.image, pair.frame)
+                    assert np.array_equal(batch["image"][j].permute(1, 2, 0).numpy(), center_crop(frame, SMALL.image_size))
+    # A different seed draws different frames and clips (most pairs differ).
+    for other in (1, 2):
+        same = sum(a == b for a, b in zip(lists[0], lists[other]))
+        assert same < len(lists[0]) // 4, same
