@@ -118,12 +118,12 @@ def test_unwritable_output(model_dir, tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert code == 2 and "cannot write" in captured.err and "Traceback" not in captured.err
     # A directory that refuses new files: every file fails with the reason, nothing is left.
-    import tempfile
+    from l3net import fileio
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(fileio, "_open_exclusive", refuse)
     out = tmp_path / "ro"
     out.mkdir()
     code = main(["embed", str(wav), "--model", str(model_dir), "-o", str(out), "-q"])

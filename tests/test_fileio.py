@@ -101,3 +101,46 @@ def test_kill_9_mid_write_leaves_no_partial_file(tmp_path):
     assert not target.exists()
     # Only a hidden temporary file may remain, never under the final name.
     assert all(name.startswith(".result.bin.") for name in leftovers(tmp_path))
+
+
+def test_files_get_the_users_umask_even_when_the_writer_replaces_the_temporary(tmp_path):
+    """safetensors writes through its own private (0600) temporary file: the model file must still get
+    the same permissions as config.json (it used to be 0600 beside a 0644 config.json)."""
+    from l3net.models import build_model
+
+    directory = build_model("small", seed=0).save(tmp_path / "model")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in directory.iterdir()}
+    assert set(modes) == {"config.json", "model.safetensors"}
+    assert len(set(modes.values())) == 1, modes
+    umask = os.umask(0o022)  # read it back for the comparison (the test owns this process state)
+    os.umask(umask)
+    assert modes["config.json"] == 0o666 & ~umask
+
+
+def test_a_stricter_umask_is_honoured(tmp_path):
+    script = (
+        "import os, sys\n"
+        "os.umask(0o077)\n"
+        "from l3net.fileio import write_json\n"
+        "write_json(sys.argv[1], {})\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.json")], check=True)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_importing_fileio_leaves_the_umask_alone():
+    code = "import os; os.umask(0o027); import l3net.fileio; print(oct(os.umask(0)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "0o27"
+
+
+def test_remove_stale_temporaries_removes_only_our_temporaries(tmp_path):
+    from l3net.fileio import remove_stale_temporaries
+
+    for name in (".result.json.1a2b3c4d.tmp", ".frame_00001.png.00ff00ff.tmp.png", "result.json",
+                 ".other.json.1a2b3c4d.tmp", ".result.json.keep", "frame_00001.png"):
+        (tmp_path / name).write_text("x")
+    removed = remove_stale_temporaries(tmp_path, ["result.json", "frame_*.png"])
+    assert sorted(p.name for p in removed) == [".frame_00001.png.00ff00ff.tmp.png", ".result.json.1a2b3c4d.tmp"]
+    assert leftovers(tmp_path) == [".other.json.1a2b3c4d.tmp", ".result.json.keep", "frame_00001.png", "result.json"]
+    assert remove_stale_temporaries(tmp_path / "missing", ["x"]) == []

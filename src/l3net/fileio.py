@@ -2,6 +2,10 @@
 
 Everything l3net writes goes through here: it is written to a temporary name in the same directory,
 flushed, then renamed, so a crash, ``kill -9`` or a full disk never leaves a partial output.
+Temporary names are ``.NAME.<random>.tmp[SUFFIX]``; :func:`remove_stale_temporaries` is the one place
+that deletes those left behind by a killed writer. Files get the permissions the user's umask gives
+any new file (the temporary file is created with mode 0666, which the kernel masks), with no
+process-wide state read or changed.
 """
 
 from __future__ import annotations
@@ -10,16 +14,14 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from .errors import OutputError
 
-# mkstemp creates files readable by the owner only; outputs get the usual permissions instead.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+#: Marks the temporary files of atomic writes: ``.NAME.<random>.tmp[SUFFIX]``.
+TMP_MARK = ".tmp"
 
 
 def _describe_os_error(path: Path, exc: OSError) -> str:
@@ -42,24 +44,45 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _open_exclusive(path: Path) -> int:
+    """Create ``path`` (it must not exist) with mode 0666 minus the umask; a file descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+
+def _create_temporary(path: Path, suffix: str) -> Path:
+    """A new empty file beside ``path``, created with mode 0666 so the user's umask decides its permissions
+    (``tempfile.mkstemp`` would make it 0600)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP_MARK}{suffix}")
+        try:
+            fd = _open_exclusive(tmp)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(_describe_os_error(path, exc)) from exc
+        os.close(fd)
+        return tmp
+    raise OutputError(f"cannot write {path}: no free temporary name beside it")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
 
     ``suffix`` keeps an extension on the temporary name for writers that insist on one
     (``np.savez`` appends ``.npz`` otherwise). On any exception the temporary file is removed.
+    A writer may replace the temporary file with its own (safetensors writes to a private 0600
+    file and renames it over the target): the result still gets the mode the temporary file was
+    created with.
     """
     path = Path(path)
     ensure_dir(path.parent)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(_describe_os_error(path, exc)) from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, _FILE_MODE)
+    tmp = _create_temporary(path, suffix)
+    mode = os.stat(tmp).st_mode & 0o777
     try:
         yield tmp
+        if os.stat(tmp).st_mode & 0o777 != mode:
+            os.chmod(tmp, mode)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -69,6 +92,27 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that atomic writes of ``names`` (file names in ``directory``, or
+    ``fnmatch`` patterns such as ``frame_*.png``) left behind when their writer was killed.
+
+    Only files named as :func:`atomic_path` names its temporaries are touched, never an output.
+    Returns the paths removed.
+    """
+    import fnmatch
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    patterns = [f".{name}.*{TMP_MARK}*" for name in names]
+    removed = []
+    for path in directory.glob(f".*{TMP_MARK}*"):
+        if path.is_file() and any(fnmatch.fnmatchcase(path.name, p) for p in patterns):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
