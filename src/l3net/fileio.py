@@ -11,6 +11,7 @@ process-wide state read or changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -128,6 +129,36 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=False)
         handle.write("\n")
+
+
+@dataclasses.dataclass
+class JsonLines:
+    """The objects of a JSON-lines file, and the numbers of the lines that were not JSON objects
+    (a line cut short when its writer was killed)."""
+
+    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    bad_lines: list[int] = dataclasses.field(default_factory=list)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> JsonLines:
+    """Parse a JSON-lines file (one object per line, e.g. a training run's ``log.jsonl``); blank lines
+    are skipped, bad lines counted, not fatal."""
+    result = JsonLines()
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                result.bad_lines.append(number)
+                continue
+            if isinstance(record, dict):
+                result.records.append(record)
+            else:
+                result.bad_lines.append(number)
+    return result
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

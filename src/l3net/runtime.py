@@ -76,6 +76,25 @@ def autocast(precision: str, device: torch.device) -> ContextManager[object]:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: torch.Tensor,
+    *,
+    lr: float | None = None,
+) -> None:
+    """One optimisation step on ``loss``: gradients cleared, the learning rate set (when given),
+    backward through the (fp16) gradient scaler, the step, the scaler's update. Training and the
+    supervised baselines step the same way."""
+    optimizer.zero_grad(set_to_none=True)
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def worker_pool(processes: int) -> multiprocessing.pool.Pool:
     """A pool of ``processes`` worker processes (forked where the platform allows) that start fast.
 

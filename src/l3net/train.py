@@ -35,9 +35,9 @@ from . import __version__, distributed
 from .config import PRESETS, get_preset
 from .distributed import World
 from .errors import DatasetError, InputError, L3NetError, OutputError
-from .fileio import atomic_path, atomic_open, ensure_dir, read_json
+from .fileio import atomic_path, atomic_open, ensure_dir, read_json, read_jsonl, remove_stale_temporaries
 from .models import CONFIG_FILE, WEIGHTS_FILE, L3Net, build_model
-from .runtime import PRECISIONS, autocast, check_precision
+from .runtime import PRECISIONS, autocast, check_precision, optimizer_step
 
 #: Pairs the paper's network saw in training (PAPER_SPEC 4): the default length of a run.
 PAPER_PAIRS = 60_000_000
@@ -348,23 +348,14 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def read_log(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of a run's ``log.jsonl`` (``event`` is "train" or "val")."""
-    path = Path(run_dir) / LOG_FILE
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+    return read_jsonl(Path(run_dir) / LOG_FILE).records
 
 
 def _remove_stale_temporaries(run_dir: Path) -> None:
     """Delete the temporary files of atomic writes cut short by a killed run (never whole outputs)."""
     ours = (CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, LOG_FILE)
     for folder in (run_dir, run_dir / LAST_DIR, run_dir / CHECKPOINT_DIR):
-        for path in folder.glob(".*.tmp*"):
-            if path.is_file() and any(path.name.startswith(f".{name}.") for name in ours):
-                path.unlink(missing_ok=True)
+        remove_stale_temporaries(folder, ours)
 
 
 def _say(world: World, message: str) -> None:
@@ -581,13 +572,7 @@ class Trainer:
         with autocast(self.config.precision, self.device):
             logits = self.step_model(images, waveforms)
         loss = F.cross_entropy(logits.float(), labels)
-        optimizer, scaler = self.state.optimizer, self.state.scaler
-        optimizer.zero_grad(set_to_none=True)
-        for group in optimizer.param_groups:
-            group["lr"] = self.config.lr_at(self.state.step)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(self.state.optimizer, self.state.scaler, loss, lr=self.config.lr_at(self.state.step))
         correct = (logits.detach().argmax(dim=1) == labels).sum()
         return loss.detach(), correct
 

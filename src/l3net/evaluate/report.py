@@ -25,12 +25,12 @@ from typing import Any, Sequence
 
 from .. import __version__
 from ..errors import InputError
-from ..fileio import atomic_open
+from ..fileio import atomic_open, read_jsonl, remove_stale_temporaries
 from ..models import CONFIG_FILE
+from ..train import LOG_FILE
 from .common import EVAL_DIRNAME
 
 REPORT_FILE = "report.html"
-LOG_FILE = "log.jsonl"
 #: Protocols in the paper's order (Table 1 to Section 3.5); any other result follows, by name.
 PROTOCOL_ORDER = ("avc", "baselines", "sound", "probe", "cluster", "units", "localize")
 #: Keys that may carry the x axis of the training curves, in order of preference.
@@ -82,14 +82,6 @@ class EvalResult:
         return self.path.stem
 
 
-@dataclass
-class TrainingLog:
-    """Records of ``log.jsonl`` and the lines that could not be parsed (a run killed mid-write)."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    bad_lines: list[int] = field(default_factory=list)
-
-
 def _protocol_rank(result: EvalResult) -> tuple[int, str]:
     name = result.protocol
     return (PROTOCOL_ORDER.index(name) if name in PROTOCOL_ORDER else len(PROTOCOL_ORDER), name)
@@ -112,26 +104,6 @@ def read_results(eval_dir: Path) -> list[EvalResult]:
             continue
         results.append(EvalResult(path, data))
     return sorted(results, key=_protocol_rank)
-
-
-def read_log(path: Path) -> TrainingLog:
-    """Parse ``log.jsonl``: one JSON object per line; bad lines are counted, not fatal."""
-    log = TrainingLog()
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                log.bad_lines.append(number)
-                continue
-            if isinstance(record, dict):
-                log.records.append(record)
-            else:
-                log.bad_lines.append(number)
-    return log
 
 
 # ------------------------------------------------------------------------------------------------
@@ -413,7 +385,7 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
         summary.missing.append("training log")
         body.append(f'<p class="missing">No training log ({_e(log_path.name)} is missing): nothing to draw.</p>')
     else:
-        log = read_log(log_path)
+        log = read_jsonl(log_path)
         png = curves_png(log.records)
         if png is None:
             summary.missing.append("training curves")
@@ -490,9 +462,7 @@ def write_report(
     summary.path = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
     if summary.path.is_dir():
         summary.path = summary.path / REPORT_FILE
-    # the temporary file of an earlier run killed mid-write (kill -9)
-    for stale in summary.path.parent.glob(f".{summary.path.name}.*.tmp*"):
-        stale.unlink(missing_ok=True)
+    remove_stale_temporaries(summary.path.parent, [summary.path.name])  # of an earlier run killed mid-write
     with atomic_open(summary.path, "w", encoding="utf-8") as handle:
         handle.write(page)
     return summary
