@@ -30,6 +30,13 @@ class SpectrogramConfig:
 
     ``sample_rate`` is the rate the STFT runs at; input audio is always :data:`SAMPLE_RATE` and is
     decimated by ``SAMPLE_RATE // sample_rate`` first when the two differ.
+
+    Two scales: ``"log"`` is the paper's ``log(x + log_floor)``; ``"db"`` is OpenL3's (kapre 0.1.4
+    as openl3 0.4.2 applies it): ``10 * log10(max(x, db_amin))`` minus its maximum over the whole
+    clip, clipped at ``db_range`` dB below that maximum. ``mel_bands > 0`` maps the ``n_fft // 2 + 1``
+    bins to that many mel bands (Slaney's mel scale and area normalisation, 0 Hz to Nyquist: the
+    filters of librosa and kapre) before scaling. ``pad_end`` zero-pads the end of the clip so that
+    ``ceil(samples / hop_length)`` frames cover all of it (``tf.signal.stft(pad_end=True)``).
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -39,17 +46,25 @@ class SpectrogramConfig:
     window: str = "hann"  # the paper names none; Hann is the usual choice
     power: float = 1.0  # 1: magnitude, 2: power (the paper says only "spectrogram")
     log_floor: float = 1e-5  # log(x + floor): silence stays finite
+    scale: str = "log"  # "log" (the paper) or "db" (OpenL3), see the class docstring
+    db_amin: float = 1e-10  # "db": smallest value before the logarithm
+    db_range: float = 80.0  # "db": clip this many dB below the clip's maximum
+    mel_bands: int = 0  # 0: linear-frequency bins; > 0: mel bands
+    pad_end: bool = False  # zero-pad the end: ceil(samples / hop) frames instead of whole windows only
 
     def num_frames(self, num_samples: int) -> int:
         """Frames for ``num_samples`` input samples (at SAMPLE_RATE), no centre padding."""
         n = num_samples // self.decimation
         if n < self.win_length:
             raise ValueError(f"{num_samples} samples is shorter than one window")
+        if self.pad_end:
+            return -(-n // self.hop_length)
         return (n - self.win_length) // self.hop_length + 1
 
     @property
     def num_bins(self) -> int:
-        return self.n_fft // 2 + 1
+        """Rows of the spectrogram: mel bands, or the FFT's ``n_fft // 2 + 1`` bins."""
+        return self.mel_bands or self.n_fft // 2 + 1
 
     @property
     def decimation(self) -> int:
@@ -70,6 +85,16 @@ class SpectrogramConfig:
             raise ValueError("power must be 1 (magnitude) or 2 (power)")
         if self.window not in ("hann", "hamming"):
             raise ValueError(f"unknown window {self.window!r}")
+        if self.scale not in ("log", "db"):
+            raise ValueError(f"scale must be 'log' or 'db', got {self.scale!r}")
+        for name in ("db_amin", "db_range"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if isinstance(self.mel_bands, bool) or not isinstance(self.mel_bands, int) or self.mel_bands < 0:
+            raise ValueError(f"mel_bands must be 0 (linear frequency) or a positive integer, got {self.mel_bands!r}")
+        if not isinstance(self.pad_end, bool):
+            raise ValueError(f"pad_end must be true or false, got {self.pad_end!r}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,16 @@ class ModelConfig:
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     clip_seconds: float = CLIP_SECONDS
     spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+    # -- tower details: the paper's defaults; the openl3-* presets set OpenL3's -----------------
+    conv_bias: bool = False  # biases on the convolutions (redundant before BatchNorm; OpenL3 has them)
+    batchnorm_eps: float = 1e-5  # PyTorch's default; Keras' (OpenL3) is 1e-3
+    batchnorm_momentum: float = 0.1  # PyTorch convention (weight of the new batch); Keras 0.99 = 0.01 here
+    input_batchnorm: bool = False  # a BatchNorm on each tower's input (OpenL3)
+    last_conv_plain: bool = False  # the last conv has no BatchNorm or ReLU (OpenL3: it pools raw conv4_2)
+    vision_relu_before_bn: tuple[str, ...] = ()  # vision convs whose ReLU comes before their BatchNorm
+    same_pools: tuple[str, ...] = ()  # towers whose 2x2 pools keep a partial last window (Keras 'same')
+    feature_order: str = "chw"  # flattening of pooled feature maps: "chw" (PyTorch) or "hwc" (Keras)
+    framing: str = "l3net"  # centred audio windows: "l3net" (to the last timestamp) or "openl3"
 
     # -- derived facts -----------------------------------------------------------------------
     @property
@@ -127,7 +162,10 @@ class ModelConfig:
             if bad:
                 raise ValueError(f"unknown spectrogram config fields: {', '.join(bad)}")
             kwargs["spectrogram"] = SpectrogramConfig(**kwargs["spectrogram"])
-        for key in ("channels", "image_transfer_grid", "audio_transfer_grid", "image_mean", "image_std"):
+        for key in (
+            "channels", "image_transfer_grid", "audio_transfer_grid", "image_mean", "image_std",
+            "vision_relu_before_bn", "same_pools",
+        ):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         config = cls(**kwargs)
@@ -164,13 +202,59 @@ class ModelConfig:
             raise ValueError("spectrogram must be a SpectrogramConfig")
         if self.image_size > self.image_resize:
             raise ValueError("image_size (crop) must not exceed image_resize")
+        for name in ("conv_bias", "input_batchnorm", "last_conv_plain"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("batchnorm_eps", "batchnorm_momentum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+        conv_names = {f"conv{b}_{i}" for b in range(1, len(self.channels) + 1) for i in range(1, self.convs_per_block + 1)}
+        bad = [n for n in self.vision_relu_before_bn if n not in conv_names]
+        if bad:
+            raise ValueError(f"vision_relu_before_bn names unknown conv layers: {bad}")
+        bad = [m for m in self.same_pools if m not in ("vision", "audio")]
+        if bad:
+            raise ValueError(f"same_pools must list 'vision' and/or 'audio', got {bad}")
+        if self.feature_order not in ("chw", "hwc"):
+            raise ValueError(f"feature_order must be 'chw' or 'hwc', got {self.feature_order!r}")
+        if self.framing not in ("l3net", "openl3"):
+            raise ValueError(f"framing must be 'l3net' or 'openl3', got {self.framing!r}")
         self.spectrogram.validate()
         self.spectrogram.num_frames(self.clip_samples)
 
 
+#: What OpenL3's networks (openl3 0.4.2, models.py) share beyond the paper's layout: conv biases,
+#: Keras' BatchNorm (eps 1e-3, momentum 0.99), a BatchNorm on each input, conv4_2 without BatchNorm
+#: or ReLU, the image network's ReLU-then-BatchNorm after conv1_2 and its 'same' pools, pixels
+#: scaled to [-1, 1] ((x / 255 - 0.5) / 0.5), 224 px for both image features, Keras' (h, w, c)
+#: flattening of the 6144/8192-D features, and openl3's count of centred windows.
+_OPENL3_TOWERS: dict[str, Any] = dict(
+    image_resize=256,
+    image_size=224,
+    transfer_image_size=224,
+    image_mean=(0.5, 0.5, 0.5),
+    image_std=(0.5, 0.5, 0.5),
+    conv_bias=True,
+    batchnorm_eps=1e-3,
+    batchnorm_momentum=0.01,
+    input_batchnorm=True,
+    last_conv_plain=True,
+    vision_relu_before_bn=("conv1_2",),
+    same_pools=("vision",),
+    feature_order="hwc",
+    framing="openl3",
+)
+#: OpenL3's kapre front ends at 48 kHz: periodic Hann windows of n_fft samples, hop 242, magnitude,
+#: decibels per clip. linear: 512-point STFT, whole windows only (257 x 197); mel: 2048-point STFT,
+#: end padded (tf pad_end), 128 or 256 mel bands (x 199).
+_OPENL3_DB = dict(sample_rate=SAMPLE_RATE, hop_length=242, window="hann", power=1.0, scale="db")
+
 #: The preset table. ``paper`` is exactly the paper. ``small`` is the CPU preset: a quarter of the
 #: width, 112/96 px frames, and a 16 kHz spectrogram of 20 ms windows without overlap (161 x 50);
-#: it trains at ~45 pairs/s on a 2-core laptop CPU (see BENCHMARKS.md).
+#: it trains at ~45 pairs/s on a 2-core laptop CPU (see BENCHMARKS.md). ``openl3-*`` are OpenL3's
+#: networks (Cramer et al., ICASSP 2019), exactly as openl3 0.4.2 runs them: ``l3net convert
+#: openl3`` fills them with OpenL3's published weights, ``l3net train`` trains them.
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(name="paper"),
     "small": ModelConfig(
@@ -180,6 +264,21 @@ PRESETS: dict[str, ModelConfig] = {
         image_size=96,
         transfer_image_size=112,
         spectrogram=SpectrogramConfig(sample_rate=16_000, win_length=320, hop_length=320, n_fft=320),
+    ),
+    "openl3-linear": ModelConfig(
+        name="openl3-linear",
+        spectrogram=SpectrogramConfig(win_length=512, n_fft=512, **_OPENL3_DB),
+        **_OPENL3_TOWERS,
+    ),
+    "openl3-mel128": ModelConfig(
+        name="openl3-mel128",
+        spectrogram=SpectrogramConfig(win_length=2048, n_fft=2048, mel_bands=128, pad_end=True, **_OPENL3_DB),
+        **_OPENL3_TOWERS,
+    ),
+    "openl3-mel256": ModelConfig(
+        name="openl3-mel256",
+        spectrogram=SpectrogramConfig(win_length=2048, n_fft=2048, mel_bands=256, pad_end=True, **_OPENL3_DB),
+        **_OPENL3_TOWERS,
     ),
 }
 

@@ -21,15 +21,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import PRESETS, SAMPLE_RATE, ModelConfig, get_preset
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 from .fileio import atomic_path, ensure_dir, read_json, write_json
 from .spectrogram import LogSpectrogram
 
 MODALITIES = ("vision", "audio")
+#: The parts of an L3Net that hold weights of their own (the front end has none).
+PARTS = ("vision", "audio", "head")
 PRERELU = "_prerelu"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
+#: Model specs naming one of OpenL3's published models: "openl3:mel256-env" (see l3net.openl3).
+OPENL3_PREFIX = "openl3:"
 
 
 def tower_layer_names(num_blocks: int, convs_per_block: int) -> list[str]:
@@ -42,19 +46,45 @@ def tower_layer_names(num_blocks: int, convs_per_block: int) -> list[str]:
 
 
 class ConvBNReLU(nn.Module):
-    """3x3 convolution (size kept) -> BatchNorm -> ReLU."""
+    """3x3 convolution (size kept) -> BatchNorm -> ReLU, or one of OpenL3's variants.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    ``bn`` is an ``nn.BatchNorm2d`` or ``None`` (OpenL3's last conv has neither BatchNorm nor
+    ReLU: ``relu=False``); ``relu_before_bn`` swaps the two (OpenL3's image conv1_2). The output
+    "before ReLU" is the BatchNorm output, or the conv output when the ReLU comes first.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        bias: bool = False,
+        batchnorm: bool = True,
+        relu: bool = True,
+        relu_before_bn: bool = False,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ) -> None:
         super().__init__()
-        # No conv bias: the BatchNorm shift that follows makes it redundant.
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        # The paper's convs have no bias: the BatchNorm shift that follows makes it redundant.
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum) if batchnorm else None
+        self.relu = relu
+        self.relu_before_bn = relu_before_bn and relu and batchnorm
+
+    def forward_pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output before the ReLU, output) of the layer."""
+        y = self.conv(x)
+        if self.relu_before_bn:
+            return y, self.bn(F.relu(y))
+        pre = self.bn(y) if self.bn is not None else y
+        return pre, F.relu(pre) if self.relu else pre
 
     def forward_prerelu(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        return self.forward_pair(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.forward_prerelu(x))
+        return self.forward_pair(x)[1]
 
 
 class GlobalMaxPool(nn.Module):
@@ -65,24 +95,50 @@ class GlobalMaxPool(nn.Module):
 
 
 class VGGTower(nn.Module):
-    """The vision (3 channels) or audio (1 channel) subnetwork of the paper's Figure 2."""
+    """The vision (3 channels) or audio (1 channel) subnetwork of the paper's Figure 2.
 
-    def __init__(self, in_channels: int, channels: Sequence[int], convs_per_block: int = 2) -> None:
+    The keyword arguments are the :class:`~l3net.config.ModelConfig` tower details (defaults: the
+    paper); :meth:`from_config` reads them. ``input_bn`` is an ``nn.BatchNorm2d`` on the input
+    or ``None``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        convs_per_block: int = 2,
+        *,
+        conv_bias: bool = False,
+        batchnorm_eps: float = 1e-5,
+        batchnorm_momentum: float = 0.1,
+        input_batchnorm: bool = False,
+        last_conv_plain: bool = False,
+        relu_before_bn: Sequence[str] = (),
+        same_pools: bool = False,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.channels = tuple(channels)
         self.convs_per_block = convs_per_block
+        self.same_pools = same_pools
+        bn = dict(eps=batchnorm_eps, momentum=batchnorm_momentum)
+        self.input_bn = nn.BatchNorm2d(in_channels, **bn) if input_batchnorm else None
         self.layers = nn.ModuleDict()
         self.feature_info: list[dict[str, Any]] = []
         c_in, reduction = in_channels, 1
         for block, c_out in enumerate(self.channels, start=1):
             for i in range(1, convs_per_block + 1):
                 name = f"conv{block}_{i}"
-                self.layers[name] = ConvBNReLU(c_in, c_out)
+                plain = last_conv_plain and block == len(self.channels) and i == convs_per_block
+                self.layers[name] = ConvBNReLU(
+                    c_in, c_out, bias=conv_bias, batchnorm=not plain, relu=not plain,
+                    relu_before_bn=name in relu_before_bn, **bn,
+                )
                 self.feature_info.append({"name": name, "channels": c_out, "reduction": reduction})
                 c_in = c_out
             last = block == len(self.channels)
-            self.layers[f"pool{block}"] = GlobalMaxPool() if last else nn.MaxPool2d(2, 2)
+            # Keras 'same' 2x2/2 pooling keeps a partial last window: ceil_mode (equal for even sizes).
+            self.layers[f"pool{block}"] = GlobalMaxPool() if last else nn.MaxPool2d(2, 2, ceil_mode=same_pools)
             reduction = None if last else reduction * 2
             self.feature_info.append({"name": f"pool{block}", "channels": c_out, "reduction": reduction})
         self.layer_names = list(self.layers.keys())
@@ -90,10 +146,28 @@ class VGGTower(nn.Module):
         self.last_conv = self.layer_names[-2]
         self._init_weights()
 
+    @classmethod
+    def from_config(cls, config: ModelConfig, modality: str) -> "VGGTower":
+        """The vision or audio tower a config describes."""
+        return cls(
+            3 if modality == "vision" else 1,
+            config.channels,
+            config.convs_per_block,
+            conv_bias=config.conv_bias,
+            batchnorm_eps=config.batchnorm_eps,
+            batchnorm_momentum=config.batchnorm_momentum,
+            input_batchnorm=config.input_batchnorm,
+            last_conv_plain=config.last_conv_plain,
+            relu_before_bn=config.vision_relu_before_bn if modality == "vision" else (),
+            same_pools=modality in config.same_pools,
+        )
+
     def _init_weights(self) -> None:
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -104,7 +178,8 @@ class VGGTower(nn.Module):
         names = []
         for name in self.layer_names:
             names.append(name)
-            if name.startswith("conv"):
+            module = self.layers[name]
+            if isinstance(module, ConvBNReLU) and module.relu:
                 names.append(name + PRERELU)
         return names
 
@@ -121,13 +196,14 @@ class VGGTower(nn.Module):
             return {}
         last = max(self.layer_names.index(name.removesuffix(PRERELU)) for name in wanted)
         out: dict[str, torch.Tensor] = {}
+        if self.input_bn is not None:
+            x = self.input_bn(x)
         for name in self.layer_names[: last + 1]:
             module = self.layers[name]
             if isinstance(module, ConvBNReLU):
-                pre = module.forward_prerelu(x)
+                pre, x = module.forward_pair(x)
                 if name + PRERELU in wanted:
                     out[name + PRERELU] = pre
-                x = F.relu(pre)
             else:
                 x = module(x)
             if name in wanted:
@@ -136,6 +212,8 @@ class VGGTower(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The embedding: ``(N, C)`` from the global max pool."""
+        if self.input_bn is not None:
+            x = self.input_bn(x)
         for module in self.layers.values():
             x = module(x)
         return x
@@ -149,7 +227,8 @@ class VGGTower(nn.Module):
                 if info["reduction"] is None:
                     shapes[name] = (info["channels"],)
                     continue
-                height, width = height // 2, width // 2
+                rounding = 1 if self.same_pools else 0
+                height, width = (height + rounding) // 2, (width + rounding) // 2
             shapes[name] = (info["channels"], height, width)
         return shapes
 
@@ -181,8 +260,8 @@ class L3Net(nn.Module):
         config.validate()
         self.config = config
         self.frontend = LogSpectrogram(config.spectrogram)
-        self.vision = VGGTower(3, config.channels, config.convs_per_block)
-        self.audio = VGGTower(1, config.channels, config.convs_per_block)
+        self.vision = VGGTower.from_config(config, "vision")
+        self.audio = VGGTower.from_config(config, "audio")
         self.head = FusionHead(config.embedding_dim, config.head_hidden)
         nn.init.normal_(self.head.fc1.weight, 0, 0.01)
         nn.init.zeros_(self.head.fc1.bias)
@@ -190,6 +269,34 @@ class L3Net(nn.Module):
         nn.init.zeros_(self.head.fc2.bias)
         self.register_buffer("image_mean", torch.tensor(config.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(config.image_std).view(1, 3, 1, 1), persistent=False)
+        #: Parts (of :data:`PARTS`) without trained weights, which the model refuses to run: a model
+        #: converted from OpenL3 has no fusion head (OpenL3 never published one), and one
+        #: converted from a single file has only that file's tower.
+        self.absent: frozenset[str] = frozenset()
+        #: The directory the model was loaded from (None: built in memory).
+        self.directory: Path | None = None
+
+    def require(self, *parts: str) -> None:
+        """Raise :class:`ModelFileError` naming the first of ``parts`` this model lacks."""
+        for part in parts:
+            if part in self.absent:
+                raise ModelFileError(self._absent_message(part))
+
+    def _absent_message(self, part: str) -> str:
+        where = f" ({self.directory})" if self.directory is not None else ""
+        if part == "head":
+            return (
+                f"model '{self.config.name}'{where} has no AVC fusion head: OpenL3 published only its audio "
+                "and image networks (openl3 issue #58), so correspondence scores, AVC evaluation and "
+                f"localization need a head trained first: l3net train --preset {self.config.name} "
+                f"--init-from {self.directory or 'MODEL_DIR'} ..."
+            )
+        other = "image" if part == "audio" else "audio"
+        return (
+            f"model '{self.config.name}'{where} has no {'image' if part == 'vision' else 'audio'} network: it was "
+            f"converted from an {other} file only; convert the {'image' if part == 'vision' else 'audio'} "
+            f"file with it (l3net convert openl3 AUDIO.h5 IMAGE.h5 --out DIR)"
+        )
 
     # -- inputs ------------------------------------------------------------------------------
     def preprocess_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -206,6 +313,7 @@ class L3Net(nn.Module):
 
     def tower_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """What the tower sees: normalised images, or the log-spectrogram of waveforms."""
+        self.require(modality)
         return self.preprocess_images(x) if modality == "vision" else self.frontend(x)
 
     # -- the feature contract ----------------------------------------------------------------
@@ -218,24 +326,53 @@ class L3Net(nn.Module):
         return self.tower(modality)(self.tower_input(modality, x))
 
     def transfer_layer(self, modality: str) -> str:
-        """The transfer feature's layer: audio conv4_2 before ReLU, vision conv4_2 after (paper 5.2-5.3)."""
-        last_conv = self.tower(modality).last_conv
-        return last_conv + PRERELU if modality == "audio" else last_conv
+        """The transfer feature's layer: audio conv4_2 before ReLU, vision conv4_2 after (paper 5.2-5.3).
+
+        Where the last conv has no ReLU (OpenL3), its plain output, for both towers.
+        """
+        tower = self.tower(modality)
+        prerelu = tower.last_conv + PRERELU
+        return prerelu if modality == "audio" and prerelu in tower.feature_names else tower.last_conv
 
     def pool_transfer(self, modality: str, feature_map: torch.Tensor) -> torch.Tensor:
-        """Max-pool a last-conv map to the transfer grid (4x3 audio, 4x4 vision) and flatten."""
+        """Max-pool a last-conv map to the transfer grid (4x3 audio, 4x4 vision) and flatten.
+
+        Flattened (channel, row, column) or, with ``feature_order="hwc"``, Keras' (row, column,
+        channel), as OpenL3's 6144/8192-D embeddings are.
+        """
         grid = self.config.audio_transfer_grid if modality == "audio" else self.config.image_transfer_grid
-        # For a 32x32 map (256 px input) adaptive pooling is exactly kernel = stride = 8.
-        return F.adaptive_max_pool2d(feature_map, grid).flatten(1)
+        # For a 32x32 map (256 px input) adaptive pooling is exactly kernel = stride = 8; for
+        # OpenL3's maps (32x24, 16x24 audio, 28x28 image) it is exactly OpenL3's 'same' pools.
+        pooled = F.adaptive_max_pool2d(feature_map, grid)
+        if self.config.feature_order == "hwc":
+            pooled = pooled.permute(0, 2, 3, 1)
+        return pooled.flatten(1)
 
     def transfer_features(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """The transfer feature of the paper: 6144-D audio, 8192-D vision (paper preset)."""
         layer = self.transfer_layer(modality)
         return self.pool_transfer(modality, self.forward_features(modality, x, [layer])[layer])
 
+    def layer_for_embedding_size(self, modality: str, size: int) -> str:
+        """The layer whose features have ``size`` dimensions: OpenL3's ``embedding_size``.
+
+        The embedding size (512) is the last pool; the transfer size (6144 audio, 8192 images
+        for the paper and OpenL3's networks) is the last conv, max-pooled.
+        """
+        tower = self.tower(modality)
+        sizes = {self.config.embedding_dim: tower.embedding_layer, self.config.transfer_dim(modality): tower.last_conv}
+        if isinstance(size, bool) or not isinstance(size, int) or size not in sizes:
+            what = "audio" if modality == "audio" else "image"
+            raise InputError(
+                f"embedding_size={size!r} is not one of this model's {what} embedding sizes: "
+                + ", ".join(f"{d} ({layer})" for d, layer in sizes.items())
+            )
+        return sizes[size]
+
     # -- AVC -----------------------------------------------------------------------------------
     def fuse(self, vision_embedding: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
         """Correspondence logits from the two embeddings (``(..., C)`` each)."""
+        self.require("head")
         return self.head(torch.cat([vision_embedding, audio_embedding], dim=-1))
 
     def forward(self, images: torch.Tensor, waveforms: torch.Tensor) -> torch.Tensor:
@@ -271,10 +408,16 @@ class L3Net(nn.Module):
         from safetensors.torch import save_file
 
         directory = ensure_dir(directory)
-        tensors = {name: t.detach().to("cpu").contiguous() for name, t in self.state_dict().items()}
+        tensors = {
+            name: t.detach().to("cpu").contiguous()
+            for name, t in self.state_dict().items()
+            if name.split(".", 1)[0] not in self.absent
+        }
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(tensors, str(tmp), metadata={"l3net_format": str(FORMAT_VERSION), "preset": self.config.name})
-        config = {"l3net_format": FORMAT_VERSION, "architecture": "L3Net", "model": self.config.to_dict()}
+        config: dict[str, Any] = {"l3net_format": FORMAT_VERSION, "architecture": "L3Net", "model": self.config.to_dict()}
+        if self.absent:
+            config["absent"] = sorted(self.absent)
         config.update(extra_config or {})
         write_json(directory / CONFIG_FILE, config)
         return directory
@@ -303,6 +446,11 @@ def build_model(config: ModelConfig | str, seed: int | None = 0) -> L3Net:
 
 
 def _read_config(directory: Path) -> ModelConfig:
+    return _read_model_file_config(directory)[0]
+
+
+def _read_model_file_config(directory: Path) -> tuple[ModelConfig, frozenset[str]]:
+    """The config of a model directory and its absent parts (see :attr:`L3Net.absent`)."""
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise ModelFileError(
@@ -319,14 +467,17 @@ def _read_config(directory: Path) -> ModelConfig:
         raise ModelFileError(f"{path}: 'l3net_format' must be an integer, got {data['l3net_format']!r}")
     if data.get("l3net_format", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: written by a newer l3net (format {data['l3net_format']}); upgrade l3net")
+    absent = data.get("absent", [])
+    if not isinstance(absent, list) or not set(absent) <= set(PARTS) or set(absent) >= {"vision", "audio"}:
+        raise ModelFileError(f"{path}: 'absent' must list some of {PARTS} (not both towers), got {absent!r}")
     try:
-        return ModelConfig.from_dict(data["model"])
+        return ModelConfig.from_dict(data["model"]), frozenset(absent)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid model config ({exc})") from exc
 
 
 def _check_state_dict(model: L3Net, tensors: Mapping[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
+    expected = {k: v for k, v in model.state_dict().items() if k.split(".", 1)[0] not in model.absent}
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
     mismatched = [
@@ -351,7 +502,9 @@ def load_model(
     device: str | torch.device | None = None,
     seed: int = 0,
 ) -> L3Net:
-    """A model in eval mode: a preset name (random weights from ``seed``) or a saved model directory.
+    """A model in eval mode: a preset name (random weights from ``seed``), a saved model directory,
+    or one of OpenL3's published models as ``"openl3:<front end>-<content>"`` (e.g.
+    ``"openl3:mel256-env"``: found and converted once, see :mod:`l3net.openl3`).
 
     A directory is one written by :meth:`L3Net.save` or by ``l3net train`` (its run directory);
     a path to its ``model.safetensors`` works too.
@@ -360,11 +513,16 @@ def load_model(
         model = name_or_path
     else:
         path = Path(name_or_path)
-        if not path.exists() and str(name_or_path) in PRESETS:
+        if not path.exists() and str(name_or_path).startswith(OPENL3_PREFIX):
+            from .openl3 import openl3_model_dir
+
+            model = _load_directory(openl3_model_dir(str(name_or_path)))
+        elif not path.exists() and str(name_or_path) in PRESETS:
             model = build_model(str(name_or_path), seed=seed)
         elif not path.exists():
             raise ModelFileError(
-                f"'{name_or_path}' is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing model directory"
+                f"'{name_or_path}' is neither a preset ({', '.join(sorted(PRESETS))}), an OpenL3 model "
+                f"({OPENL3_PREFIX}mel256-env, ...) nor an existing model directory"
             )
         else:
             model = _load_directory(path)
@@ -378,7 +536,7 @@ def _load_directory(path: Path) -> L3Net:
     from safetensors.torch import load_file
 
     directory = path.parent if path.is_file() else path
-    config = _read_config(directory)
+    config, absent = _read_model_file_config(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelFileError(f"{directory} has {CONFIG_FILE} but no {WEIGHTS_FILE}")
@@ -387,7 +545,9 @@ def _load_directory(path: Path) -> L3Net:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{weights}: corrupt or not a safetensors file ({exc})") from exc
     model = build_model(config, seed=0)
+    model.absent = absent
     _check_state_dict(model, tensors, weights)
     expected = model.state_dict()
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=not absent)
+    model.directory = directory.resolve()
     return model
