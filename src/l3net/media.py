@@ -17,8 +17,9 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -146,30 +147,162 @@ def probe(path: PathLike) -> MediaInfo:
 
 
 # ------------------------------------------------------------------------------------------------
+# the timeline: one clock for every stream of a file
+# ------------------------------------------------------------------------------------------------
+#: Seconds by which an audio stream's timestamps may disagree with the count of its decoded samples
+#: before silence is inserted (a gap) or samples are dropped (an overlap). Containers round
+#: timestamps (Matroska to 1 ms), which is no gap; a drift never grows past this (half a frame
+#: interval at 50 fps).
+AUDIO_SYNC_TOLERANCE = 0.01
+#: Seconds decoded before a seek target: audio decoders (AAC, Opus) need a frame or two of pre-roll.
+SEEK_PREROLL = 0.5
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One clock for all the audio and video streams of a file, in seconds.
+
+    t = 0 is the earliest start (FFmpeg's ``start_time``, after edit lists and encoder priming)
+    of the file's audio and video streams (cover art excluded); ``origin`` is that moment on the
+    container's own clock, so a stream time ``s`` is at ``s - origin`` on the timeline.
+    ``end``: where the last stream ends on the timeline (None when the file does not say).
+    """
+
+    origin: float
+    end: float | None
+
+
+def _stream_start(stream: av.stream.Stream) -> float | None:
+    if stream.start_time is None or not stream.time_base:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _timeline(container: av.container.InputContainer) -> Timeline:
+    streams = [s for s in container.streams.video if not _is_picture_stream(s)] + list(container.streams.audio)
+    starts = [t for t in map(_stream_start, streams) if t is not None]
+    container_start = container.start_time / av.time_base if container.start_time is not None else None
+    if starts:
+        origin = min(starts)
+    else:
+        origin = container_start if container_start is not None else 0.0
+    end = None
+    if container.duration is not None and container.duration > 0:
+        end = (container_start if container_start is not None else origin) + container.duration / av.time_base - origin
+    return Timeline(origin, end)
+
+
+def read_timeline(path: PathLike) -> Timeline:
+    """The :class:`Timeline` of a media file (raises :class:`MediaError` when unreadable)."""
+    path = Path(path)
+    _check_file(path)
+    with _open_container(path) as container:
+        return _timeline(container)
+
+
+def _seek_units(seconds: float, stream: av.stream.Stream) -> int:
+    """Container seconds -> the stream's own timestamp units (what a seek on that stream takes)."""
+    return math.floor(seconds / float(stream.time_base))
+
+
+def _decode(container: av.container.InputContainer, stream: av.stream.Stream, bad: list[int] | None) -> Iterator[av.frame.Frame]:
+    """Decoded frames of one stream. ``bad`` given: a damaged packet is counted there and skipped
+    (as ffmpeg does); None: decoding errors propagate."""
+    if bad is None:
+        yield from container.decode(stream)
+        return
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            bad[0] += 1
+            continue
+        yield from frames
+
+
+def _frames_from(
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.stream.Stream,
+    target: float | None,
+    bad: list[int] | None,
+    seeks: list[str],
+) -> Iterator[av.frame.Frame]:
+    """Decoded frames of ``stream``, the first at or before container time ``target`` (seconds).
+
+    ``target`` None: from the stream's first frame. Otherwise seek (in the stream's time base,
+    ``SEEK_PREROLL`` early) and check where it landed; a seek that fails or lands after the target
+    (files without an index, streams whose clock starts far from 0) falls back to decoding the
+    file from its start, in a fresh container. ``seeks`` gets 'seek' or 'decode from start'.
+    """
+    if target is None:
+        yield from _decode(container, stream, bad)
+        return
+    start = _stream_start(stream)
+    try:
+        container.seek(_seek_units(target - SEEK_PREROLL, stream), stream=stream, backward=True, any_frame=False)
+        landed = _decode(container, stream, bad)
+        first = next(landed, None)
+    except (av.error.FFmpegError, OverflowError, ValueError):
+        first = None
+    if first is not None and (
+        first.time is None or first.time <= target + TIME_TOLERANCE or (start is not None and first.time <= start + TIME_TOLERANCE)
+    ):
+        seeks.append("seek")
+        yield first
+        yield from landed
+        return
+    seeks.append("decode from start")
+    with _open_container(path) as fresh:
+        again = fresh.streams[stream.index]
+        again.thread_type = stream.thread_type
+        again.codec_context.thread_count = stream.codec_context.thread_count
+        yield from _decode(fresh, again, bad)
+
+
+# ------------------------------------------------------------------------------------------------
 # audio
 # ------------------------------------------------------------------------------------------------
-class _AudioGraph:
-    """FFmpeg filter graph: average channels -> resample -> mono float32.
+def _is_named_layout(layout: av.AudioLayout) -> bool:
+    """A layout whose channels FFmpeg knows by position (5.1, 7.1...), not 'N channels' in unknown order."""
+    return not layout.name.endswith("channels")
 
-    Decoders hand over small frames (1024 samples for AAC); a pull and an array per frame would
-    cost more Python than the resampling itself, so input is pulled about every
-    ``PULL_SECONDS`` and the output comes in frames of that length (``asetnsamples``).
+
+class _AudioGraph:
+    """FFmpeg filter graph: downmix -> resample -> mono float32.
+
+    Stereo (and layouts of unknown order) are averaged; layouts FFmpeg knows by position (5.1,
+    7.1, quad...) are downmixed with FFmpeg's own matrix (swresample: centre and surrounds at
+    -3 dB, LFE dropped), normalised so that the mix cannot clip. Decoders hand over small frames
+    (1024 samples for AAC); a pull and an array per frame would cost more Python than the
+    resampling itself, so input is pulled about every ``PULL_SECONDS`` and the output comes in
+    frames of that length (``asetnsamples``).
     """
 
     PULL_SECONDS = 1.0
 
-    def __init__(self, template: av.AudioStream | None, *, in_rate: int, channels: int, out_rate: int) -> None:
+    def __init__(
+        self, template: av.AudioStream | None, *, in_rate: int, channels: int, out_rate: int, layout: av.AudioLayout | None = None
+    ) -> None:
         self.graph = av.filter.Graph()
         if template is not None:
             source = self.graph.add_abuffer(template=template)
         else:
             source = self.graph.add_abuffer(format="flt", sample_rate=in_rate, layout="mono", time_base=f"1/{in_rate}")
         nodes = [source]
-        if channels > 1:
+        matrix = channels > 2 and layout is not None and _is_named_layout(layout)
+        #: how the channels became one: 'none' (mono), 'mean' or 'ffmpeg matrix'
+        self.downmix = "none" if channels == 1 else ("ffmpeg matrix" if matrix else "mean")
+        if channels > 1 and not matrix:
             mix = "+".join(f"{1.0 / channels!r}*c{i}" for i in range(channels))
             nodes.append(self.graph.add("pan", f"mono|c0={mix}"))
+        options = []
         if in_rate != out_rate:
-            nodes.append(self.graph.add("aresample", f"{out_rate}:{RESAMPLER_OPTIONS}"))
+            options.append(f"{out_rate}:{RESAMPLER_OPTIONS}")
+        if matrix:
+            options.append("ochl=mono:rematrix_maxval=1.0")
+        if options:
+            nodes.append(self.graph.add("aresample", ":".join(options)))
         nodes.append(self.graph.add("aformat", f"sample_fmts=flt:channel_layouts=mono:sample_rates={out_rate}"))
         nodes.append(self.graph.add("asetnsamples", f"n={max(1, round(self.PULL_SECONDS * out_rate))}:p=0"))
         nodes.append(self.graph.add("abuffersink"))
@@ -207,6 +340,239 @@ def _set_threads(stream: av.stream.Stream, threads: int | None) -> None:
         stream.codec_context.thread_count = max(1, threads)
 
 
+def _choose_audio_stream(container: av.container.InputContainer, path: Path, index: int | None) -> av.AudioStream:
+    """The audio stream ``index`` (counting audio streams only), or the default one (else the first)."""
+    audios = list(container.streams.audio)
+    if not audios:
+        kind = "a video without an audio stream" if container.streams.video else "no audio stream"
+        raise MediaError(path, f"has no audio: {kind}")
+    if index is None:
+        return next((s for s in audios if s.disposition & av.stream.Disposition.default), audios[0])
+    if not 0 <= index < len(audios):
+        raise MediaError(path, f"has no audio stream {index}: it has {len(audios)} (0 to {len(audios) - 1})")
+    return audios[index]
+
+
+@dataclass
+class AudioReport:
+    """What reading put where, in seconds on the file's :class:`Timeline` (filled while decoding).
+
+    The samples delivered start at timeline time ``start``; the stream's first decoded sample sits
+    at ``offset``. Silence stands in where the stream has no sound: before its first sample
+    (``padded_start``), in gaps of its timestamps (``gaps``) and after its end up to the end of
+    the picture (``padded_end``); samples before ``start`` (``trimmed_start``) or where timestamps
+    go back (``overlaps``) are dropped.
+    """
+
+    stream: int = 0  # index among the file's audio streams
+    streams: int = 0  # audio streams in the file
+    channels: int = 0
+    layout: str = ""
+    downmix: str = "none"  # none | mean | ffmpeg matrix
+    origin: float = 0.0  # container time of timeline t = 0
+    start: float = 0.0
+    offset: float | None = None
+    padded_start: float = 0.0
+    trimmed_start: float = 0.0
+    gaps: float = 0.0
+    overlaps: float = 0.0
+    padded_end: float = 0.0
+    seek: str | None = None  # 'seek' or 'decode from start' when reading began after t = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's fields (``audio_*``), values rounded to the microsecond."""
+        fields = {
+            "audio_stream": self.stream,
+            "audio_streams": self.streams,
+            "audio_channels": self.channels,
+            "audio_layout": self.layout,
+            "audio_downmix": self.downmix,
+            "audio_offset": None if self.offset is None else round(self.offset, 6),
+            "audio_padded_s": round(self.padded_start, 6),
+            "audio_trimmed_s": round(self.trimmed_start, 6),
+            "audio_gaps_s": round(self.gaps, 6),
+            "audio_overlaps_s": round(self.overlaps, 6),
+            "audio_padded_end_s": round(self.padded_end, 6),
+            "timeline_origin": round(self.origin, 6),
+        }
+        if self.seek is not None:
+            fields["audio_seek"] = self.seek
+        return fields
+
+
+def _silence_like(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    silence = av.AudioFrame(format=frame.format.name, layout=frame.layout, samples=samples)
+    for plane in silence.planes:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate = frame.sample_rate
+    return silence
+
+
+def _drop_front(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    """The frame without its first ``samples`` samples."""
+    data = frame.to_ndarray()
+    if not frame.format.is_planar:  # packed: one row of interleaved channels
+        data = data[:, samples * len(frame.layout.channels) :]
+    else:
+        data = data[:, samples:]
+    rest = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout)
+    rest.sample_rate = frame.sample_rate
+    return rest
+
+
+class AudioReader:
+    """A file's audio on its :class:`Timeline`, as mono float32 chunks at ``sample_rate`` (Hz).
+
+    Iterating decodes ``duration`` seconds (None: to the end) from timeline time ``start``, in
+    chunks of about ``chunk_seconds``; ``report`` then says what was done (an
+    :class:`AudioReport`). Sample ``i`` of the output is at timeline time ``start + i /
+    sample_rate``: a stream that starts late is preceded by silence, one that starts early is
+    trimmed, gaps in its timestamps become silence, and a video's sound is padded with silence to
+    the end of its picture. Edit lists and encoder priming (AAC delay, Opus pre-skip) count as
+    FFmpeg presents them. ``stream``: index among the audio streams (None: the default one, else
+    the first). A ``start`` after 0 seeks (no index needed; a seek that fails falls back to
+    decoding from the start). ``threads``: decoder threads (None: FFmpeg's choice).
+    Raises :class:`MediaError` when the file is unreadable or has no audio.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        sample_rate: int = SAMPLE_RATE,
+        *,
+        start: float = 0.0,
+        duration: float | None = None,
+        stream: int | None = None,
+        chunk_seconds: float = 10.0,
+        threads: int | None = None,
+    ) -> None:
+        if sample_rate <= 0:
+            raise InputError(f"sample_rate must be positive, got {sample_rate}")
+        if not (math.isfinite(start) and start >= 0):
+            raise InputError(f"start must be a non-negative number of seconds, got {start}")
+        if duration is not None and not duration >= 0:
+            raise InputError(f"duration must be non-negative, got {duration}")
+        if stream is not None and stream < 0:
+            raise InputError(f"audio stream must be a non-negative index, got {stream}")
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.start, self.duration, self.stream = float(start), duration, stream
+        self.chunk_seconds, self.threads = chunk_seconds, threads
+        self.report = AudioReport(start=self.start)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.report = AudioReport(start=self.start)
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        path, report, sample_rate = self.path, self.report, self.sample_rate
+        _check_file(path)
+        limit = None if self.duration is None else max(0, round(self.duration * sample_rate))
+        chunk = max(1, round(self.chunk_seconds * sample_rate))
+        emitted = 0
+        pending: list[np.ndarray] = []
+        pending_len = 0
+        bad = [0]
+        seeks: list[str] = []
+        with _open_container(path) as container:
+            stream = _choose_audio_stream(container, path, self.stream)
+            clock = _timeline(container)
+            audios = list(container.streams.audio)
+            in_rate = stream.rate
+            report.stream, report.streams = audios.index(stream), len(audios)
+            report.channels, report.layout, report.origin = len(stream.layout.channels), stream.layout.name, clock.origin
+            _set_threads(stream, self.threads)
+            try:
+                graph = _AudioGraph(stream, in_rate=in_rate, channels=len(stream.layout.channels), out_rate=sample_rate, layout=stream.layout)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MediaError(path, f"unsupported audio stream ({exc})") from exc
+            report.downmix = graph.downmix
+            # The picture's end bounds the padding after the sound: a video's audio covers its
+            # picture; an audio file's timeline ends with its audio.
+            has_picture = any(not _is_picture_stream(s) for s in container.streams.video)
+            end = clock.end if has_picture else None
+            if limit is not None:
+                stop = self.start + limit / sample_rate
+                end = None if end is None else min(end, stop)
+
+            def drain(pieces: list[np.ndarray], final: bool) -> Iterator[np.ndarray]:
+                nonlocal pending, pending_len, emitted
+                for piece in pieces:
+                    pending.append(piece)
+                    pending_len += piece.size
+                while pending_len >= chunk or (final and pending_len):
+                    data = np.concatenate(pending)
+                    take = data[:chunk]
+                    if limit is not None:
+                        take = take[: max(0, limit - emitted)]
+                    if take.size:
+                        yield take
+                    emitted += take.size
+                    pending = [data[chunk:]] if data.size > chunk else []
+                    pending_len = data.size - min(chunk, data.size)
+                    if limit is not None and emitted >= limit:
+                        pending, pending_len = [], 0
+                        return
+
+            def silence(like: av.AudioFrame, samples: int) -> Iterator[np.ndarray]:
+                # in pieces of PULL_SECONDS: a long gap must not become one huge frame
+                step = max(1, round(_AudioGraph.PULL_SECONDS * in_rate))
+                while samples > 0 and (limit is None or emitted < limit):
+                    n = min(step, samples)
+                    yield from drain(graph.push(_silence_like(like, n)), final=False)
+                    samples -= n
+
+            tolerance = round(AUDIO_SYNC_TOLERANCE * in_rate)
+            position = round(self.start * in_rate)  # timeline sample (input rate) of the next sample out
+            target = clock.origin + self.start if self.start > 0 else None
+            last: av.AudioFrame | None = None
+            frames = _frames_from(path, container, stream, target, bad, seeks)
+            while limit is None or emitted < limit:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as exc:
+                    raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
+                if frame.time is not None:
+                    at = round((frame.time - clock.origin) * in_rate)
+                    if report.offset is None:
+                        report.offset = at / in_rate if self.start == 0 else None
+                    lead = at - position  # > 0: the frame starts after the samples so far end
+                    if last is None or abs(lead) > tolerance:
+                        if lead > 0:
+                            if last is None:
+                                report.padded_start += lead / in_rate
+                            else:
+                                report.gaps += lead / in_rate
+                            yield from silence(frame, lead)
+                            position += lead
+                        elif lead < 0:
+                            drop = min(-lead, frame.samples)
+                            if last is None:
+                                report.trimmed_start += drop / in_rate
+                            else:
+                                report.overlaps += drop / in_rate
+                            if drop == frame.samples:
+                                continue
+                            frame = _drop_front(frame, drop)
+                frame.pts = None  # the resampler must not try to fix timestamps: this loop does
+                last = frame
+                position += frame.samples
+                yield from drain(graph.push(frame), final=False)
+            if last is not None and end is not None and (limit is None or emitted < limit):
+                missing = round(end * in_rate) - position
+                if missing > tolerance:
+                    report.padded_end += missing / in_rate
+                    yield from silence(last, missing)
+            if last is not None and (limit is None or emitted < limit):
+                yield from drain(graph.push(None), final=True)
+            report.seek = seeks[0] if seeks else None
+        if emitted == 0:
+            detail = f" ({bad[0]} undecodable packets)" if bad[0] else ""
+            raise MediaError(path, f"no audio could be decoded{detail}")
+
+
 def iter_audio(
     path: PathLike,
     sample_rate: int = SAMPLE_RATE,
@@ -214,81 +580,33 @@ def iter_audio(
     duration: float | None = None,
     chunk_seconds: float = 10.0,
     threads: int | None = None,
+    start: float = 0.0,
+    stream: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Decode a file's first audio stream as mono float32 chunks at ``sample_rate`` (Hz).
+    """Decode a file's audio as mono float32 chunks at ``sample_rate`` (Hz), on its timeline.
 
-    Stops after ``duration`` seconds when given. Chunks are about ``chunk_seconds`` long (the last
-    may be shorter). ``threads``: decoder threads (None: FFmpeg's choice). Raises
-    :class:`MediaError` when the file is unreadable or has no audio.
+    ``duration`` seconds from ``start`` (None: to the end), in chunks of about ``chunk_seconds``
+    (the last may be shorter). See :class:`AudioReader` (which also reports what it did) for the
+    timeline, ``stream`` and ``threads``. Raises :class:`MediaError` when the file is unreadable
+    or has no audio.
     """
-    path = Path(path)
-    _check_file(path)
-    if sample_rate <= 0:
-        raise InputError(f"sample_rate must be positive, got {sample_rate}")
-    limit = None if duration is None else max(0, round(duration * sample_rate))
-    chunk = max(1, round(chunk_seconds * sample_rate))
-    emitted = 0
-    pending: list[np.ndarray] = []
-    pending_len = 0
-    bad_packets = 0
-    with _open_container(path) as container:
-        if not container.streams.audio:
-            kind = "a video without an audio stream" if container.streams.video else "no audio stream"
-            raise MediaError(path, f"has no audio: {kind}")
-        stream = container.streams.audio[0]
-        _set_threads(stream, threads)
-        try:
-            graph = _AudioGraph(stream, in_rate=stream.rate, channels=len(stream.layout.channels), out_rate=sample_rate)
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise MediaError(path, f"unsupported audio stream ({exc})") from exc
-
-        def drain(pieces: list[np.ndarray], final: bool) -> Iterator[np.ndarray]:
-            nonlocal pending, pending_len, emitted
-            for piece in pieces:
-                pending.append(piece)
-                pending_len += piece.size
-            while pending_len >= chunk or (final and pending_len):
-                data = np.concatenate(pending)
-                take = data[:chunk]
-                if limit is not None:
-                    take = take[: max(0, limit - emitted)]
-                if take.size:
-                    yield take
-                emitted += take.size
-                pending = [data[chunk:]] if data.size > chunk else []
-                pending_len = data.size - min(chunk, data.size)
-                if limit is not None and emitted >= limit:
-                    pending, pending_len = [], 0
-                    return
-
-        packets = container.demux(stream)
-        while limit is None or emitted < limit:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as exc:
-                raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError:
-                bad_packets += 1  # a damaged packet: skip it, as ffmpeg does
-                continue
-            for frame in frames:
-                frame.pts = None  # the resampler must not try to fix timestamp gaps
-                yield from drain(graph.push(frame), final=False)
-        if limit is None or emitted < limit:
-            yield from drain(graph.push(None), final=True)
-    if emitted == 0:
-        detail = f" ({bad_packets} undecodable packets)" if bad_packets else ""
-        raise MediaError(path, f"no audio could be decoded{detail}")
+    yield from AudioReader(
+        path, sample_rate, start=start, duration=duration, stream=stream, chunk_seconds=chunk_seconds, threads=threads
+    )
 
 
 def load_audio(
-    path: PathLike, sample_rate: int = SAMPLE_RATE, *, duration: float | None = None, threads: int | None = None
+    path: PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    duration: float | None = None,
+    threads: int | None = None,
+    start: float = 0.0,
+    stream: int | None = None,
 ) -> np.ndarray:
-    """The whole (or first ``duration`` seconds of the) audio of a file: mono float32 at ``sample_rate``."""
-    chunks = list(iter_audio(path, sample_rate, duration=duration, threads=threads))
+    """The audio of a file (``duration`` seconds from ``start``, None: all) on its timeline:
+    mono float32 at ``sample_rate``. See :class:`AudioReader`."""
+    chunks = list(iter_audio(path, sample_rate, duration=duration, threads=threads, start=start, stream=stream))
     return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
 
 
@@ -377,6 +695,224 @@ def _target_size(width: int, height: int, smaller_side: int | None) -> tuple[int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _display_size(width: int, height: int, aspect: Fraction) -> tuple[int, int]:
+    """Coded size -> the size at the display aspect: non-square pixels are stretched (never
+    squeezed) to square ones, as players show them."""
+    if aspect > 1:
+        return max(1, round(width * aspect)), height
+    if aspect < 1:
+        return width, max(1, round(height / aspect))
+    return width, height
+
+
+def _sample_aspect(stream: av.video.stream.VideoStream) -> Fraction:
+    """The pixels' aspect ratio: the container's, else the codec's, else square (as FFmpeg guesses it)."""
+    for value in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if value is not None and value > 0:
+            return Fraction(value)
+    return Fraction(1)
+
+
+@dataclass
+class VideoReport:
+    """What reading did to a file's pictures (filled while decoding). Times in seconds on the
+    file's :class:`Timeline`."""
+
+    origin: float = 0.0  # container time of timeline t = 0
+    offset: float | None = None  # where the first decoded frame sits (when reading began at 0)
+    rotation: int = 0  # degrees counter-clockwise the frames were turned to stand upright
+    sample_aspect_ratio: str = "1:1"  # of the coded pixels; frames are stretched to square pixels
+    display_size: tuple[int, int] | None = None  # (width, height) before any scaling to `smaller_side`
+    deinterlaced: bool = False
+    seek: str | None = None  # 'seek' or 'decode from start' when reading began after t = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's fields."""
+        fields: dict[str, Any] = {
+            "video_offset": None if self.offset is None else round(self.offset, 6),
+            "rotation": self.rotation,
+            "sample_aspect_ratio": self.sample_aspect_ratio,
+            "deinterlaced": self.deinterlaced,
+            "timeline_origin": round(self.origin, 6),
+        }
+        if self.seek is not None:
+            fields["video_seek"] = self.seek
+        return fields
+
+
+class _Deinterlacer:
+    """FFmpeg's yadif, one output frame per input frame; frames not flagged interlaced pass as they are."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.graph = av.filter.Graph()
+        nodes = [
+            self.graph.add_buffer(template=stream),
+            self.graph.add("yadif", "mode=send_frame:parity=auto:deint=interlaced"),
+            self.graph.add("buffersink"),
+        ]
+        for a, b in zip(nodes, nodes[1:]):
+            a.link_to(b)
+        self.graph.configure()
+
+    def push(self, frame: av.VideoFrame | None) -> Iterator[av.VideoFrame]:
+        self.graph.push(frame)
+        while True:
+            try:
+                yield self.graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+
+
+class VideoReader:
+    """Frames of a file's first video stream at given times of its :class:`Timeline`.
+
+    Iterating yields ``(time_s, frame)`` pairs, frame an H x W x 3 uint8 RGB array, one at a
+    time, in ascending time. Give ``times`` (seconds, any order), or ``fps`` for times
+    ``start + k / fps`` up to ``start + duration`` (default: the end). Each time gets the frame
+    on screen then (the last one whose timestamp is <= t, so a variable frame rate is honoured;
+    the first one for earlier t); times past the end get no frame. Frames are shown as a player
+    shows them: turned upright by the stream's rotation (display matrix), stretched to square
+    pixels when the sample aspect ratio is not 1, and deinterlaced (yadif) when flagged
+    interlaced. ``smaller_side`` then scales each frame (aspect kept) during colour conversion.
+    A first time after 0 seeks (no index needed; a seek that fails falls back to decoding from the
+    start). ``threads``: decoder threads (None: FFmpeg's automatic frame and slice threading; 1 for
+    callers that already run one decoding process per core). ``report`` says what was done
+    (a :class:`VideoReport`).
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        times: Sequence[float] | None = None,
+        fps: float | None = None,
+        duration: float | None = None,
+        start: float = 0.0,
+        smaller_side: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if (times is None) == (fps is None):
+            raise ValueError("give exactly one of times= or fps=")
+        if fps is not None and not (math.isfinite(fps) and fps > 0):
+            raise InputError(f"fps must be positive, got {fps}")
+        if not (math.isfinite(start) and start >= 0):
+            raise InputError(f"start must be a non-negative number of seconds, got {start}")
+        self.path = Path(path)
+        self.times = None if times is None else sorted(float(t) for t in times)
+        self.fps, self.duration, self.start = fps, duration, float(start)
+        self.smaller_side, self.threads = smaller_side, threads
+        self.report = VideoReport()
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        self.report = VideoReport()
+        return self._frames()
+
+    def _frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        path, report, smaller_side, threads = self.path, self.report, self.smaller_side, self.threads
+        _check_file(path)
+        with _open_container(path) as container:
+            streams = [s for s in container.streams.video if not _is_picture_stream(s)]
+            if not streams:
+                raise MediaError(path, "has no video stream (audio only?)")
+            stream = streams[0]
+            _set_threads(stream, threads)
+            clock = _timeline(container)
+            report.origin = clock.origin
+            if self.times is not None:
+                wanted = self.times
+            else:
+                assert self.fps is not None
+                span = self.duration
+                if span is None and clock.end is not None:
+                    span = clock.end - self.start
+                if span is None and stream.duration is not None:
+                    span = float(stream.duration * stream.time_base) - self.start
+                if span is None:
+                    raise MediaError(path, "unknown duration: pass times= instead of fps=")
+                # start + k / fps from an integer k: no accumulated drift over long videos.
+                wanted = [self.start + k / self.fps for k in range(max(1, math.ceil(span * self.fps - 1e-9)))]
+            if not wanted:
+                return
+            frame_period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
+            aspect = _sample_aspect(stream)
+            report.sample_aspect_ratio = f"{aspect.numerator}:{aspect.denominator}"
+            index, current, current_time = 0, None, 0.0
+            cache: list = [None, None]  # [frame, its RGB array]
+            # PyAV >= 17 scales with threads of its own; one caller thread per core wants none.
+            sws_threads = {"threads": threads} if threads is not None and _REFORMAT_TAKES_THREADS else {}
+            turns = 0  # quarter turns counter-clockwise
+
+            def convert(frame: av.VideoFrame) -> np.ndarray:
+                # The same frame often serves several times: convert it once. The cache holds the
+                # frame itself (compared with `is`): an id() could be reused by a later frame.
+                if cache[0] is not frame:
+                    shown = _display_size(frame.width, frame.height, aspect)
+                    width, height = _target_size(*shown, smaller_side)
+                    scaled = frame
+                    if (width, height) != (frame.width, frame.height):
+                        # Scale in the decoder's pixel format first (as ffmpeg's scale filter does),
+                        # then convert to RGB: about half the work of scaling while converting.
+                        scaled = frame.reformat(width=width, height=height, interpolation="AREA", **sws_threads)
+                    rgb = scaled.to_ndarray(format="rgb24", **sws_threads)
+                    if turns:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+                    cache[:] = [frame, rgb]
+                return cache[1]
+
+            seeks: list[str] = []
+            target = clock.origin + wanted[0] if wanted[0] > 0 else None
+            decoded = _frames_from(path, container, stream, target, None, seeks)
+            try:
+                for frame in _shown(decoded, stream, report):
+                    if current is None:
+                        turns = report.rotation // 90
+                        shown = _display_size(frame.width, frame.height, aspect)
+                        report.display_size = shown[::-1] if turns % 2 else shown
+                    t = frame.time - clock.origin if frame.time is not None else current_time + frame_period
+                    if current is None and target is None:
+                        report.offset = t
+                    # A time equal to a frame's up to float rounding (k * hop often is) gets that frame.
+                    while index < len(wanted) and wanted[index] < t - TIME_TOLERANCE:
+                        # Before the first frame, the first frame is what a player shows.
+                        yield wanted[index], convert(current if current is not None else frame)
+                        index += 1
+                    if index >= len(wanted):
+                        return
+                    current, current_time = frame, t
+            except av.error.FFmpegError as exc:
+                if current is None:
+                    raise MediaError(path, f"video could not be decoded ({_ffmpeg_reason(exc)})") from exc
+                warnings.warn(f"{path}: video decoding stopped early at {current_time:.2f} s ({_ffmpeg_reason(exc)})")
+            finally:
+                report.seek = seeks[0] if seeks else None
+            if current is None:
+                raise MediaError(path, "no video frame could be decoded")
+            end = max(clock.end or 0.0, current_time + frame_period)
+            while index < len(wanted) and wanted[index] < end:
+                yield wanted[index], convert(current)
+                index += 1
+
+
+def _shown(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoStream, report: VideoReport) -> Iterator[av.VideoFrame]:
+    """The decoded frames, through yadif when the first one is flagged interlaced (timestamps
+    kept). The first frame's display matrix gives ``report.rotation`` (filters drop it)."""
+    first = next(frames, None)
+    if first is None:
+        return
+    rotation = first.rotation or 0
+    report.rotation = (round(rotation / 90) % 4) * 90
+    if not first.interlaced_frame:
+        yield first
+        yield from frames
+        return
+    report.deinterlaced = True
+    deinterlacer = _Deinterlacer(stream)
+    yield from deinterlacer.push(first)
+    for frame in frames:
+        yield from deinterlacer.push(frame)
+    yield from deinterlacer.push(None)
+
+
 def iter_video_frames(
     path: PathLike,
     *,
@@ -385,83 +921,17 @@ def iter_video_frames(
     duration: float | None = None,
     smaller_side: int | None = None,
     threads: int | None = None,
+    start: float = 0.0,
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(time_s, frame)`` pairs, frame an H x W x 3 uint8 RGB array, one at a time.
+    """Yield ``(time_s, frame)`` pairs on the file's timeline, frame an H x W x 3 uint8 RGB array.
 
-    Give ``times`` (seconds, any order; yielded in ascending order), or ``fps`` for times
-    0, 1/fps, 2/fps ... up to ``duration`` or the end. Each time gets the frame on screen then
-    (the last one whose timestamp is <= t; the first one for earlier t). ``smaller_side`` scales
-    each frame (aspect kept) during colour conversion. Times past the end get no frame.
-    ``threads``: decoder threads (None: FFmpeg's automatic frame and slice threading; 1 for callers
-    that already run one decoding process per core).
+    Give ``times`` (seconds), or ``fps`` for times ``start + k / fps`` up to ``start + duration``
+    or the end. Each time gets the frame on screen then, upright and at its display aspect; see
+    :class:`VideoReader` (which also reports what it did).
     """
-    path = Path(path)
-    _check_file(path)
-    if (times is None) == (fps is None):
-        raise ValueError("give exactly one of times= or fps=")
-    if fps is not None and fps <= 0:
-        raise InputError(f"fps must be positive, got {fps}")
-    with _open_container(path) as container:
-        streams = [s for s in container.streams.video if not _is_picture_stream(s)]
-        if not streams:
-            raise MediaError(path, "has no video stream (audio only?)")
-        stream = streams[0]
-        _set_threads(stream, threads)
-        if times is not None:
-            wanted = sorted(float(t) for t in times)
-        else:
-            end = duration
-            if end is None:
-                end = (container.duration / av.time_base) if container.duration else None
-            if end is None and stream.duration is not None:
-                end = float(stream.duration * stream.time_base)
-            if end is None:
-                raise MediaError(path, "unknown duration: pass times= instead of fps=")
-            # k / fps from an integer k: no accumulated drift over long videos.
-            wanted = [k / fps for k in range(max(1, math.ceil(end * fps - 1e-9)))]
-        if not wanted:
-            return
-        container_end = container.duration / av.time_base if container.duration else None
-        frame_period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
-        index, current, current_time = 0, None, 0.0
-        cache: list = [None, None]  # [frame, its RGB array]
-        # PyAV >= 17 scales with threads of its own; one caller thread per core wants none.
-        sws_threads = {"threads": threads} if threads is not None and _REFORMAT_TAKES_THREADS else {}
-
-        def convert(frame: av.VideoFrame) -> np.ndarray:
-            # The same frame often serves several times: convert it once. The cache holds the frame
-            # itself (compared with `is`): an id() could be reused by a later frame.
-            if cache[0] is not frame:
-                width, height = _target_size(frame.width, frame.height, smaller_side)
-                scaled = frame
-                if (width, height) != (frame.width, frame.height):
-                    # Scale in the decoder's pixel format first (as ffmpeg's scale filter does), then
-                    # convert to RGB: about half the work of scaling while converting.
-                    scaled = frame.reformat(width=width, height=height, interpolation="AREA", **sws_threads)
-                cache[:] = [frame, scaled.to_ndarray(format="rgb24", **sws_threads)]
-            return cache[1]
-
-        try:
-            for frame in container.decode(stream):
-                t = frame.time if frame.time is not None else current_time + frame_period
-                # A time equal to a frame's up to float rounding (k * hop often is) gets that frame.
-                while index < len(wanted) and wanted[index] < t - TIME_TOLERANCE:
-                    # Before the first frame, the first frame is what a player shows.
-                    yield wanted[index], convert(current if current is not None else frame)
-                    index += 1
-                if index >= len(wanted):
-                    return
-                current, current_time = frame, t
-        except av.error.FFmpegError as exc:
-            if current is None:
-                raise MediaError(path, f"video could not be decoded ({_ffmpeg_reason(exc)})") from exc
-            warnings.warn(f"{path}: video decoding stopped early at {current_time:.2f} s ({_ffmpeg_reason(exc)})")
-        if current is None:
-            raise MediaError(path, "no video frame could be decoded")
-        end = max(container_end or 0.0, current_time + frame_period)
-        while index < len(wanted) and wanted[index] < end:
-            yield wanted[index], convert(current)
-            index += 1
+    yield from VideoReader(
+        path, times=times, fps=fps, duration=duration, start=start, smaller_side=smaller_side, threads=threads
+    )
 
 
 def read_frames(path: PathLike, times: Sequence[float], *, smaller_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:

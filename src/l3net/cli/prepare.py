@@ -10,9 +10,13 @@ from ..data.prepare import PrepareConfig, prepare
 HELP = "Prepare videos for training: decode frames and audio into WebDataset shards (resumable)"
 DESCRIPTION = """Decode videos into WebDataset tar shards that 'l3net train' and the evaluations read.
 
-Each input video becomes one sample: its first --seconds (paper: 10), frames at --fps with the
+Each input video becomes one sample: --seconds (paper: 10) from --start, frames at --fps with the
 smaller side scaled to --frame-size px (JPEG), the audio as 48 kHz mono 16-bit WAV, and metadata
 (source, duration, frame times, label from --labels, ground-truth boxes from NAME.boxes.json).
+Sound and picture are put on one clock: t = 0 is the earliest start of the file's streams; a
+sound track that starts late or has gaps gets silence there, frames are turned upright (rotation
+metadata), shown at their display aspect and deinterlaced; each manifest line and sample says
+what was done ("timing"). Only the kept part of a file is decoded, however long the file.
 Inputs are files or directories (searched recursively for audio/video extensions), any format
 FFmpeg reads. Inputs that cannot be used (empty, not media, truncated, no audio or no video
 stream, shorter than 1 s) are skipped and listed with the reason in SHARDS_DIR/manifest-*.jsonl.
@@ -34,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or directories")
     parser.add_argument("--out", required=True, metavar="SHARDS_DIR", help="output directory for the shards (created)")
     parser.add_argument("--labels", metavar="CSV", help="CSV with a header and columns video,class (video paths relative to the CSV)")
-    parser.add_argument("--seconds", type=float, default=d.seconds, help=f"keep the first SECONDS of each video (default {d.seconds:g}, as the paper)")
+    parser.add_argument("--seconds", type=float, default=d.seconds, help=f"keep SECONDS of each video (default {d.seconds:g}, as the paper)")
+    parser.add_argument("--start", type=float, default=d.start, metavar="SECONDS", help="where the kept part starts on each video's timeline (default 0: the beginning)")
+    parser.add_argument("--audio-stream", type=int, default=d.audio_stream, metavar="N", help="use audio stream N (0: the first; default: the stream marked default, else the first)")
     parser.add_argument("--fps", type=float, default=d.fps, help=f"frames kept per second (default {d.fps:g})")
     parser.add_argument("--frame-size", type=int, default=d.frame_size, help=f"smaller side of stored frames in px (default {d.frame_size}; use the preset's image_resize, e.g. 112 for 'small')")
     parser.add_argument("--split-ratios", type=float, nargs=3, default=list(d.split_ratios), metavar=("TRAIN", "VAL", "TEST"), help="relative sizes of the splits (default 0.8 0.1 0.1)")
@@ -47,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = PrepareConfig(
-        seconds=args.seconds, fps=args.fps, frame_size=args.frame_size,
+        seconds=args.seconds, start=args.start, audio_stream=args.audio_stream, fps=args.fps, frame_size=args.frame_size,
         split_ratios=tuple(args.split_ratios), shard_size=args.shard_size,
     )
     summary = prepare(

@@ -1,6 +1,7 @@
 """Videos -> WebDataset shards (``l3net prepare``).
 
-Each input video gives one sample: its first ``seconds`` (paper: 10), frames at ``fps`` with the
+Each input video gives one sample: ``seconds`` (paper: 10) from ``start`` (default 0) on the video's
+timeline (:class:`l3net.media.Timeline`: sound and picture on one clock), frames at ``fps`` with the
 smaller side scaled to ``frame_size`` px and stored as JPEG, the audio as 48 kHz mono 16-bit WAV,
 and metadata (source, duration, frame times, label, ground-truth boxes when a ``NAME.boxes.json``
 sidecar from ``l3net synth`` sits beside the video). See :mod:`l3net.data.shards` for the format.
@@ -75,7 +76,9 @@ _MAGIC = (b"RIFF", b"RIFX", b"OggS", b"\x1aE\xdf\xa3", b"fLaC", b"ID3", b"FLV", 
 class PrepareConfig:
     """What one prepared sample holds. Times in seconds, sizes in pixels."""
 
-    seconds: float = 10.0  # the first `seconds` of each video (paper: 10)
+    seconds: float = 10.0  # seconds kept from each video (paper: 10)
+    start: float = 0.0  # where they start on the video's timeline (seconds)
+    audio_stream: int | None = None  # which audio stream (index among them); None: the default, else the first
     fps: float = 4.0  # frames per second kept
     frame_size: int = 256  # smaller side of stored frames (paper: 256; the small preset: 112)
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test
@@ -85,6 +88,10 @@ class PrepareConfig:
     def validate(self) -> None:
         if not CLIP_SECONDS <= self.seconds <= 24 * 3600:
             raise InputError(f"--seconds must be at least {CLIP_SECONDS:g} (one audio clip), got {self.seconds}")
+        if not (math.isfinite(self.start) and self.start >= 0):
+            raise InputError(f"--start must be a non-negative number of seconds, got {self.start}")
+        if self.audio_stream is not None and self.audio_stream < 0:
+            raise InputError(f"--audio-stream must be a non-negative index, got {self.audio_stream}")
         if not 0 < self.fps <= 60:
             raise InputError(f"--fps must be in (0, 60], got {self.fps}")
         if not 16 <= self.frame_size <= 4096:
@@ -249,6 +256,7 @@ class Outcome:
     shard: str | None = None
     label: str | None = None
     duration: float | None = None
+    timing: dict[str, Any] | None = None  # what was done to put sound and picture on one clock
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,6 +279,7 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
         outcome.reason, outcome.detail = reason, detail
         return outcome, None
 
+    notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -286,21 +295,34 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
                 return skip(REASON_NO_VIDEO, "audio only")
             if not info.has_audio:
                 return skip(REASON_NO_AUDIO, "video without sound")
+            # Sound and picture are read on the file's one timeline (media.Timeline), from
+            # config.start: only what is kept is decoded, however long the file.
+            reader = media.AudioReader(
+                video.path, SAMPLE_RATE, start=config.start, duration=config.seconds, stream=config.audio_stream, threads=threads
+            )
             try:
-                audio = media.load_audio(video.path, SAMPLE_RATE, duration=config.seconds, threads=threads)
+                chunks = list(reader)
             except MediaError as exc:
                 return skip(REASON_UNDECODABLE, exc.reason)
+            audio = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
             clip = round(CLIP_SECONDS * SAMPLE_RATE)
             if audio.size < clip:
-                return skip(REASON_TOO_SHORT, f"{audio.size / SAMPLE_RATE:.2f} s of audio")
+                return skip(REASON_TOO_SHORT, f"{audio.size / SAMPLE_RATE:.2f} s of audio from {config.start:g} s")
             duration = audio.size / SAMPLE_RATE
+            pictures = media.VideoReader(
+                video.path, fps=config.fps, start=config.start, duration=duration, smaller_side=config.frame_size, threads=threads
+            )
             try:
-                decoded = list(media.iter_video_frames(video.path, fps=config.fps, duration=duration, smaller_side=config.frame_size, threads=threads))
+                decoded = list(pictures)
             except MediaError as exc:
                 return skip(REASON_UNDECODABLE, exc.reason)
             if not decoded:
-                return skip(REASON_UNDECODABLE, "no video frame could be decoded")
-            times = [round(t, 6) for t, _ in decoded]
+                return skip(REASON_UNDECODABLE, f"no video frame from {config.start:g} s")
+            timing = {**reader.report.to_dict(), **pictures.report.to_dict()}
+            outcome.timing = timing
+            notes.extend(_timing_warnings(reader.report))
+            # stored times count from the sample's first audio sample (config.start on the timeline)
+            times = [round(t - config.start, 6) for t, _ in decoded]
             height, width = decoded[0][1].shape[:2]
             jpegs = [_encode_jpeg(frame, config.jpeg_quality) for _, frame in decoded]
             meta: dict[str, Any] = {
@@ -308,6 +330,7 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
                 "source": video.identity,
                 "path": str(video.path),
                 "duration": duration,
+                "start": config.start,
                 "fps": config.fps,
                 "frame_times": times,
                 "sample_rate": SAMPLE_RATE,
@@ -316,10 +339,11 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
                 "split": video.split,
                 "width": int(width),
                 "height": int(height),
+                "timing": timing,
             }
             sidecar = read_boxes(video.path)
             if sidecar is not None:
-                boxes = _boxes_at(sidecar, times, width, height)
+                boxes = _boxes_at(sidecar, [t for t, _ in decoded], width, height)
                 if boxes is not None:
                     meta["boxes"] = boxes
             wav = fmt.wav_bytes(audio)
@@ -328,9 +352,23 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
         except Exception as exc:  # one odd file must not stop a run over thousands
             return skip(REASON_UNDECODABLE, f"{type(exc).__name__}: {exc}")
         finally:
-            outcome.warnings = sorted({str(w.message) for w in caught})
+            outcome.warnings = sorted({str(w.message) for w in caught} | set(notes))
     outcome.status, outcome.duration = "kept", round(duration, 3)
     return outcome, (meta, wav, jpegs)
+
+
+def _timing_warnings(report: media.AudioReport) -> list[str]:
+    """Plain words for what the audio reader had to do (also in the manifest's ``timing``)."""
+    said = []
+    if report.padded_start:
+        said.append(f"the sound starts {report.padded_start:.3f} s after the picture: silence put before it")
+    if report.gaps:
+        said.append(f"{report.gaps:.3f} s of gaps in the sound's timestamps filled with silence")
+    if report.overlaps:
+        said.append(f"{report.overlaps:.3f} s of sound dropped where its timestamps went back")
+    if report.padded_end:
+        said.append(f"the sound ends {report.padded_end:.3f} s before the picture: silence put after it")
+    return said
 
 
 def _process_task(args: tuple[InputVideo, PrepareConfig, int | None]) -> tuple[Outcome, fmt.SampleBlock | None]:
@@ -397,6 +435,8 @@ def _dataset_description(config: PrepareConfig, classes: list[str] | None) -> di
         "format": fmt.FORMAT,
         "version": fmt.VERSION,
         "seconds": config.seconds,
+        "start": config.start,
+        "audio_stream": config.audio_stream,
         "fps": config.fps,
         "sample_rate": SAMPLE_RATE,
         "frame_smaller_side": config.frame_size,
