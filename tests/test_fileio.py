@@ -67,16 +67,76 @@ def test_unwritable_locations(tmp_path):
         write_json(blocker / "x.json", {})
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to read-only directories")
+_WRITE_INTO = """
+import sys
+from l3net.errors import OutputError
+from l3net.fileio import write_json
+try:
+    write_json(sys.argv[1], {})
+except OutputError as exc:
+    print("OutputError:", exc)
+"""
+
+
+def _write_unprivileged(target: Path) -> subprocess.CompletedProcess:
+    """Run the write in a child that has dropped root for the user nobody (setpriv, else setuid)."""
+    import pwd
+    import shutil
+
+    import l3net
+
+    nobody = pwd.getpwnam("nobody")
+    env = {**os.environ, "PYTHONPATH": str(Path(l3net.__file__).parents[1]), "HOME": str(target.parent.parent)}
+    command = [sys.executable, "-c", _WRITE_INTO, str(target)]
+    if shutil.which("setpriv"):
+        command = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups", *command]
+        return subprocess.run(command, env=env, cwd=target.parent.parent, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[], env=env,
+                          cwd=target.parent.parent, capture_output=True, text=True, timeout=120)
+
+
+def _write_on_read_only_mount(target: Path) -> subprocess.CompletedProcess:
+    """Run the write in a child whose own mount namespace has the folder bind-mounted read-only."""
+    import l3net
+
+    env = {**os.environ, "PYTHONPATH": str(Path(l3net.__file__).parents[1])}
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && exec "$2" -c "$3" "$4"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(target.parent), sys.executable, _WRITE_INTO,
+                           str(target)], env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_read_only_directory(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
+    """An unwritable output folder is a clear OutputError. Root writes anywhere (and CI runs as root),
+    so as root the write is made by a child that has dropped to the user nobody, or, where nobody
+    cannot run this Python (an interpreter under /root), on a read-only bind mount of the folder."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        try:
+            with pytest.raises(OutputError, match="permission denied"):
+                write_json(folder / "x.json", {})
+        finally:
+            folder.chmod(0o755)
+        return
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="l3net-ro-"))  # pytest's tmp_path is private to root
     try:
-        with pytest.raises(OutputError, match="permission denied"):
-            write_json(folder / "x.json", {})
+        base.chmod(0o755)
+        folder = base / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        done = _write_unprivileged(folder / "x.json")
+        if done.returncode != 0 and "OutputError" not in done.stdout:  # nobody could not start this Python
+            folder.chmod(0o755)
+            done = _write_on_read_only_mount(folder / "x.json")
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "OutputError:" in done.stdout and "permission denied" in done.stdout, done.stdout
+        assert not list(folder.iterdir())  # and nothing was left behind
     finally:
-        folder.chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_kill_9_mid_write_leaves_no_partial_file(tmp_path):
