@@ -1,10 +1,17 @@
-"""Regenerate tests/golden/small_seed0.npz: a fixed-seed model's features of a fixed input.
+"""Regenerate tests/golden/<preset>_seed0.npz: a fixed-seed model's features of a fixed input.
 
-Run ``python tests/golden/make_golden.py`` only when a change of features is intended (a new
-spectrogram, framing or preprocessing), and say so in the commit. ``test_embed.test_golden_regression``
-compares :func:`compute` with the stored file.
+Run ``python tests/golden/make_golden.py [PRESET ...]`` only when a change of features is intended
+(a new spectrogram, framing or preprocessing), and say so in the commit. ``test_embed.test_golden_regression``
+compares :func:`compute` with the stored small-preset file; ``test_golden.py`` does the same for
+every other preset of :data:`PRESETS` (the paper's and OpenL3's).
 
-Everything is generated from code: the model is ``build_model("small", seed=0)``; the audio is a
+The small preset stores whole outputs. The larger presets store a compact subset, to keep the files
+a few tens of KB and the test quick: pool4 of a shorter input (1 s: 3 centred windows), every 4th
+conv4_2 transfer feature of the audio (before ReLU, its one uncentred window), every 8th conv4_2
+feature of the images, and every 8th bin and frame of the spectrogram. A changed layer, front end,
+framing or preprocessing moves all of them.
+
+Everything is generated from code: the model is ``build_model(preset, seed=0)``; the audio is a
 tone, a chirp and uniform noise from PCG64's raw bit stream (stable across NumPy versions), at
 48 kHz so no resampler is involved; the images are integer gradients and blocks.
 """
@@ -19,6 +26,12 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "small_seed0.npz"
+#: Every preset with a golden file (the small one is :data:`OUTPUT`).
+PRESETS = ("small", "paper", "openl3-linear", "openl3-mel128", "openl3-mel256")
+
+
+def output_path(preset: str) -> Path:
+    return HERE / f"{preset}_seed0.npz"
 
 
 def _uniform_noise(n: int, seed: int) -> np.ndarray:
@@ -47,28 +60,42 @@ def golden_images() -> np.ndarray:
     return np.stack([first, second])
 
 
-def compute() -> dict[str, np.ndarray]:
+def compute(preset: str = "small") -> dict[str, np.ndarray]:
+    """The features stored for ``preset`` (``build_model(preset, seed=0)``); see the module doc."""
     from l3net.embed import get_audio_embedding, get_image_embedding
     from l3net.models import build_model
 
-    model = build_model("small", seed=0)
+    model = build_model(preset, seed=0)
     audio, images = golden_audio(), golden_images()
     out: dict[str, np.ndarray] = {}
-    out["audio_pool4"], out["audio_pool4_timestamps"] = get_audio_embedding(audio, 48_000, model, hop_size=0.25)
-    out["audio_conv4_2"], _ = get_audio_embedding(audio, 48_000, model, hop_size=1.0, center=False, layer="conv4_2")
+    if preset == "small":
+        out["audio_pool4"], out["audio_pool4_timestamps"] = get_audio_embedding(audio, 48_000, model, hop_size=0.25)
+        out["audio_conv4_2"], _ = get_audio_embedding(audio, 48_000, model, hop_size=1.0, center=False, layer="conv4_2")
+        out["image_pool4"] = get_image_embedding(images, model)
+        out["image_conv4_2"] = get_image_embedding(images, model, layer="conv4_2")
+        with torch.inference_mode():
+            out["spectrogram"] = model.frontend(torch.from_numpy(audio[None, 48_000:96_000]))[0, 0].numpy()
+        return out
+    short = audio[36_000:84_000]  # 1 s, across the chirp's start
+    out["audio_pool4"], out["audio_pool4_timestamps"] = get_audio_embedding(short, 48_000, model, hop_size=0.5)
+    conv, _ = get_audio_embedding(short, 48_000, model, hop_size=1.0, center=False, layer="conv4_2")
+    out["audio_conv4_2"] = conv[:, ::4]
     out["image_pool4"] = get_image_embedding(images, model)
-    out["image_conv4_2"] = get_image_embedding(images, model, layer="conv4_2")
+    out["image_conv4_2"] = get_image_embedding(images, model, layer="conv4_2")[:, ::8]
     with torch.inference_mode():
-        out["spectrogram"] = model.frontend(torch.from_numpy(audio[None, 48_000:96_000]))[0, 0].numpy()
+        out["spectrogram"] = model.frontend(torch.from_numpy(audio[None, 48_000:96_000]))[0, 0, ::8, ::8].numpy()
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parents[1] / "src"))
-    arrays = compute()
-    np.savez_compressed(OUTPUT, **arrays)
-    size = OUTPUT.stat().st_size
-    print(f"wrote {OUTPUT} ({size / 1024:.0f} KB): " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
+    presets = (argv if argv is not None else sys.argv[1:]) or list(PRESETS)
+    for preset in presets:
+        arrays = compute(preset)
+        path = output_path(preset)
+        np.savez_compressed(path, **arrays)
+        size = path.stat().st_size
+        print(f"wrote {path} ({size / 1024:.0f} KB): " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))
     return 0
 
 
