@@ -42,6 +42,7 @@ as in the paper's transfer experiment.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import warnings
@@ -56,6 +57,8 @@ from .config import SAMPLE_RATE
 from .errors import InputError, MediaError
 from .fileio import atomic_path, ensure_dir
 from .media import (
+    AudioReader,
+    VideoReader,
     center_crop,
     iter_audio,
     iter_video_frames,
@@ -490,7 +493,7 @@ def _metadata(model: L3Net, layer: str) -> dict[str, np.ndarray]:
 
 def _embed_audio_file(
     model: L3Net, path: Path, hop_size: float, center: bool, batch_size: int, layer: str, precision: str,
-    verbose: bool,
+    verbose: bool, reader: AudioReader | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     total = None
     if verbose:
@@ -499,7 +502,7 @@ def _embed_audio_file(
             if duration:
                 total = window_count(round(duration * SAMPLE_RATE), hop_size, center, model.config.clip_samples)
     return _embed_audio_stream(
-        model, iter_audio(path, SAMPLE_RATE), hop_size=hop_size, center=center, batch_size=batch_size,
+        model, iter_audio(path, SAMPLE_RATE) if reader is None else reader, hop_size=hop_size, center=center, batch_size=batch_size,
         layer=layer, precision=precision, total=total, verbose=verbose, desc=path.name,
     )
 
@@ -577,6 +580,7 @@ def process_video_file(
     device: str | torch.device | None = None,
     precision: str = "fp32",
     verbose: bool = False,
+    audio_stream: int | None = None,
 ) -> list[Path]:
     """Embed a video's sound and pictures on the same timestamps; returns the written paths.
 
@@ -587,7 +591,11 @@ def process_video_file(
     given. A video without sound gets only the image file (timestamps
     framed over the video's duration), with a warning naming the file; a file without pictures is
     a :class:`MediaError` (use :func:`process_audio_file`). Both files are written only when both
-    embeddings are computed.
+    embeddings are computed. Sound and pictures are read on the file's one clock
+    (:class:`~l3net.media.Timeline`); ``audio_stream`` picks an audio stream (None: the default
+    one, else the first), and both files hold ``timing``, a JSON string saying what was done to
+    the sound (silence before, in gaps, after; the stream used) and the pictures (rotation,
+    aspect, deinterlacing).
     """
     path = Path(path)
     hop_size = _check_hop(hop_size)
@@ -605,21 +613,26 @@ def process_video_file(
         raise MediaError(path, f"has no video stream ({what}); use process_audio_file / process_image_file")
     window = net.config.clip_samples
     results: list[tuple[Path, np.ndarray, np.ndarray, str]] = []
+    reader = AudioReader(path, SAMPLE_RATE, stream=audio_stream)
     if info.has_audio:
-        audio_emb, stamps = _embed_audio_file(net, path, hop_size, center, batch_size, audio_layer, precision, verbose)
+        audio_emb, stamps = _embed_audio_file(net, path, hop_size, center, batch_size, audio_layer, precision, verbose, reader)
         results.append((output_path(path, output_dir, f"{suffix}_audio"), audio_emb, stamps, audio_layer))
     else:
         warnings.warn(f"{path}: the video has no audio stream; writing image embeddings only", stacklevel=2)
         if not info.duration:
             raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
         stamps = window_timestamps(window_count(round(info.duration * SAMPLE_RATE), hop_size, center, window), hop_size)
-    image_emb = _embed_video_frames(net, path, stamps, image_layer, batch_size, precision, verbose)
+    pictures = VideoReader(path, times=stamps, smaller_side=_image_sizes(net, image_layer)[0])
+    image_emb = _embed_video_frames(net, path, stamps, image_layer, batch_size, precision, verbose, pictures)
     results.append((output_path(path, output_dir, f"{suffix}_image"), image_emb, stamps, image_layer))
-    return [save_embedding(out, emb, ts, **_metadata(net, layer)) for out, emb, ts, layer in results]
+    timing = {**(reader.report.to_dict() if info.has_audio else {}), **pictures.report.to_dict()}
+    extra = {"timing": np.array(json.dumps(timing, sort_keys=True))}
+    return [save_embedding(out, emb, ts, **_metadata(net, layer), **extra) for out, emb, ts, layer in results]
 
 
 def _embed_video_frames(
-    model: L3Net, path: Path, stamps: np.ndarray, layer: str, batch_size: int, precision: str, verbose: bool
+    model: L3Net, path: Path, stamps: np.ndarray, layer: str, batch_size: int, precision: str, verbose: bool,
+    pictures: Iterable[tuple[float, np.ndarray]] | None = None,
 ) -> np.ndarray:
     resize, crop = _image_sizes(model, layer)
     count = len(stamps)
@@ -629,7 +642,8 @@ def _embed_video_frames(
     def frames() -> Iterator[np.ndarray]:
         nonlocal found
         # Scaling happens during colour conversion (cheap), so resize_smaller_side is then a no-op.
-        for _, frame in iter_video_frames(path, times=stamps, smaller_side=resize):
+        source = iter_video_frames(path, times=stamps, smaller_side=resize) if pictures is None else pictures
+        for _, frame in source:
             found += 1
             last[:] = [frame]
             yield prepare_image(frame, resize, crop, str(path))

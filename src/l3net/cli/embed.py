@@ -75,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pool4 (the embedding, default), conv4_2 (the paper's transfer feature: 6144-D audio, "
         "8192-D images), or another layer name (pooled to the transfer grid)",
     )
+    parser.add_argument(
+        "--audio-stream", type=int, default=None, metavar="N",
+        help="for videos: use audio stream N (0: the first; default: the stream marked default, else the first)",
+    )
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"windows or frames per forward pass (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default, reproducible) or bf16/fp16 autocast")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
@@ -177,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                 elif kind == "image":
                     outputs = [process_image_file(path, out_dir, **options)]
                 else:
-                    outputs = process_video_file(path, out_dir, verbose=show_inner, **audio_options)
+                    outputs = process_video_file(path, out_dir, verbose=show_inner, audio_stream=args.audio_stream, **audio_options)
             for warning in caught:
                 tqdm.write(f"l3net embed: warning: {warning.message}", file=sys.stderr)
             for out in outputs:
