@@ -107,7 +107,9 @@ CORPUS = [
     Clapper("webm_vp9_opus", ".webm", "libvpx-vp9", "libopus"),
     # AC-3, not MP3: FFmpeg's AVI muxer loses the second video packet next to MP3 audio.
     Clapper("avi", ".avi", "mpeg4", "ac3", unsignalled_delay=256 / AUDIO_RATE),
-    Clapper("ts_600s", ".ts", container_format="mpegts", clock_offset=600.0),
+    Clapper("ts_600s", ".ts", container_format="mpegts", clock_offset=600.0, expect={"timeline_origin": 599.98}),
+    # Matroska keeping negative timestamps: the sound starts at -1.02 s (priming included)
+    Clapper("mkv_negative", ".mkv", options={"avoid_negative_ts": "disabled"}, clock_offset=-1.0, expect={"timeline_origin": -1.022}),
     Clapper("mp4_rotated", ".mp4", rotation=90, expect={"rotation": 90}),
     Clapper("mp4_anamorphic", ".mp4", sample_aspect=Fraction(2, 1), expect={"sample_aspect_ratio": "2:1"}),
     Clapper("mkv_vfr", ".mkv", vfr=True),
@@ -210,13 +212,16 @@ def flash_time(times: list[float], frames: list[np.ndarray]) -> float:
     raise AssertionError("no flash in the frames")
 
 
-def expected_scene_time(path: Path, clapper: Clapper) -> float:
-    """Where the flash belongs on the file's timeline: the scene's time 0 is the container time of
-    the first video frame (read with PyAV, independently of l3net) minus its scene time."""
+def expected_scene_time(path: Path) -> float:
+    """Where the flash belongs on the file's timeline: the container time of the first white frame
+    (decoded with PyAV, independently of l3net's reader) minus the timeline's origin, which must be
+    the earliest start of the file's streams."""
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        first = next(container.decode(stream)).time
-    return FLASH + (first - clapper.video_start) - media.read_timeline(path).origin
+        starts = [float(s.start_time * s.time_base) for s in container.streams if s.type in ("audio", "video") and s.start_time is not None]
+        flash = next(f.time for f in container.decode(video=0) if f.to_ndarray(format="rgb24").mean() > 150)
+    origin = media.read_timeline(path).origin
+    assert origin == pytest.approx(min(starts))
+    return flash - origin
 
 
 def assert_in_sync(flash: float, beep: float, expected: float, step: float) -> None:
@@ -262,7 +267,7 @@ def test_prepare_keeps_sound_and_picture_on_one_clock(corpus, prepared, clapper:
     video = next(v for v in shards.videos("train") if v.meta["source"] == path.name)
     audio = shards.read_audio(video)
     frames = [shards.read_frame(video, i) for i in range(len(video.frame_times))]
-    expected = expected_scene_time(path, clapper)
+    expected = expected_scene_time(path)
     beep = beep_onset(audio) - clapper.unsignalled_delay
     assert_in_sync(flash_time(video.frame_times, frames), beep, expected, 1.0 / STORED_FPS)
     assert video.meta["timing"] == line["timing"]
@@ -305,7 +310,7 @@ def test_process_video_file_keeps_sound_and_picture_on_one_clock(corpus, clapper
     audio_npz, image_npz = embed.process_video_file(
         path, tmp_path, model="small", hop_size=1.0 / STORED_FPS, batch_size=64, device="cpu"
     )
-    expected = expected_scene_time(path, clapper)
+    expected = expected_scene_time(path)
     times = [t for t, _ in spy.frames]
     beep = beep_onset(np.concatenate(spy.audio)) - clapper.unsignalled_delay
     assert_in_sync(flash_time(times, [f for _, f in spy.frames]), beep, expected, 1.0 / STORED_FPS)
@@ -368,7 +373,7 @@ def test_start_seeks_and_keeps_the_clock(corpus, name: str) -> None:
     """Reading from 1.5 s: the beep and the flash at 0.5 s of what is read."""
     clapper = _by_name(name)
     path = _clapper_path(corpus, clapper)
-    expected = expected_scene_time(path, clapper)
+    expected = expected_scene_time(path)
     audio = media.AudioReader(path, start=1.5, duration=1.5)
     sound = np.concatenate(list(audio))
     assert sound.size == round(1.5 * SAMPLE_RATE) and audio.report.seek == "seek"
