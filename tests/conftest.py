@@ -9,6 +9,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("L3NET_TEST_DATA", REPO.parent / "shared" / "data"))
+# No torch.compile unless a test asks for it (compile=True): compiling costs tens of seconds per
+# graph on a CPU, and on a GPU machine "auto" would compile in every embedding test (l3net.inference).
+os.environ.setdefault("L3NET_COMPILE", "0")
 
 
 @pytest.fixture(scope="session")

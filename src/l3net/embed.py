@@ -68,11 +68,12 @@ from .media import (
     resize_smaller_side,
     to_rgb_uint8,
 )
+from .inference import InferenceModel, inference_model
 from .models import PRERELU, WEIGHTS_FILE, L3Net, VGGTower, load_model
 from .runtime import autocast, check_precision, resolve_device
 
 PathLike = str | os.PathLike[str]
-ModelSpec = L3Net | str | os.PathLike[str] | None
+ModelSpec = L3Net | InferenceModel | str | os.PathLike[str] | None
 
 #: Hop (s) between audio windows when none is given (as OpenL3).
 DEFAULT_HOP_SIZE = 0.1
@@ -97,6 +98,8 @@ def resolve_model(model: ModelSpec = None, device: str | torch.device | None = N
     """
     if isinstance(model, L3Net):
         return model if device is None else model.to(resolve_device(device))
+    if isinstance(model, InferenceModel):  # l3net.inference: runs on its device, precision and compile setting
+        return model  # type: ignore[return-value]
     if model is None:
         warnings.warn(
             f"no model given: using the '{DEFAULT_PRESET}' architecture with random weights; "
@@ -304,12 +307,13 @@ def _embed_audio_stream(
     window = model.config.clip_samples
     dim = embedding_size(model, layer, "audio")
     outputs: list[np.ndarray] = []
-    with _inference(model, precision) as device, tqdm(
+    fast = inference_model(model, precision=precision)  # l3net.inference: folded, channels_last, compiled
+    with _inference(model, fast.precision) as device, tqdm(
         total=total, unit="win", desc=desc, disable=not verbose, leave=False
     ) as bar:
         for batch in _batches(iter_windows(chunks, hop_size, center, window), batch_size, window):
             x = torch.from_numpy(batch).to(device)
-            outputs.append(layer_features(model, "audio", x, layer).float().cpu().numpy())
+            outputs.append(layer_features(fast, "audio", x, layer).float().cpu().numpy())
             bar.update(len(batch))
     embedding = np.concatenate(outputs) if outputs else np.zeros((0, dim), np.float32)
     return np.ascontiguousarray(embedding, dtype=np.float32), window_timestamps(len(embedding), hop_size)
@@ -446,14 +450,15 @@ def _embed_images(
     total: int | None, verbose: bool,
 ) -> np.ndarray:
     outputs: list[np.ndarray] = []
-    with _inference(model, precision) as device, tqdm(
+    fast = inference_model(model, precision=precision)  # l3net.inference: folded, channels_last, compiled
+    with _inference(model, fast.precision) as device, tqdm(
         total=total, unit="img", desc="images", disable=not verbose, leave=False
     ) as bar:
         batch: list[np.ndarray] = []
 
         def flush() -> None:
             x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).to(device)
-            outputs.append(layer_features(model, "vision", x, layer).float().cpu().numpy())
+            outputs.append(layer_features(fast, "vision", x, layer).float().cpu().numpy())
             bar.update(len(batch))
             batch.clear()
 

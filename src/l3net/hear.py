@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from .config import SAMPLE_RATE
 from .embed import DEFAULT_BATCH_SIZE, _inference, embedding_size, layer_features, window_count
 from .errors import InputError
+from .inference import inference_model
 from .models import L3Net
 from .models import load_model as _load_l3net
 
@@ -104,11 +105,12 @@ def _window_embeddings(audio: torch.Tensor, model: HearModel, hop_size: float, c
     padded = F.pad(audio, (left, max(0, needed - left - num_samples)))[:, :needed]
     frames = padded.unfold(1, window, hop)  # (n, T, window): a view, nothing copied yet
     out = torch.empty(n * count, model.timestamp_embedding_size, device=audio.device)
+    fast = inference_model(net)  # fp32, BatchNorm folded, channels_last (l3net.inference)
     with _inference(net, "fp32"):
         for first in range(0, n * count, model.batch_size):
             index = torch.arange(first, min(first + model.batch_size, n * count), device=audio.device)
             batch = frames[index // count, index % count]  # only this batch is copied
-            out[first : first + len(index)] = layer_features(net, "audio", batch, model.layer).float()
+            out[first : first + len(index)] = layer_features(fast, "audio", batch, model.layer).float()
     return out.view(n, count, -1)
 
 

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ..config import ModelConfig
 from ..errors import InputError
 from .. import embed
+from ..inference import inference_model
 from ..media import to_mono
 from ..models import L3Net
 from ..runtime import autocast, resolve_device
@@ -205,7 +206,8 @@ def _extract(
     else:
         target = resolve_device(device)
         model.to(target)
-    autocast(precision, target)  # validates the precision for the device before any work is done
+    fast = inference_model(model, precision=precision)  # folded, channels_last, compiled (l3net.inference)
+    precision = fast.precision  # "auto" resolved for this device, and validated
     if total is None and hasattr(inputs, "__len__"):
         total = len(inputs)
     prepared = (prepare(i, item) for i, item in enumerate(inputs))
@@ -219,7 +221,7 @@ def _extract(
             for batch in batched(prepared, batch_size):
                 x = to_tensor(batch, count).to(target, non_blocking=True)
                 with autocast(precision, target):
-                    outputs = _forward(model, modality, x, names)
+                    outputs = _forward(fast, modality, x, names)
                 for name, value in outputs.items():
                     pieces[name].append(value.float().cpu().numpy())
                 count += len(batch)

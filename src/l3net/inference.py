@@ -1,0 +1,351 @@
+"""The inference copy of a model: what every embedding, feature and heatmap is computed with.
+
+::
+
+    fast = inference_model(model, precision="auto")       # built once per (model, device, precision)
+    emb = fast.embed("audio", waveforms)                  # the same methods as L3Net's
+    maps = fast.forward_features("vision", images, ["conv4_2"])
+
+:class:`InferenceModel` is a copy of an :class:`~l3net.models.L3Net` made for inference:
+
+- **BatchNorm folded into the convolution before it** (:func:`fold_batchnorm`): only a BatchNorm2d
+  whose input is exactly one Conv2d's output, found in the forward graph (``torch.fx``), never one
+  that precedes a conv (OpenL3's input BatchNorm) or follows a ReLU (OpenL3's image conv1_2);
+- **channels_last** weights and inputs (oneDNN's and cuDNN's fast layout);
+- **torch.compile** (inductor with ``freezing``: weights become constants) when ``compile`` says so.
+  Each batch smaller than the largest one seen by a graph is zero-padded to it and the outputs cut
+  back, so the last, short batch of every clip reuses the graph instead of compiling a new one.
+  When compilation fails, one warning and the eager copy from then on.
+- the ``precision``'s autocast and inference mode around every call, so callers need neither.
+
+Outputs equal the model's own eager fp32 outputs up to float rounding (fp32: relative error ~1e-5,
+``tests/test_inference.py``); bf16 differs as bf16 does (see BENCHMARKS.md). The model it was made
+from is never modified: the copy owns its own weights, made with :func:`copy.deepcopy`.
+
+Where copies live (no process-wide registry that keeps models alive): :func:`inference_model`
+keeps each model's copies in a :class:`weakref.WeakKeyDictionary` keyed by the model object, so
+a copy lives exactly as long as the model it was made from, and is rebuilt when that model's
+weights change (every parameter and buffer's storage and version counter are compared at each
+call: an optimizer step or ``load_state_dict`` makes a new copy). Hold an :class:`InferenceModel`
+yourself to manage its lifetime explicitly.
+
+Defaults (environment variable :data:`COMPILE_ENV`, ``L3NET_COMPILE``):
+
+- ``compile=None`` reads ``L3NET_COMPILE`` (``1``/``0``/``auto``; unset = ``auto``). ``auto``
+  compiles where it pays for itself: on a GPU, and in bf16 on a CPU with bf16 instructions.
+  Elsewhere (fp32 on a CPU) inductor gains little over the folded channels_last copy and its first
+  call costs tens of seconds per graph (85 s for the paper audio tower on 2 AVX2 cores, BENCHMARKS.md).
+- ``precision="auto"``: bf16 on a GPU that supports it or a CPU with AMX/AVX512-BF16, else fp32
+  (:func:`resolve_precision`). The embedding API's default stays fp32 (see docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import warnings
+import weakref
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .errors import InputError
+from .models import L3Net, VGGTower
+from .runtime import PRECISIONS, autocast, check_precision, cpu_has_native_bf16
+
+#: Environment variable read when ``compile=None``: ``1`` (always), ``0`` (never) or ``auto``.
+COMPILE_ENV = "L3NET_COMPILE"
+#: What ``precision=`` accepts everywhere a model runs for inference.
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+Outputs = torch.Tensor | dict[str, torch.Tensor]
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``"auto"`` -> ``"bf16"`` on a CUDA GPU with bf16 or a CPU with AMX/AVX512-BF16, else ``"fp32"``.
+
+    Other values are returned unchanged (validated by :func:`~l3net.runtime.check_precision`).
+    """
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def resolve_compile(compile: bool | None, device: torch.device | str, precision: str) -> bool:
+    """Whether to torch.compile: ``compile`` if a bool, else ``$L3NET_COMPILE`` (default ``auto``).
+
+    ``auto``: yes on a GPU, and for bf16 on a CPU with bf16 instructions (where compiled bf16 is
+    2-5x eager); no for fp32 on a CPU, where the first call would cost more than it saves.
+    """
+    if compile is not None:
+        return bool(compile)
+    value = os.environ.get(COMPILE_ENV, "auto").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value not in ("", "auto"):
+        raise InputError(f"{COMPILE_ENV}={value!r}: expected 1, 0 or auto")
+    device = torch.device(device)
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and precision == "bf16" and bool(cpu_has_native_bf16())
+
+
+# ------------------------------------------------------------------------------------------------
+# BatchNorm folding
+# ------------------------------------------------------------------------------------------------
+def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]] | None:
+    """(conv, bn) submodule names where the BatchNorm's only input is the conv's only use, in the
+    forward graph of ``module``; None when ``module`` cannot be traced."""
+    try:
+        graph = fx.symbolic_trace(module).graph
+    except Exception:  # noqa: BLE001 - any tracing failure just means "look deeper"
+        return None
+    modules = dict(module.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        source = node.args[0] if node.args else None
+        if (
+            isinstance(source, fx.Node)
+            and source.op == "call_module"
+            and isinstance(modules.get(source.target), nn.Conv2d)
+            and len(source.users) == 1
+            and calls[source.target] == 1
+            and calls[node.target] == 1
+        ):
+            pairs.append((source.target, node.target))
+    return pairs
+
+
+def _find_pairs(module: nn.Module, prefix: str = "") -> list[tuple[str, str]]:
+    """Conv-BN pairs anywhere in ``module``, tracing at the highest level that traces (the module
+    itself, else each child: an L3Net's front end may not trace, its towers do)."""
+    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+        return []
+    found = _conv_bn_pairs(module)
+    if found is not None:
+        return [(prefix + conv, prefix + bn) for conv, bn in found]
+    pairs: list[tuple[str, str]] = []
+    for name, child in module.named_children():
+        pairs += _find_pairs(child, f"{prefix}{name}.")
+    return pairs
+
+
+def fold_batchnorm(model: nn.Module) -> list[tuple[str, str]]:
+    """Fold every BatchNorm2d that directly follows a Conv2d into that conv, **in place**.
+
+    The BatchNorm becomes ``nn.Identity`` and the conv gets the scaled weights and shifted bias, so
+    the pair computes what it did in eval mode (running statistics). Only a BatchNorm whose input
+    is a conv's output, and that conv's only use, in the forward graph is folded; one before a
+    conv or after a ReLU stays. Returns the folded ``(conv, batchnorm)`` names. Use on a copy.
+    """
+    pairs = _find_pairs(model)
+    for conv_name, bn_name in pairs:
+        conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
+        if bn.running_mean is None or bn.running_var is None:
+            continue  # batch statistics even in eval mode: not a fixed affine map
+        _set_submodule(model, conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
+        _set_submodule(model, bn_name, nn.Identity())
+    return pairs
+
+
+def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, child, module)
+
+
+# ------------------------------------------------------------------------------------------------
+# the inference copy
+# ------------------------------------------------------------------------------------------------
+class _Graph:
+    """One compiled function and the batch size its graph was made for."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], Outputs]) -> None:
+        self.fn = fn
+        self.batch = 0
+
+
+class InferenceModel(nn.Module):
+    """An inference-only copy of an :class:`L3Net` with the same feature methods (see the module docstring).
+
+    ``precision``: "fp32", "bf16", "fp16" (GPU) or "auto" (:func:`resolve_precision`) on the
+    model's device. ``compile``: True, False or None (``$L3NET_COMPILE``, :func:`resolve_compile`).
+    The copy stays in eval mode (``train()`` does nothing) and has no gradients.
+    """
+
+    def __init__(self, model: L3Net, *, precision: str = "fp32", compile: bool | None = None) -> None:
+        super().__init__()
+        device = next(model.parameters()).device
+        if precision not in PRECISION_CHOICES:
+            raise InputError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+        self.precision = resolve_precision(precision, device)
+        check_precision(self.precision, device)
+        self.device = device
+        self.use_compile = resolve_compile(compile, device, self.precision)
+        net = copy.deepcopy(model).eval().requires_grad_(False)
+        self.folded = fold_batchnorm(net)
+        self.net = net.to(memory_format=torch.channels_last)
+        self.config = model.config
+        self._graphs: dict[tuple[Any, ...], _Graph] = {}
+        self._lock = threading.Lock()
+
+    # -- what callers read, as on L3Net ---------------------------------------------------------
+    @property
+    def vision(self) -> VGGTower:
+        return self.net.vision
+
+    @property
+    def audio(self) -> VGGTower:
+        return self.net.audio
+
+    def tower(self, modality: str) -> VGGTower:
+        return self.net.tower(modality)
+
+    def transfer_layer(self, modality: str) -> str:
+        return self.net.transfer_layer(modality)
+
+    def pool_transfer(self, modality: str, feature_map: torch.Tensor) -> torch.Tensor:
+        return self.net.pool_transfer(modality, feature_map)
+
+    def require(self, *parts: str) -> None:
+        self.net.require(*parts)
+
+    def train(self, mode: bool = True) -> "InferenceModel":
+        """Does nothing: the copy is for inference only (its BatchNorms are folded)."""
+        return self
+
+    # -- the feature contract, fast --------------------------------------------------------------
+    def forward_features(self, modality: str, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """As :meth:`L3Net.forward_features`: ``{name: output}`` for raw inputs."""
+        layers = tuple(dict.fromkeys(layers))
+        net = self.net
+
+        def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return net.tower(modality).forward_features(x, layers)
+
+        return self._run(("features", modality, layers), run, x)
+
+    def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`L3Net.embed`: the ``(N, C)`` embedding of images or waveforms."""
+        net = self.net
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return net.tower(modality)(x)
+
+        return self._run(("embed", modality), run, x)
+
+    def transfer_features(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`L3Net.transfer_features`: the last conv max-pooled to the transfer grid."""
+        net, layer = self.net, self.net.transfer_layer(modality)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            maps = net.tower(modality).forward_features(x, [layer])
+            return net.pool_transfer(modality, maps[layer])
+
+        return self._run(("transfer", modality), run, x)
+
+    def fuse(self, vision_embedding: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
+        """As :meth:`L3Net.fuse` (small: never compiled)."""
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            return self.net.fuse(vision_embedding, audio_embedding)
+
+    def forward(self, images: torch.Tensor, waveforms: torch.Tensor) -> torch.Tensor:
+        """Correspondence logits, as :meth:`L3Net.forward`."""
+        return self.fuse(self.embed("vision", images), self.embed("audio", waveforms))
+
+    # -- running ---------------------------------------------------------------------------------
+    def _run(self, key: tuple[Any, ...], tower_part: Callable[[torch.Tensor], Outputs], x: torch.Tensor) -> Outputs:
+        """``tower_part(tower input)`` for raw inputs ``x``; the front end (normalisation or the
+        log-spectrogram, whose complex STFT inductor does not generate code for) always runs eagerly."""
+        modality = key[1]
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            if not self.use_compile or x.shape[0] == 0:
+                return tower_part(self._tower_input(modality, x))
+            with self._lock:
+                shape_key = key + (tuple(x.shape[1:]), x.dtype)
+                graph = self._graphs.get(shape_key)
+                if graph is None:
+                    graph = self._graphs[shape_key] = _Graph(
+                        torch.compile(tower_part, dynamic=False, options={"freezing": True})
+                    )
+                n = x.shape[0]
+                graph.batch = max(graph.batch, n)
+                if n < graph.batch:  # one graph per input shape: pad, then cut the outputs back
+                    x = torch.cat([x, x.new_zeros((graph.batch - n, *x.shape[1:]))])
+                inputs = self._tower_input(modality, x)
+                try:
+                    out = graph.fn(inputs)
+                except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
+                    self.use_compile = False
+                    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+                    warnings.warn(
+                        f"torch.compile failed ({type(exc).__name__}: {first_line}); embedding without "
+                        f"compilation from now on (compile=False or {COMPILE_ENV}=0 skips the attempt)",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    out = tower_part(inputs)
+            if isinstance(out, dict):
+                return {name: value[:n] for name, value in out.items()}
+            return out[:n]
+
+    def _tower_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        return self.net.tower_input(modality, x).contiguous(memory_format=torch.channels_last)
+
+
+# ------------------------------------------------------------------------------------------------
+# one copy per (model, device, precision, compile), living as long as the model
+# ------------------------------------------------------------------------------------------------
+_COPIES: "weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], tuple[tuple[Any, ...], InferenceModel]]]" = (
+    weakref.WeakKeyDictionary()
+)
+_COPIES_LOCK = threading.Lock()
+
+
+def _weights_stamp(model: nn.Module) -> tuple[Any, ...]:
+    """Changes whenever a parameter or buffer is replaced, moved or modified in place."""
+    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+
+
+def inference_model(
+    model: L3Net | InferenceModel, *, precision: str = "fp32", compile: bool | None = None
+) -> InferenceModel:
+    """The :class:`InferenceModel` of ``model`` on its device: made at the first call, then reused.
+
+    An InferenceModel passed in is returned as is. Copies are kept per (device, precision, compile)
+    beside the model (weakly: they go when the model goes) and rebuilt when its weights change.
+    """
+    if isinstance(model, InferenceModel):
+        return model
+    if not isinstance(model, L3Net):
+        raise InputError(f"expected an L3Net, got {type(model).__name__}")
+    device = next(model.parameters()).device
+    if precision not in PRECISION_CHOICES:
+        raise InputError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
+    resolved = resolve_precision(precision, device)
+    key = (str(device), resolved, resolve_compile(compile, device, resolved))
+    stamp = _weights_stamp(model)
+    with _COPIES_LOCK:
+        copies = _COPIES.setdefault(model, {})
+        cached = copies.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    fast = InferenceModel(model, precision=resolved, compile=key[2])
+    with _COPIES_LOCK:
+        _COPIES.setdefault(model, {})[key] = (stamp, fast)
+    return fast
