@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test test test-fast demo clean
+.PHONY: setup setup-test test test-fast mutants demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: setup-test
 # The quick subset: everything but the slow end-to-end tests.
 test-fast: setup-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The mutation check (not part of `make test`): plausible bugs applied one at a time to a copy of
+# src/, and the tests that cover each; see tools/mutants.py and docs/TESTING.md. ~15-30 min on 2 cores.
+MUTANTS_ARGS ?=
+mutants: setup-test
+	$(BIN)/python tools/mutants.py $(MUTANTS_ARGS)
 
 demo: setup
 	$(BIN)/l3net demo --out l3net-demo

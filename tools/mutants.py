@@ -1,0 +1,362 @@
+"""A mutation check of the test suite: does it catch plausible bugs?
+
+Each mutant below is one small, plausible bug in the core (a pair sampler rule, the spectrogram,
+the model, framing, resume, z-scoring, the per-recording mean, the folds, the random twin, NMI,
+AVC scoring, prepare's clock). For each, the tool copies ``src/`` and ``tests/`` (with
+``pyproject.toml`` and the docs the tests read) to a temporary folder, applies the bug there (the
+repository is never touched), and runs the tests that cover it, with ``PYTHONPATH`` pointing at
+the copy. A mutant is *caught* when a test fails, *survived* when they all pass.
+
+    make mutants                                  # all mutants, from the working tree
+    python tools/mutants.py --head --baseline     # from the last commit; check each selection passes unmutated first
+    python tools/mutants.py --only svm-z-score-refit-on-test --keep
+
+A mutant's text must occur exactly once in its file; when the code has moved, it is looked for in
+every file under src/ and applied where it occurs once; when it occurs nowhere the mutant is *stale*
+(update its text). Results go to stdout and, with ``--markdown FILE``, to a Markdown table (see
+docs/TESTING.md, where the last run is recorded and every survivor explained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: What a copy needs besides src/ and tests/ (tests read the README's examples and the design doc).
+COPIED_FILES = ("pyproject.toml", "README.md", "BENCHMARKS.md")
+COPIED_DIRS = ("src", "tests", "docs")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # where the text is expected (relative to the repository)
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments: files, node ids, -k expressions
+    bug: str  # the plausible bug, in words
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    # -- the pair sampler ---------------------------------------------------------------------------
+    Mutant(
+        "sampler-eval-negative-own-video", "src/l3net/data/sampler.py",
+        "                        j = int(rng.integers(len(videos) - 1))\n                        audio = videos[j + (j >= i)]",
+        "                        audio = videos[int(rng.integers(len(videos)))]",
+        ("tests/test_sampler.py", "-k", "evaluation_pairs"),
+        "evaluation negatives may take audio from their own video",
+    ),
+    Mutant(
+        "sampler-eval-positive-anywhere", "src/l3net/data/sampler.py",
+        "start = positive_start(video.frame_times[frame], video.num_samples, self.clip, rng.random())",
+        "start = int(rng.integers(video.num_samples - self.clip + 1))",
+        ("tests/test_sampler.py", "-k", "evaluation_pairs"),
+        "evaluation positives take their audio anywhere in the video",
+    ),
+    Mutant(
+        "sampler-eval-corner-crop", "src/l3net/data/sampler.py",
+        "            x, y = (rw - size) // 2, (rh - size) // 2",
+        "            x, y = 0, 0",
+        ("tests/test_sampler.py", "-k", "evaluation_pairs"),
+        "evaluation crops the top-left corner instead of the centre",
+    ),
+    Mutant(
+        "sampler-train-negative-own-video", "src/l3net/data/sampler.py",
+        "                audio = videos[j + (j >= v)]",
+        "                audio = videos[min(int(u[1] * n), n - 1)]",
+        ("tests/test_sampler.py", "-k", "training_pairs"),
+        "training negatives may take audio from their own video",
+    ),
+    Mutant(
+        "sampler-overlap-closed-interval", "src/l3net/data/sampler.py",
+        "    lo = max(math.floor((t - clip_s) * SAMPLE_RATE) + 1, 0)",
+        "    lo = max(math.floor((t - clip_s) * SAMPLE_RATE), 0)",
+        ("tests/test_sampler.py", "-k", "positive_start or training_pairs"),
+        "a positive's clip may start exactly 1 s before the frame (t - 1 <= s instead of t - 1 < s)",
+    ),
+    Mutant(
+        "sampler-resume-restarts-stream", "src/l3net/data/sampler.py",
+        "        first = self.start_step + worker",
+        "        first = worker",
+        ("tests/test_sampler.py", "-k", "resume"),
+        "a resumed sampler starts its stream from step 0 again",
+    ),
+    # -- training: exact resume -----------------------------------------------------------------------
+    Mutant(
+        "train-no-rng-restore", "src/l3net/train.py",
+        '        set_rng_state(checkpoint["rng"][rank])',
+        "        pass",
+        ("tests/test_train_resume.py", "-k", "global_generator"),
+        "resume does not restore the Python/NumPy/torch generators",
+    ),
+    Mutant(
+        "train-resume-data-from-step-0", "src/l3net/train.py",
+        "            start_step=self.state.step if train else 0,",
+        "            start_step=0,",
+        ("tests/test_train_resume.py",),
+        "a resumed run reads the pair stream from its beginning again",
+    ),
+    # -- front end and model --------------------------------------------------------------------------
+    Mutant(
+        "spectrogram-symmetric-window", "src/l3net/spectrogram.py",
+        'window_fn = {"hann": torch.hann_window,',
+        'window_fn = {"hann": lambda n: torch.hann_window(n, periodic=False),',
+        ("tests/test_spectrogram.py",),
+        "a symmetric Hann window instead of scipy's periodic one",
+    ),
+    Mutant(
+        "spectrogram-log-floor-clamp", "src/l3net/spectrogram.py",
+        "logspec = torch.log(magnitude + cfg.log_floor)",
+        "logspec = torch.log(magnitude.clamp(min=cfg.log_floor))",
+        ("tests/test_spectrogram.py", "tests/test_embed.py", "-k", "spectrogram or golden"),
+        "the log floor clamps instead of adding (differs in quiet bins only)",
+    ),
+    Mutant(
+        "model-images-not-scaled", "src/l3net/models.py",
+        "x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()",
+        "x = images.float()",
+        ("tests/test_models.py", "tests/test_embed.py", "-k", "golden or image or normal"),
+        "uint8 images are not scaled to [0, 1] before normalisation",
+    ),
+    Mutant(
+        "model-audio-transfer-after-relu", "src/l3net/models.py",
+        'return prerelu if modality == "audio" and prerelu in tower.feature_names else tower.last_conv',
+        "return tower.last_conv",
+        ("tests/test_models.py", "tests/test_eval_features.py"),
+        "the audio transfer feature is taken after the ReLU (the paper: before)",
+    ),
+    Mutant(
+        "framing-windows-not-centred", "src/l3net/embed.py",
+        "    return round(k * hop_size * sample_rate) - (window // 2 if center else 0)",
+        "    return round(k * hop_size * sample_rate)",
+        ("tests/test_embed.py", "-k", "window or frame or golden or center"),
+        "center=True windows start at their timestamp instead of being centred on it",
+    ),
+    Mutant(
+        "subclips-not-to-the-end", "src/l3net/evaluate/sound.py",
+        "    return np.round(np.linspace(0, span, count)).astype(np.int64)",
+        "    return np.round(np.linspace(0, span, count, endpoint=False)).astype(np.int64)",
+        ("tests/test_eval_sound.py", "-k", "subclip"),
+        "Table 2's subclips stop a step before the end of the recording",
+    ),
+    # -- evaluation protocols -------------------------------------------------------------------------
+    Mutant(
+        "svm-z-score-refit-on-test", "src/l3net/evaluate/sound.py",
+        "        sub_scores = class_scores(classifier, features[test_sub], n_classes)",
+        "        classifier.steps[0][1].fit(features[test_sub])\n"
+        "        sub_scores = class_scores(classifier, features[test_sub], n_classes)",
+        ("tests/test_protocol_reference.py", "tests/test_eval_sound.py", "tests/test_eval_probe.py", "-m", "not slow"),
+        "z-scoring refitted on the test subclips (Table 2 and the probe)",
+    ),
+    Mutant(
+        "svm-z-score-not-centred", "src/l3net/evaluate/sound.py",
+        "svm = make_pipeline(StandardScaler(), LinearSVM(C=DEFAULT_C))",
+        "svm = make_pipeline(StandardScaler(with_mean=False), LinearSVM(C=DEFAULT_C))",
+        ("tests/test_protocol_reference.py", "tests/test_eval_sound.py", "-m", "not slow"),
+        "z-scoring without centring (Table 2)",
+    ),
+    Mutant(
+        "probe-z-score-not-scaled", "src/l3net/evaluate/probe.py",
+        "return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER))",
+        "return make_pipeline(StandardScaler(with_std=False), LogisticRegression(C=C, max_iter=MAX_ITER))",
+        ("tests/test_protocol_reference.py", "tests/test_eval_probe.py", "-m", "not slow"),
+        "the probe centres its features but does not scale them",
+    ),
+    Mutant(
+        "recordings-by-vote", "src/l3net/evaluate/sound.py",
+        "        predicted = rec_scores.argmax(axis=1)",
+        "        predicted = recording_scores(np.eye(n_classes)[sub_scores.argmax(axis=1)], local,"
+        " len(split.test)).argmax(axis=1)",
+        ("tests/test_protocol_reference.py", "tests/test_eval_sound.py", "-m", "not slow"),
+        "a test recording is decided by a vote of its subclips, not their mean score",
+    ),
+    Mutant(
+        "folds-mix-groups", "src/l3net/evaluate/datasets.py",
+        "        parts = list(splitter.split(indices, labels, groups))",
+        "        parts = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(indices, labels))",
+        ("tests/test_protocol_reference.py", "tests/test_eval_datasets.py"),
+        "cross-validation folds ignore the groups (a session in train and test)",
+    ),
+    Mutant(
+        "random-twin-is-the-model", "src/l3net/modelspec.py",
+        "    return build_model(model.config, seed=seed + RANDOM_TWIN_SEED_OFFSET).to(device).eval()",
+        "    return model.eval()",
+        ("tests/test_protocol_reference.py", "-k", "twin"),
+        "the 'random weights' row is the trained network itself",
+    ),
+    Mutant(
+        "nmi-adjusted-for-chance", "src/l3net/evaluate/cluster.py",
+        "return float(normalized_mutual_info_score(np.asarray(labels), np.asarray(assignment)))",
+        "return float(__import__('sklearn.metrics').metrics.adjusted_mutual_info_score("
+        "np.asarray(labels), np.asarray(assignment)))",
+        ("tests/test_protocol_reference.py", "tests/test_eval_cluster.py", "-k", "nmi or kmeans"),
+        "the clustering reports adjusted MI instead of the paper's NMI",
+    ),
+    Mutant(
+        "avc-score-of-wrong-class", "src/l3net/evaluate/avc.py",
+        "return torch.softmax(model(images, waveforms).float(), dim=-1)[:, 1]",
+        "return torch.softmax(model(images, waveforms).float(), dim=-1)[:, 0]",
+        ("tests/test_eval_avc.py",),
+        "AVC scores a pair with the probability of 'does not correspond'",
+    ),
+    # -- prepare --------------------------------------------------------------------------------------
+    Mutant(
+        "prepare-frame-times-from-file-start", "src/l3net/data/prepare.py",
+        "            times = [round(t - config.start, 6) for t, _ in decoded]",
+        "            times = [round(t, 6) for t, _ in decoded]",
+        ("tests/test_prepare.py", "-m", "not slow"),
+        "stored frame times count from the file's start, not from the sample's first audio sample",
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+def copy_tree(dest: Path, from_head: bool) -> None:
+    """The repository's sources and tests at ``dest``: the working tree, or the last commit."""
+    dest.mkdir(parents=True)
+    if from_head:
+        paths = [p for p in (*COPIED_DIRS, *COPIED_FILES)
+                 if subprocess.run(["git", "cat-file", "-e", f"HEAD:{p}"], cwd=REPO, capture_output=True).returncode == 0]
+        archive = subprocess.run(["git", "archive", "HEAD", *paths], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info")
+    for name in COPIED_DIRS:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=ignore)
+    for name in COPIED_FILES:
+        if (REPO / name).is_file():
+            shutil.copy2(REPO / name, dest / name)
+
+
+def apply(mutant: Mutant, root: Path) -> str | None:
+    """Apply the mutant under ``root``; returns the file changed (relative), or None when stale."""
+    candidates = [root / mutant.path] + sorted((root / "src").rglob("*.py"))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        if text.count(mutant.old) == 1:
+            path.write_text(text.replace(mutant.old, mutant.new), encoding="utf-8")
+            return str(path.relative_to(root))
+    return None
+
+
+def run_tests(root: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str, float]:
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.setdefault("L3NET_TEST_DATA", str(REPO.parent / "shared" / "data"))
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, done.stdout + done.stderr, time.perf_counter() - start
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        return -1, out, time.perf_counter() - start
+
+
+def failures(output: str) -> list[str]:
+    """The tests that failed (pytest's -rfE summary lines)."""
+    return re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+
+
+def first_failure(output: str) -> str:
+    failed = failures(output)
+    return failed[0] + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else "") if failed else ""
+
+
+def verdict(code: int) -> str:
+    # pytest: 0 all passed, 1 some failed, 2 interrupted, 3 internal error, 4 usage error, 5 no tests
+    return {0: "SURVIVED", 1: "caught", 5: "no tests selected", -1: "timeout"}.get(code, f"error (pytest exit {code})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--check", action="store_true", help="only check that every mutant still applies (no tests)")
+    parser.add_argument("--head", action="store_true", help="mutate the last commit, not the working tree")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first run each mutant's tests on the unmutated copy (they must pass)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per test run (default: 900)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copies (printed)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the results as a Markdown table")
+    args = parser.parse_args(argv)
+
+    mutants = [m for m in MUTANTS if not args.only or m.name in args.only]
+    unknown = set(args.only or ()) - {m.name for m in MUTANTS}
+    if unknown:
+        parser.error(f"unknown mutant(s): {', '.join(sorted(unknown))}; see --list")
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name:38s} {m.path:32s} {m.bug}")
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="l3net-mutants-"))
+    rows = []
+    try:
+        pristine = work / "pristine"
+        copy_tree(pristine, args.head)
+        baseline: dict[tuple[str, ...], str] = {}
+        for i, mutant in enumerate(mutants, 1):
+            print(f"[{i}/{len(mutants)}] {mutant.name}: {mutant.bug}", flush=True)
+            if args.baseline and mutant.tests not in baseline:
+                code, output, seconds = run_tests(pristine, mutant.tests, args.timeout)
+                baseline[mutant.tests] = "passes" if code == 0 else f"FAILS unmutated ({verdict(code)}: {first_failure(output)})"
+                print(f"    baseline: {baseline[mutant.tests]} ({seconds:.0f} s)", flush=True)
+            root = work / mutant.name
+            shutil.copytree(pristine, root)
+            where = apply(mutant, root)
+            if args.check:
+                print(f"    applies to {where}" if where else "    STALE", flush=True)
+                rows.append((mutant, "applies" if where else "stale", where or "", "", 0.0))
+                shutil.rmtree(root, ignore_errors=True)
+                continue
+            if where is None:
+                rows.append((mutant, "stale", "", "", 0.0))
+                print("    stale: its text is in no file under src/ (update the mutant)", flush=True)
+                continue
+            code, output, seconds = run_tests(root, mutant.tests, args.timeout)
+            status = verdict(code)
+            if args.baseline and baseline[mutant.tests] != "passes":
+                status += " (baseline fails: not meaningful)"
+            by = first_failure(output) if code == 1 else ""
+            rows.append((mutant, status, where, by, seconds))
+            print(f"    {status}{' by ' + by if by else ''} ({seconds:.0f} s)", flush=True)
+            if code not in (0, 1):
+                print("    " + "\n    ".join(output.strip().splitlines()[-15:]), flush=True)
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        if args.keep:
+            print(f"copies kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    if args.check:
+        return 0 if all(r[1] == "applies" for r in rows) else 1
+    caught = sum(r[1] == "caught" for r in rows)
+    survived = [r[0].name for r in rows if r[1].startswith("SURVIVED")]
+    print(f"\n{caught} of {len(rows)} mutants caught" + (f"; survived: {', '.join(survived)}" if survived else ""))
+    if args.markdown:
+        lines = ["| mutant | the bug | result | first test that failed | seconds |", "|---|---|---|---|---|"]
+        for mutant, status, where, by, seconds in rows:
+            lines.append(f"| `{mutant.name}` | {mutant.bug} (`{where or mutant.path}`) | {status} | "
+                         f"{'`' + by + '`' if by else ''} | {seconds:.0f} |")
+        Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {args.markdown}")
+    return 0 if not survived and all(r[1] == "caught" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
