@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from l3net.cli import main
 from l3net.errors import DatasetError, InputError
@@ -108,6 +109,23 @@ def test_random_model_has_no_twin_row(tiny_world, tmp_path):
     result = json.loads((tmp_path / "eval" / "localize.json").read_text())
     assert [row[0] for row in result["tables"][0]["rows"]] == ["random weights (small)", "centre guess (baseline)"]
     assert result["metrics"]["videos"] == 2 and result["metrics"]["accuracy"]["random_weights"] is None
+
+
+def test_a_preset_is_untrained_and_the_twin_has_its_own_seed(tiny_world, tmp_path):
+    """'--model small --seed 0' has random weights from seed 0: it used to get a "random weights" row built
+    with the same seed, i.e. the same network scored twice."""
+    assert main(["eval", "localize", "--model", "small", "--seed", "0", "--data", str(tiny_world), "--out",
+                 str(tmp_path), "--max-videos", "2", "--examples", "1"]) == 0
+    result = json.loads((tmp_path / "eval" / "localize.json").read_text())
+    assert [row[0] for row in result["tables"][0]["rows"]] == ["small preset, random weights (seed 0)",
+                                                               "centre guess (baseline)"]
+    from l3net.modelspec import RANDOM_TWIN_SEED_OFFSET, random_twin
+
+    model = build_model("small", seed=0)
+    twin = random_twin(model, seed=0)
+    assert not torch.equal(twin.state_dict()["vision.layers.conv1_1.conv.weight"], model.state_dict()["vision.layers.conv1_1.conv.weight"])
+    same = build_model("small", seed=RANDOM_TWIN_SEED_OFFSET)
+    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), same.state_dict().values()))
 
 
 def test_bad_data(tiny_world, tmp_path, capsys):

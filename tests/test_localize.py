@@ -10,7 +10,8 @@ import torch
 
 from l3net.cli import main
 from l3net.errors import InputError, MediaError
-from l3net.evaluate import localize as loc
+from l3net import heatmaps as hm
+from l3net import localize as loc
 from l3net.media import probe
 from l3net.models import build_model
 
@@ -28,7 +29,7 @@ def frames_and_clips(data_dir, model):
 
     times, frames = read_frames(data_dir / REAL_VIDEO, [0.5, 1.5, 2.5])
     audio = load_audio(data_dir / REAL_VIDEO)
-    clips = np.stack([loc._clip_at(audio, t, model.config.clip_samples) for t in times])
+    clips = np.stack([hm.clip_at(audio, t, model.config.clip_samples) for t in times])
     return frames, clips
 
 
@@ -39,17 +40,32 @@ def _no_temporaries(directory):
 # -- the maths ------------------------------------------------------------------------------------
 def test_heatmaps_shape_range_on_real_frames(model, frames_and_clips):
     frames, clips = frames_and_clips
-    maps = loc.heatmaps(model, frames, clips, batch_size=2)
+    maps = hm.heatmaps(model, frames, clips, batch_size=2)
     assert maps.shape == frames.shape[:3]
     assert maps.dtype == np.float32
     assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() <= 1.0
     assert maps.std() > 0  # a map, not a constant
-    low = loc.low_res_heatmaps(model, frames, clips)
+    low = hm.low_res_heatmaps(model, frames, clips)
     # the last conv works at 1/8 of the tower input, whose smaller side is image_resize
     side = model.config.image_resize
     assert low.shape == (3, side // 8, round(side * 320 / 240) // 8)
     # batching does not change the numbers
-    np.testing.assert_allclose(loc.low_res_heatmaps(model, frames, clips, batch_size=1), low, atol=1e-5)
+    np.testing.assert_allclose(hm.low_res_heatmaps(model, frames, clips, batch_size=1), low, atol=1e-5)
+
+
+def test_heatmaps_run_the_model_in_eval_mode(frames_and_clips):
+    """A model left in training mode is scored with its BatchNorm running statistics, not the batch's
+    (heatmaps() used to keep the caller's mode), and is handed back in training mode."""
+    frames, clips = frames_and_clips
+    net = build_model("small", seed=3)
+    for module in net.modules():  # running statistics unlike any batch's, so train mode would show
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.fill_(0.3)
+            module.running_var.fill_(2.0)
+    expected = hm.heatmaps(net.eval(), frames, clips)
+    net.train()
+    np.testing.assert_allclose(hm.heatmaps(net, frames, clips), expected, atol=1e-5)
+    assert net.training
 
 
 def test_a_single_location_scores_exactly_like_the_avc_forward(model):
@@ -59,7 +75,7 @@ def test_a_single_location_scores_exactly_like_the_avc_forward(model):
     waves = 0.1 * torch.randn(3, model.config.clip_samples)
     with torch.no_grad():
         expected = torch.softmax(model(images, waves), dim=-1)[:, 1]
-        local = loc.score_maps(model, images, model.embed("audio", waves))
+        local = hm.score_maps(model, images, model.embed("audio", waves))
     assert local.shape == (3, 1, 1)
     torch.testing.assert_close(local[:, 0, 0], expected, rtol=1e-5, atol=1e-6)
 
@@ -67,32 +83,32 @@ def test_a_single_location_scores_exactly_like_the_avc_forward(model):
 def test_silent_audio_and_odd_inputs(model, frames_and_clips):
     frames, _ = frames_and_clips
     silent = np.zeros(model.config.clip_samples, np.float32)
-    maps = loc.heatmaps(model, frames[:2], silent)  # one clip shared by every frame
+    maps = hm.heatmaps(model, frames[:2], silent)  # one clip shared by every frame
     assert np.isfinite(maps).all() and maps.shape == (2,) + frames.shape[1:3]
     grey = frames[0].mean(axis=2).astype(np.uint8)  # one greyscale frame, a short clip (zero-padded)
-    assert loc.heatmaps(model, grey, silent[:1000]).shape == (1,) + grey.shape
+    assert hm.heatmaps(model, grey, silent[:1000]).shape == (1,) + grey.shape
     with pytest.raises(InputError, match="NaN"):
-        loc.heatmaps(model, frames[:1], np.full(model.config.clip_samples, np.nan, np.float32))
+        hm.heatmaps(model, frames[:1], np.full(model.config.clip_samples, np.nan, np.float32))
     with pytest.raises(InputError, match="one clip per frame"):
-        loc.heatmaps(model, frames, np.zeros((2, model.config.clip_samples), np.float32))
+        hm.heatmaps(model, frames, np.zeros((2, model.config.clip_samples), np.float32))
     with pytest.raises(InputError, match="samples; the model takes"):
-        loc.heatmaps(model, frames[:1], np.zeros(model.config.clip_samples + 1, np.float32))
+        hm.heatmaps(model, frames[:1], np.zeros(model.config.clip_samples + 1, np.float32))
     with pytest.raises(InputError, match="float"):
-        loc.heatmaps(model, frames[:1], np.zeros(model.config.clip_samples, np.int16))
+        hm.heatmaps(model, frames[:1], np.zeros(model.config.clip_samples, np.int16))
     with pytest.raises(InputError, match="same size"):
-        loc.heatmaps(model, [frames[0], frames[0][:100]], silent)
+        hm.heatmaps(model, [frames[0], frames[0][:100]], silent)
 
 
 def test_peak_and_clip_window():
     heat = np.zeros((4, 6))
     heat[2, 5] = 1.0
-    assert loc.peak_location(heat) == (5.5, 2.5)  # the centre of pixel (row 2, column 5)
-    assert loc.clip_window(5.0, 1.0, 10.0) == (4.5, 5.5)
-    assert loc.clip_window(0.1, 1.0, 10.0) == (0.0, 1.0)  # moved inside at the start
-    assert loc.clip_window(9.9, 1.0, 10.0) == (9.0, 10.0)  # and at the end
-    assert loc.clip_window(0.25, 1.0, 0.5) == (0.0, 0.5)  # shorter than a clip: all of it (padded later)
+    assert hm.peak_location(heat) == (5.5, 2.5)  # the centre of pixel (row 2, column 5)
+    assert hm.clip_window(5.0, 1.0, 10.0) == (4.5, 5.5)
+    assert hm.clip_window(0.1, 1.0, 10.0) == (0.0, 1.0)  # moved inside at the start
+    assert hm.clip_window(9.9, 1.0, 10.0) == (9.0, 10.0)  # and at the end
+    assert hm.clip_window(0.25, 1.0, 0.5) == (0.0, 0.5)  # shorter than a clip: all of it (padded later)
     audio = np.arange(100, dtype=np.float32)
-    clip = loc._clip_at(audio, 0.0, 150)
+    clip = hm.clip_at(audio, 0.0, 150)
     assert clip.shape == (150,) and clip[99] == 99 and not clip[100:].any()
 
 
@@ -105,7 +121,7 @@ def test_localize_real_video_writes_everything(model, data_dir, tmp_path):
     assert result.maps.min() >= 0 and result.maps.max() <= 1
     heat = result.heatmap(0)
     assert heat.shape == (240, 320)
-    assert tuple(result.peaks[0]) == loc.peak_location(heat)
+    assert tuple(result.peaks[0]) == hm.peak_location(heat)
     assert [p.name for p in result.overlay_paths] == [f"frame_{i:05d}.png" for i in range(4)]
     from PIL import Image
 

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from l3net.cli import main
 from l3net.errors import InputError, OutputError
 from l3net.evaluate import report
-from l3net.evaluate.common import save_figure, write_result
+from l3net.evaluate.result import save_figure, write_payload
 from l3net.models import build_model
 
 
@@ -48,7 +49,7 @@ def run_dir(tmp_path):
     ev.mkdir()
     _figure(ev / "sound_confusion.png", 0)
     _figure(ev / "cluster_tsne.png", 1)
-    write_result(ev, "sound", {
+    write_payload(ev, "sound", {
         "title": "Sound classification (Table 2)", "model": "run", "dataset": "esc50_mini",
         "tables": [
             {"title": "ESC-50", "columns": ["method", "ours", "paper"],
@@ -58,7 +59,7 @@ def run_dir(tmp_path):
         "figures": [{"path": "sound_confusion.png", "caption": "Confusion <matrix> & more"}],
         "metrics": {"mean_accuracy": 0.6123456},
     })
-    write_result(ev, "cluster", {
+    write_payload(ev, "cluster", {
         "title": "Clustering (Table 4)", "model": "run", "dataset": "synth",
         "tables": [{"title": "NMI", "columns": ["method", "vision", "audio"], "rows": [["L3-Net", 0.3, 0.2]]}],
         "figures": [{"path": "cluster_tsne.png", "caption": "t-SNE"}, {"path": "gone.png", "caption": "lost"}],
@@ -213,3 +214,24 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"))
     assert pixels.std() > 10  # text and pictures, not a blank page
+
+
+def test_no_backend_switch_and_no_pyplot(run_dir):
+    """A notebook user's matplotlib backend is theirs: writing a report (training curves) and a result's
+    pictures must neither switch it (the library used to call matplotlib.use("Agg")) nor touch pyplot."""
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "import numpy as np\n"
+        "from l3net.evaluate.avc import AVCResult\n"
+        "from l3net.evaluate.report import write_report\n"
+        "from l3net.evaluate.result import write_result\n"
+        f"write_report({str(run_dir)!r})\n"
+        "scored = {'score': np.array([0.2, 0.9]), 'label': np.array([0, 1])}\n"
+        f"write_result({str(run_dir / 'eval')!r}, AVCResult('t', 'm', 'd', [], {{}}, scored=scored))\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["svg", "False"]
+    assert (run_dir / "eval" / "avc_scores.png").read_bytes()[:4] == b"\x89PNG"

@@ -23,11 +23,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .config import get_preset
 from .errors import InputError
@@ -74,20 +73,26 @@ class DemoResult:
     summary: dict[str, Any]
 
 
-def _stage(message: str) -> None:
-    print(f"l3net demo: {message}", file=sys.stderr, flush=True)
+def run_demo(
+    out_dir: str | os.PathLike[str],
+    config: DemoConfig = DemoConfig(),
+    *,
+    progress: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the demo into ``out_dir`` (see the module doc) and return its numbers.
 
-
-def run_demo(out_dir: str | os.PathLike[str], config: DemoConfig = DemoConfig(), *, progress: bool = True) -> DemoResult:
-    """Run the demo into ``out_dir`` (see the module doc) and return its numbers."""
+    ``on_stage(message)`` is told when each of the five stages starts (and of warnings)."""
+    _stage = on_stage or (lambda message: None)
     from .data.prepare import PrepareConfig, prepare
     from .data.shards import ShardSet
     from .data.synth import WorldConfig, make_world
     from .evaluate import paper
     from .evaluate.avc import evaluate_avc
     from .evaluate.cluster import evaluate_clustering
-    from .evaluate.localize import localize_video
     from .evaluate.report import write_report
+    from .evaluate.result import write_result
+    from .localize import localize_video
     from .models import load_model
     from .runtime import resolve_device
     from .train import TrainConfig, read_log, train
@@ -141,21 +146,22 @@ def run_demo(out_dir: str | os.PathLike[str], config: DemoConfig = DemoConfig(),
     device = resolve_device(config.device)
     model = load_model(run_dir, device=device)
     eval_dir = ensure_dir(run_dir / "eval")
-    avc = evaluate_avc(model, shards, "test", out_dir=eval_dir, progress=progress)
-    cluster = evaluate_clustering(model, shards, split="test", k=config.classes, out_dir=eval_dir,
-                                  seed=config.seed, progress=progress)
+    avc = evaluate_avc(model, shards, "test", progress=progress)
+    write_result(eval_dir, avc)
+    cluster = evaluate_clustering(model, shards, split="test", k=config.classes, seed=config.seed, progress=progress)
+    write_result(eval_dir, cluster)
     timings["evaluate"] = time.perf_counter() - t
 
     # 5. Where is the sound? Heatmaps over a test video, one of them kept as the demo's picture.
     t = time.perf_counter()
     _stage(f"5/5 localizing the sound in a test video into {out / 'localize'}")
-    picture = _localization_picture(model, shards, out, localize_video, progress)
+    picture = _localization_picture(model, shards, out, localize_video, progress, _stage)
     report = write_report(run_dir, title="l3net demo: L3-Net on a synthetic audio-visual world")
     timings["localize_and_report"] = time.perf_counter() - t
 
     elapsed = time.perf_counter() - started
-    metrics = avc["metrics"]
-    nmi = cluster["metrics"]["nmi"]
+    metrics = avc.metrics
+    nmi = cluster.metrics["nmi"]
     summary = {
         "out_dir": str(out),
         "config": dataclasses.asdict(config),
@@ -173,17 +179,18 @@ def run_demo(out_dir: str | os.PathLike[str], config: DemoConfig = DemoConfig(),
         "chance": paper.AVC_CHANCE,
         "paper_avc_accuracy": {name: values["L3-Net"] for name, values in paper.AVC.items()},
         "nmi": nmi,
-        "cluster_k": cluster["metrics"]["k"],
+        "cluster_k": cluster.metrics["k"],
         "localization_picture": str(picture) if picture else None,
         "report": str(report.path),
         "seconds": {**{k: round(v, 1) for k, v in timings.items()}, "total": round(elapsed, 1)},
     }
     write_json(out / "summary.json", summary)
-    _print_summary(summary)
     return DemoResult(out, metrics["accuracy"], trained.best_accuracy, nmi, picture, elapsed, summary)
 
 
-def _localization_picture(model: Any, shards: Any, out: Path, localize_video: Any, progress: bool) -> Path | None:
+def _localization_picture(
+    model: Any, shards: Any, out: Path, localize_video: Any, progress: bool, _stage: Callable[[str], None]
+) -> Path | None:
     """Heatmaps over the first test video; its middle frame's overlay becomes DEMO/localization.png."""
     videos = [v for v in shards.videos("test") if Path(v.meta.get("path", "")).is_file()]
     if not videos:
@@ -199,35 +206,6 @@ def _localization_picture(model: Any, shards: Any, out: Path, localize_video: An
     with atomic_path(picture, suffix=".png") as tmp:
         shutil.copyfile(chosen, tmp)
     return picture
-
-
-def _fmt_time(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def _print_summary(s: dict[str, Any]) -> None:
-    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"  # noqa: E731
-    v, tr, nmi = s["videos"], s["train"], s["nmi"]
-    paper_avc = ", ".join(f"{100 * a:.0f} % on {name.replace('_', '-')}" for name, a in s["paper_avc_accuracy"].items())
-    speed = f", {tr['pairs_per_s']:.1f} pairs/s" if tr["pairs_per_s"] else ""
-    lines = [
-        "",
-        f"l3net demo: done in {_fmt_time(s['seconds']['total'])}; everything is in {s['out_dir']}",
-        f"  data        {sum(v.values())} synthetic videos of {len(s['classes'] or [])} classes: "
-        f"{v['train']} train / {v['val']} val / {v['test']} test",
-        f"  training    {tr['steps']:,} steps, {tr['pairs']:,} pairs{speed}; best validation AVC accuracy "
-        f"{pct(tr['best_val_accuracy'])} (step {tr['best_step']})",
-        f"  AVC         test accuracy {pct(s['test_avc_accuracy'])} on {s['test_pairs']} pairs "
-        f"(chance {pct(s['chance'])}; the paper: {paper_avc})",
-        f"  clustering  NMI (k={s['cluster_k']}) vision {nmi['vision']['L3-Net']:.3f}, audio {nmi['audio']['L3-Net']:.3f}; "
-        f"untrained network {nmi['vision']['L3 without training']:.3f} / {nmi['audio']['L3 without training']:.3f}; "
-        f"random assignment {nmi['vision']['random assignment']:.3f}",
-        f"  where       {s['localization_picture'] or 'n/a'} (heatmap of the sound source in a test frame)",
-        f"  report      {s['report']}",
-        f"  model       {Path(s['out_dir']) / 'run'}  (l3net embed --model {Path(s['out_dir']) / 'run'} FILES...)",
-    ]
-    print("\n".join(lines), flush=True)
 
 
 def check_demo_dir(out_dir: str | os.PathLike[str]) -> None:

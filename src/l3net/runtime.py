@@ -10,7 +10,7 @@ import multiprocessing.pool
 import platform
 import warnings
 from pathlib import Path
-from typing import ContextManager
+from typing import ContextManager, Iterator
 
 import torch
 
@@ -74,6 +74,22 @@ def autocast(precision: str, device: torch.device) -> ContextManager[object]:
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def evaluation(model: torch.nn.Module, precision: str = "fp32") -> Iterator[torch.device]:
+    """Run ``model`` for inference: eval mode (its training flag restored afterwards), no autograd, and
+    ``precision``'s autocast; yields the model's device. The one way the embedding API, HEAR and the
+    heatmaps run a model."""
+    device = next(model.parameters()).device
+    check_precision(precision, device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(precision, device):
+            yield device
+    finally:
+        model.train(was_training)
 
 
 def optimizer_step(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
 
 HELP = "The whole method in one command: a synthetic world, training, evaluation, localization"
 DESCRIPTION = """Try L3-Net end to end, offline, in about 12 minutes on a 2-core laptop CPU (faster on a GPU):
@@ -55,5 +58,38 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     fields = {f.name for f in dataclasses.fields(DemoConfig)}
     config = DemoConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    run_demo(args.out, config, progress=not args.no_progress)
+    result = run_demo(args.out, config, progress=not args.no_progress,
+                      on_stage=lambda message: print(f"l3net demo: {message}", file=sys.stderr, flush=True))
+    print_summary(result.summary)
     return 0
+
+
+def _fmt_time(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    """The demo's headline numbers (its summary.json), for people."""
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.1f} %"  # noqa: E731
+    v, tr, nmi = s["videos"], s["train"], s["nmi"]
+    paper_avc = ", ".join(f"{100 * a:.0f} % on {name.replace('_', '-')}" for name, a in s["paper_avc_accuracy"].items())
+    speed = f", {tr['pairs_per_s']:.1f} pairs/s" if tr["pairs_per_s"] else ""
+    lines = [
+        "",
+        f"l3net demo: done in {_fmt_time(s['seconds']['total'])}; everything is in {s['out_dir']}",
+        f"  data        {sum(v.values())} synthetic videos of {len(s['classes'] or [])} classes: "
+        f"{v['train']} train / {v['val']} val / {v['test']} test",
+        f"  training    {tr['steps']:,} steps, {tr['pairs']:,} pairs{speed}; best validation AVC accuracy "
+        f"{pct(tr['best_val_accuracy'])} (step {tr['best_step']})",
+        f"  AVC         test accuracy {pct(s['test_avc_accuracy'])} on {s['test_pairs']} pairs "
+        f"(chance {pct(s['chance'])}; the paper: {paper_avc})",
+        f"  clustering  NMI (k={s['cluster_k']}) vision {nmi['vision']['L3-Net']:.3f}, audio {nmi['audio']['L3-Net']:.3f}; "
+        f"untrained network {nmi['vision']['L3 without training']:.3f} / {nmi['audio']['L3 without training']:.3f}; "
+        f"random assignment {nmi['vision']['random assignment']:.3f}",
+        f"  where       {s['localization_picture'] or 'n/a'} (heatmap of the sound source in a test frame)",
+        f"  report      {s['report']}",
+        f"  model       {Path(s['out_dir']) / 'run'}  (l3net embed --model {Path(s['out_dir']) / 'run'} FILES...)",
+    ]
+    print("\n".join(lines), flush=True)
+

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import L3NetError, MediaError
-from ..evaluate.common import load_eval_model
-from ..evaluate.localize import DEFAULT_FPS, localize_video
 from ..fileio import ensure_dir
+from ..localize import DEFAULT_FPS
 from ..runtime import PRECISIONS
 
 HELP = "Where in the picture is the sound? Heatmaps over a video's frames, from the network's own score"
@@ -40,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="a trained model or run directory, a preset name, or 'random' / 'random:PRESET' (untrained)",
+        help="a trained model or run directory, a preset name (random weights from --seed), or 'random' / "
+        "'random:PRESET' (untrained)",
     )
     parser.add_argument("--out", required=True, help="output directory (one sub-folder per video)")
     parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frames scored per second (default: {DEFAULT_FPS:g})")
@@ -70,7 +70,11 @@ def _folder_name(path: Path, taken: set[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
+    from ..localize import localize_video
+    from ..modelspec import resolve_model
+
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
+    model, label = resolved.model, resolved.label
     out = ensure_dir(args.out)
     failures: list[str] = []
     taken: set[str] = set()

@@ -15,10 +15,9 @@ show the same kind of event) is reported too.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -32,19 +31,8 @@ from ..fileio import read_json
 from ..models import L3Net
 from ..runtime import autocast, resolve_device
 from . import paper
-from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
 from .inputs import check_split, open_shards
-
-HELP = "Table 1: audio-visual correspondence accuracy on a split's fixed balanced pairs"
-DESCRIPTION = """Score the fixed, seeded, balanced evaluation pairs of a shard split (half corresponding
-frame/clip pairs, half frames paired with another video's audio; centre crop, no augmentation)
-with the model's forward pass and report the AVC accuracy (chance 50 %), beside the paper's
-Table 1. When the shards carry labels, accuracy per class is reported too (a pair counts under
-the class of its image). Use '--model random:RUN_DIR --out DIR' for the untrained row.
-
-example:
-  l3net eval avc --model runs/small --data shards/ --split test
-  -> runs/small/eval/avc.json, avc_scores.png (and avc_per_class.png with labels)"""
+from .result import FigureSpec, Result, new_figure
 
 PROTOCOL = "avc"
 TITLE = "Audio-visual correspondence (Table 1)"
@@ -197,13 +185,30 @@ def summarise(scored: dict[str, Any], threshold: float = 0.5) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # the protocol
 # ------------------------------------------------------------------------------------------------
+@dataclass
+class AVCResult(Result):
+    """Table 1's AVC accuracy; ``metrics["accuracy"]`` is the headline number (chance 0.5),
+    ``metrics["per_class"]`` the per-class one. ``scored`` keeps every pair's score for the pictures."""
+
+    protocol = PROTOCOL
+    scored: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def figures(self) -> list[FigureSpec]:
+        specs = [FigureSpec("avc_scores.png", "Probability of 'corresponds' for positive and negative test pairs",
+                            lambda: scores_figure(self.scored))]
+        if "per_class" in self.metrics:
+            specs.append(FigureSpec("avc_per_class.png", "AVC accuracy per class of the image (positives, negatives)",
+                                    lambda: per_class_figure(self.metrics["per_class"])))
+        return specs
+
+
 def evaluate_avc(
     model: L3Net,
     shards_dir: str | os.PathLike[str] | ShardSet,
     split: str = "test",
     *,
     model_name: str = "L3-Net (ours)",
-    out_dir: str | os.PathLike[str] | None = None,
+    supervised: dict[str, float] | None = None,
     pairs_per_video: int = PAIRS_PER_VIDEO,
     batch_size: int = 32,
     num_workers: int = 0,
@@ -211,12 +216,11 @@ def evaluate_avc(
     precision: str = "fp32",
     seed: int = 0,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> AVCResult:
     """AVC accuracy of ``model`` on the fixed, balanced pairs of ``split`` (Table 1).
 
-    With ``out_dir`` (the ``eval/`` folder itself), ``avc.json`` and the pictures are written
-    there. Returns the result in the schema of docs/DESIGN.md; ``result["metrics"]["accuracy"]``
-    is the headline number (chance 0.5), ``result["metrics"]["per_class"]`` the per-class one.
+    ``supervised``: the supervised baselines' accuracies on the same pairs (``{"Supervised direct":
+    ..., "Supervised pretraining": ...}``, see :func:`read_supervised_rows`), shown in the table.
     """
     shards = open_shards(shards_dir)
     target = resolve_device(device) if device is not None else next(model.parameters()).device
@@ -228,7 +232,7 @@ def evaluate_avc(
     metrics = summarise(scored)
     metrics.update({"split": split, "seed": seed, "pairs_per_video": pairs_per_video, "chance": paper.AVC_CHANCE})
 
-    supervised = _baseline_numbers(out_dir, shards, split, pairs_per_video, seed)
+    supervised = supervised or {}
     flickr, kinetics = paper.AVC["flickr_soundnet"], paper.AVC["kinetics_sounds"]
     rows = [
         ["chance", paper.AVC_CHANCE, paper.AVC_CHANCE, paper.AVC_CHANCE],
@@ -265,24 +269,8 @@ def evaluate_avc(
             f"is of the image's class too (accuracy {_pct(metrics['same_class_negative_accuracy'])} over "
             f"{metrics['same_class_negatives']} pairs): they can only be told apart by the exact sound."
         )
-    result: dict[str, Any] = {
-        "title": TITLE,
-        "model": model_name,
-        "dataset": str(shards.root),
-        "tables": tables,
-        "notes": notes,
-        "figures": [],
-        "metrics": metrics,
-    }
-    if out_dir is not None:
-        out = Path(out_dir)
-        result["figures"].append({"path": _plot_scores(out, scored).name,
-                                  "caption": "Probability of 'corresponds' for positive and negative test pairs"})
-        if "per_class" in metrics:
-            result["figures"].append({"path": _plot_per_class(out, metrics).name,
-                                      "caption": "AVC accuracy per class of the image (positives, negatives)"})
-        write_result(out, PROTOCOL, result)
-    return result
+    return AVCResult(title=TITLE, model=model_name, dataset=str(shards.root), tables=tables, metrics=metrics,
+                     notes=notes, scored=scored)
 
 
 def _r(x: float | None) -> float | None:
@@ -293,13 +281,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
-def _baseline_numbers(
-    out_dir: str | os.PathLike[str] | None, shards: ShardSet, split: str, pairs_per_video: int, seed: int
+def read_supervised_rows(
+    eval_dir: str | os.PathLike[str], shards: ShardSet, split: str, pairs_per_video: int, seed: int
 ) -> dict[str, float]:
-    """The supervised rows from ``baselines.json`` of the same eval folder, if it scored the same pairs."""
-    if out_dir is None:
-        return {}
-    path = Path(out_dir) / "baselines.json"
+    """The supervised rows from ``baselines.json`` of an eval folder, if it scored the same pairs
+    (same shards, split, pairs per video and seed); else empty."""
+    path = Path(eval_dir) / "baselines.json"
     try:
         data = read_json(path)
         metrics = data["metrics"]
@@ -320,13 +307,10 @@ def _baseline_numbers(
 # ------------------------------------------------------------------------------------------------
 # pictures
 # ------------------------------------------------------------------------------------------------
-def _plot_scores(out: Path, scored: dict[str, Any]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+def scores_figure(scored: dict[str, Any]) -> Any:
+    """Histogram of P(corresponds) for positive and negative pairs."""
+    fig = new_figure(6, 3.5)
+    ax = fig.subplots()
     bins = np.linspace(0, 1, 26)
     pos = scored["label"] == 1
     ax.hist(scored["score"][pos], bins=bins, alpha=0.6, label=f"corresponding ({pos.sum()})")
@@ -336,23 +320,19 @@ def _plot_scores(out: Path, scored: dict[str, Any]) -> Path:
     ax.set_ylabel("pairs")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, out / "avc_scores.png")
+    return fig
 
 
-def _plot_per_class(out: Path, metrics: dict[str, Any]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    per_class = metrics["per_class"]
+def per_class_figure(per_class: dict[str, dict[str, Any]]) -> Any:
+    """Bars of the AVC accuracy per class: all pairs, positives, negatives."""
     names = list(per_class)
     x = np.arange(len(names))
 
     def values(key: str) -> list[float]:
         return [np.nan if per_class[c][key] is None else per_class[c][key] for c in names]
 
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names) + 2), 4))
+    fig = new_figure(max(6, 0.35 * len(names) + 2), 4)
+    ax = fig.subplots()
     ax.bar(x - 0.27, values("accuracy"), 0.27, label="all pairs")
     ax.bar(x, values("positive_accuracy"), 0.27, label="positives")
     ax.bar(x + 0.27, values("negative_accuracy"), 0.27, label="negatives")
@@ -362,46 +342,4 @@ def _plot_per_class(out: Path, metrics: dict[str, Any]) -> Path:
     ax.set_ylabel("AVC accuracy")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, out / "avc_per_class.png")
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="SHARDS", help="a shard directory (l3net prepare)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split whose pairs are scored (default: test)")
-    parser.add_argument("--pairs-per-video", type=int, default=PAIRS_PER_VIDEO,
-                        help=f"evaluation pairs per video, alternately positive and negative (default: {PAIRS_PER_VIDEO})")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes decoding pairs (default: 0)")
-    add_common_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.workers < 0:
-        raise InputError(f"--workers must be 0 or more, got {args.workers}")
-    shards = open_shards(args.data)  # a wrong --data fails before anything is created
-    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
-    model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
-    result = evaluate_avc(
-        model, shards, args.split, model_name=name, out_dir=out, pairs_per_video=args.pairs_per_video,
-        batch_size=args.batch_size, num_workers=args.workers, device=args.device, precision=args.precision,
-        seed=args.seed,
-    )
-    print_result(result)
-    print(f"results: {out / (PROTOCOL + '.json')}; pictures: " + ", ".join(str(out / f['path']) for f in result["figures"]))
-    return 0
-
-
-def print_result(result: dict[str, Any], file: Any = None) -> None:
-    """Print a result's tables and notes as plain text (used by every protocol of this family)."""
-    file = file or sys.stdout
-    for table in result["tables"]:
-        print(table.get("title", ""), file=file)
-        cells = [[("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row]
-                 for row in [table["columns"], *table["rows"]]]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-        for row in cells:
-            print("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)), file=file)
-    for note in result.get("notes", []):
-        print(f"note: {note}", file=file)
+    return fig

@@ -18,47 +18,27 @@ The embeddings are clustered as they are (no normalisation): the paper says noth
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import warnings
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
-from sklearn.metrics import normalized_mutual_info_score
+from tqdm.auto import tqdm
 
 from ..data.shards import ShardSet
 from ..errors import InputError
-from ..models import MODALITIES, L3Net, build_model
+from ..modelspec import random_twin
+from ..models import MODALITIES, L3Net
 from . import paper
-from .avc import print_result
-from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
-from .features import EMBEDDING, audio_features, image_features
-from .inputs import Item, class_names, iter_clips, iter_images, label_array, open_shards, pick_items, select_classes
-
-HELP = "Table 4 and Figure 10: k-means on pool4 embeddings, NMI against the labels, t-SNE pictures"
-DESCRIPTION = """Cluster the pool4 embeddings of a labelled test split with k-means and score the
-clusters against the classes with NMI (the paper's Table 4), for the vision tower (test frames)
-and the audio tower (test 1 s clips). The random-assignment row and the untrained-network row
-(same architecture, random weights) are computed in the same run; the paper's numbers are shown
-beside. t-SNE maps coloured by class, trained beside random, make Figure 10.
-
-Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
-
-example:
-  l3net eval cluster --model runs/small --data shards/ --k 64
-  -> runs/small/eval/cluster.json, cluster_tsne.png, cluster_nmi.png"""
+from .inputs import embed_items, label_array, open_shards, pick_items
+from .result import FigureSpec, Result, new_figure
 
 PROTOCOL = "cluster"
 TITLE = "Clustering of pool4 embeddings (Table 4, Figure 10)"
 #: Seeds averaged for the random-assignment row.
 RANDOM_ASSIGNMENT_REPEATS = 20
-#: The untrained twin's weights come from ``seed + RANDOM_TWIN_SEED_OFFSET``, so that a
-#: ``--model random`` run and its twin are not the same network.
-RANDOM_TWIN_SEED_OFFSET = 1000
 #: t-SNE runs on at most this many points per map (a seeded subsample beyond it).
 TSNE_MAX_POINTS = 2000
 #: Up to this many points t-SNE is computed exactly (faster than Barnes-Hut for small sets).
@@ -70,6 +50,8 @@ TSNE_EXACT_MAX_POINTS = 200
 # ------------------------------------------------------------------------------------------------
 def nmi(labels: Sequence[Any], assignment: Sequence[int]) -> float:
     """Normalised mutual information of two labellings (arithmetic normalisation, in [0, 1])."""
+    from sklearn.metrics import normalized_mutual_info_score
+
     return float(normalized_mutual_info_score(np.asarray(labels), np.asarray(assignment)))
 
 
@@ -107,6 +89,8 @@ def resolve_k(k: int, num_samples: int) -> tuple[int, str | None]:
 
 def kmeans_assign(features: np.ndarray, k: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
     """k-means cluster index of every row of ``features`` ``(N, D)`` (scikit-learn, k-means++)."""
+    from sklearn.cluster import KMeans
+
     features = np.asarray(features, dtype=np.float64)
     if not np.isfinite(features).all():
         raise InputError("embeddings contain NaN or infinite values; cannot cluster them")
@@ -141,42 +125,32 @@ def tsne_map(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# embeddings
-# ------------------------------------------------------------------------------------------------
-def embed_items(
-    model: L3Net,
-    shards: ShardSet,
-    items: Sequence[Item],
-    *,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    progress: bool = True,
-    label: str = "",
-) -> dict[str, np.ndarray]:
-    """pool4 embeddings ``{"vision": (N, C), "audio": (N, C)}`` of the items' frames and clips."""
-    config = model.config
-    suffix = f" ({label})" if label else ""
-    vision = image_features(
-        model, iter_images(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
-        precision=precision, progress=progress, desc=f"vision pool4{suffix}", total=len(items),
-    )
-    audio = audio_features(
-        model, iter_clips(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
-        precision=precision, progress=progress, desc=f"audio pool4{suffix}", total=len(items),
-    )
-    return {"vision": vision, "audio": audio}
-
-
-def random_twin(model: L3Net, seed: int = 0) -> L3Net:
-    """The same architecture with fresh random weights, on the same device, in eval mode."""
-    device = next(model.parameters()).device
-    return build_model(model.config, seed=seed + RANDOM_TWIN_SEED_OFFSET).to(device).eval()
-
-
-# ------------------------------------------------------------------------------------------------
 # the protocol
 # ------------------------------------------------------------------------------------------------
+METHODS = ("random assignment", "L3 without training", "L3-Net")
+
+
+@dataclass
+class ClusterResult(Result):
+    """Table 4: ``metrics["nmi"][modality][method]``; ``tsne[method][modality]`` holds the t-SNE map
+    ``(n, 2)`` of the inputs ``tsne_inputs`` (Figure 10), when computed."""
+
+    protocol = PROTOCOL
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, object), repr=False)
+    tsne: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    tsne_inputs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+
+    def figures(self) -> list[FigureSpec]:
+        specs = [FigureSpec("cluster_nmi.png", "NMI, ours beside the paper's (Table 4)",
+                            lambda: nmi_figure(self.metrics["nmi"], self.model))]
+        if self.tsne:
+            specs.append(FigureSpec(
+                "cluster_tsne.png", "t-SNE of pool4 embeddings coloured by class: trained (left) beside the same "
+                "architecture untrained (right), vision (top) and audio (bottom) (Figure 10)",
+                lambda: tsne_figure(self.tsne, self.labels[self.tsne_inputs], self.model)))
+        return specs
+
+
 def evaluate_clustering(
     model: L3Net,
     shards_dir: str | os.PathLike[str] | ShardSet,
@@ -188,20 +162,18 @@ def evaluate_clustering(
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
     tsne: bool = True,
-    out_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     seed: int = 0,
     n_init: int = 10,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> ClusterResult:
     """Table 4 on a labelled shard split: NMI of k-means on pool4 embeddings, vision and audio.
 
-    ``random_model``: the untrained network of the reference row (default: ``model``'s
-    architecture with fresh weights). With ``out_dir``, ``cluster.json`` and the pictures are
-    written there (``out_dir`` is the ``eval/`` folder itself). Returns the result in the schema
-    of docs/DESIGN.md; ``result["metrics"]["nmi"]`` holds the numbers::
+    ``random_model``: the untrained network of the reference row (default: ``model``'s random twin,
+    :func:`l3net.modelspec.random_twin`). ``tsne``: also compute the t-SNE maps of Figure 10.
+    ``result.metrics["nmi"]`` holds the numbers::
 
         {"vision": {"random assignment": ..., "L3 without training": ..., "L3-Net": ...}, "audio": {...}}
     """
@@ -224,7 +196,7 @@ def evaluate_clustering(
 
     present = sorted(set(labels))
     rows = []
-    for method in ("random assignment", "L3 without training", "L3-Net"):
+    for method in METHODS:
         shown = model_name if method == "L3-Net" else method
         ref = paper.CLUSTER_NMI[method]
         rows.append([shown, _r(scores["vision"][method]), _r(scores["audio"][method]), ref["vision"], ref["audio"]])
@@ -235,20 +207,24 @@ def evaluate_clustering(
     ]
     if note:
         notes.append(note)
-    result: dict[str, Any] = {
-        "title": TITLE,
-        "model": model_name,
-        "dataset": str(shards.root),
-        "tables": [
-            {
-                "title": "NMI of k-means clusters against the class labels",
-                "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio"],
-                "rows": rows,
-            }
-        ],
-        "notes": notes,
-        "figures": [],
-        "metrics": {
+    chosen = np.arange(len(labels))
+    if len(labels) > TSNE_MAX_POINTS:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(labels), TSNE_MAX_POINTS, replace=False))
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    if tsne:
+        jobs = [(method, modality) for modality in MODALITIES for method in ("L3-Net", "L3 without training")]
+        for method, modality in tqdm(jobs, desc=f"t-SNE ({len(chosen)} points)", unit="map", disable=not progress,
+                                     leave=False, dynamic_ncols=True):
+            maps.setdefault(method, {})[modality] = tsne_map(embeddings[method][modality][chosen], seed=seed)
+    return ClusterResult(
+        title=TITLE, model=model_name, dataset=str(shards.root),
+        tables=[{
+            "title": "NMI of k-means clusters against the class labels",
+            "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio"],
+            "rows": rows,
+        }],
+        notes=notes,
+        metrics={
             "nmi": scores,
             "k": k_used,
             "k_requested": k,
@@ -258,20 +234,8 @@ def evaluate_clustering(
             "split": split,
             "classes": present,
         },
-    }
-    if out_dir is not None:
-        out = Path(out_dir)
-        result["figures"].append(
-            {"path": _plot_nmi(out, scores, model_name).name, "caption": "NMI, ours beside the paper's (Table 4)"}
-        )
-        if tsne:
-            path = _plot_tsne(out, embeddings, labels, model_name, seed=seed, progress=progress)
-            result["figures"].append(
-                {"path": path.name, "caption": "t-SNE of pool4 embeddings coloured by class: trained (left) "
-                 "beside the same architecture untrained (right), vision (top) and audio (bottom) (Figure 10)"}
-            )
-        write_result(out, PROTOCOL, result)
-    return result
+        labels=labels, tsne=maps, tsne_inputs=chosen,
+    )
 
 
 def _r(x: float) -> float:
@@ -290,54 +254,38 @@ def class_colours(classes: Sequence[str]) -> dict[str, Any]:
     return {c: palette[i % len(palette)] for i, c in enumerate(sorted(classes))}
 
 
-def _plot_tsne(
-    out: Path, embeddings: dict[str, dict[str, np.ndarray]], labels: np.ndarray, model_name: str,
-    *, seed: int, progress: bool,
-) -> Path:
-    import matplotlib
+def tsne_figure(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, model_name: str) -> Any:
+    """Figure 10: t-SNE maps coloured by class, trained (left) beside untrained (right)."""
+    from matplotlib.lines import Line2D
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(labels)
-    chosen = np.arange(n)
-    if n > TSNE_MAX_POINTS:
-        chosen = np.sort(np.random.default_rng(seed).choice(n, TSNE_MAX_POINTS, replace=False))
     colours = class_colours(sorted(set(labels)))
-    point_colours = [colours[c] for c in labels[chosen]]
+    point_colours = [colours[c] for c in labels]
     columns = [("L3-Net", model_name), ("L3 without training", "L3 without training")]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 10), squeeze=False)
+    fig = new_figure(11, 10)
+    axes = fig.subplots(2, 2, squeeze=False)
     for row, modality in enumerate(MODALITIES):
         for col, (method, title) in enumerate(columns):
-            if progress:
-                print(f"t-SNE: {modality}, {title} ({len(chosen)} points)", file=sys.stderr)
-            xy = tsne_map(embeddings[method][modality][chosen], seed=seed)
+            xy = maps[method][modality]
             ax = axes[row][col]
-            ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=float(np.clip(4000 / len(chosen), 6, 40)), linewidths=0)
+            ax.scatter(xy[:, 0], xy[:, 1], c=point_colours, s=float(np.clip(4000 / len(xy), 6, 40)), linewidths=0)
             ax.set_title(f"{modality}: {title}", fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
-    handles = [
-        plt.Line2D([], [], marker="o", linestyle="", color=colour, label=name) for name, colour in colours.items()
-    ]
+    handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=name) for name, colour in colours.items()]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.suptitle("t-SNE of pool4 embeddings, coloured by class (Figure 10)")
     fig.tight_layout()
-    return save_figure(fig, Path(out) / "cluster_tsne.png")
+    return fig
 
 
-def _plot_nmi(out: Path, scores: dict[str, dict[str, float]], model_name: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = ["random assignment", "L3 without training", "L3-Net"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    x = np.arange(len(methods))
+def nmi_figure(scores: dict[str, dict[str, float]], model_name: str) -> Any:
+    """Table 4 as bars: ours beside the paper's, per tower."""
+    fig = new_figure(10, 3.6)
+    axes = fig.subplots(1, 2, sharey=True)
+    x = np.arange(len(METHODS))
     for ax, modality in zip(axes, MODALITIES):
-        ours = [scores[modality][m] for m in methods]
-        ref = [paper.CLUSTER_NMI[m][modality] for m in methods]
+        ours = [scores[modality][m] for m in METHODS]
+        ref = [paper.CLUSTER_NMI[m][modality] for m in METHODS]
         ax.bar(x - 0.2, ours, 0.4, label="ours")
         ax.bar(x + 0.2, ref, 0.4, label="paper (Kinetics-Sounds)", alpha=0.6)
         ax.set_xticks(x, ["random\nassignment", "untrained\nnetwork", model_name if len(model_name) < 20 else "L3-Net"])
@@ -346,36 +294,4 @@ def _plot_nmi(out: Path, scores: dict[str, dict[str, float]], model_name: str) -
     axes[0].set_ylabel("NMI")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, Path(out) / "cluster_nmi.png")
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to cluster (default: test)")
-    parser.add_argument("--k", type=int, default=paper.CLUSTER_K, help=f"number of k-means clusters (default: {paper.CLUSTER_K}, the paper's)")
-    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
-    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="cluster only these classes (default: all)")
-    parser.add_argument("--n-init", type=int, default=10, help="k-means restarts; the best is kept (default: 10)")
-    parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE pictures (the slow part on large sets)")
-    add_common_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.k < 2 or args.per_video < 1 or args.n_init < 1:
-        raise InputError(f"--k must be at least 2, --per-video and --n-init at least 1 (got {args.k}, "
-                         f"{args.per_video}, {args.n_init})")
-    shards = open_shards(args.data)  # a wrong --data fails before anything is created
-    select_classes(class_names(shards, "clustering"), args.classes)
-    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
-    model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
-    result = evaluate_clustering(
-        model, shards, split=args.split, k=args.k, per_video=args.per_video, classes=args.classes,
-        model_name=name, tsne=not args.no_tsne, out_dir=out, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, seed=args.seed, n_init=args.n_init,
-    )
-    print_result(result)
-    print(f"results: {out / (PROTOCOL + '.json')}; pictures: " + ", ".join(str(out / f['path']) for f in result["figures"]))
-    return 0
+    return fig

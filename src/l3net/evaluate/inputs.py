@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from ..config import SAMPLE_RATE, ModelConfig
 from ..data.shards import SPLITS, ShardSet, VideoRecord
 from ..errors import DatasetError, InputError
+from ..models import L3Net
+from .features import EMBEDDING, audio_features, image_features
 
 
 @dataclass(frozen=True)
@@ -197,3 +200,28 @@ def iter_clips(shards: ShardSet, items: Sequence[Item], config: ModelConfig) -> 
 def label_array(items: Sequence[Item]) -> np.ndarray:
     """The items' class names as a NumPy string array."""
     return np.array([item.label for item in items], dtype=object)
+
+
+def embed_items(
+    model: L3Net,
+    shards: ShardSet,
+    items: Sequence[Item],
+    *,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    progress: bool = True,
+    label: str = "",
+) -> dict[str, np.ndarray]:
+    """pool4 embeddings ``{"vision": (N, C), "audio": (N, C)}`` of the items' frames and clips."""
+    config = model.config
+    suffix = f" ({label})" if label else ""
+    vision = image_features(
+        model, iter_images(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
+        precision=precision, progress=progress, desc=f"vision pool4{suffix}", total=len(items),
+    )
+    audio = audio_features(
+        model, iter_clips(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
+        precision=precision, progress=progress, desc=f"audio pool4{suffix}", total=len(items),
+    )
+    return {"vision": vision, "audio": audio}

@@ -12,8 +12,6 @@ SVM-MFCC row); the exact window, band and coefficient counts are the usual speec
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 
 from ..config import SAMPLE_RATE
 from ..errors import InputError
@@ -71,6 +69,9 @@ def mfcc(
         raise InputError(f"{x.shape[1]} samples is shorter than one {win_seconds * 1000:g} ms MFCC window")
     n_fft = win  # no zero padding: 3x faster than the next power of two, same bands
     frames = np.lib.stride_tricks.sliding_window_view(x, win, axis=1)[:, ::hop]  # (N, T, win), a view
+    import scipy.fft
+    import scipy.signal
+
     window = scipy.signal.get_window("hann", win, fftbins=True).astype(np.float32)
     spectrum = scipy.fft.rfft(frames * window, n=n_fft, axis=-1)
     power = spectrum.real**2 + spectrum.imag**2

@@ -14,30 +14,25 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import io
 import json
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import InputError
 from ..fileio import atomic_open, read_jsonl, remove_stale_temporaries
 from ..models import CONFIG_FILE
 from ..train import LOG_FILE
-from .common import EVAL_DIRNAME
+from .curves import curve_series, curves_png  # noqa: F401 - the report's training curves
+from .result import EVAL_DIRNAME
 
 REPORT_FILE = "report.html"
 #: Protocols in the paper's order (Table 1 to Section 3.5); any other result follows, by name.
 PROTOCOL_ORDER = ("avc", "baselines", "sound", "probe", "cluster", "units", "localize")
-#: Keys that may carry the x axis of the training curves, in order of preference.
-X_KEYS = ("pairs_seen", "pairs", "samples_seen", "samples", "examples", "step")
-#: Keys that name which phase a log record belongs to ("train", "val", ...).
-PHASE_KEYS = ("split", "phase", "kind", "event", "type", "mode")
-
 _IMAGE_TYPES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -122,78 +117,6 @@ def image_mime(data: bytes) -> str | None:
 
 def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _series_name(record: dict[str, Any], key: str) -> str:
-    """``train loss``, ``val accuracy``...: the record's phase before the key, unless the key has it."""
-    name = key.replace("_", " ")
-    for phase_key in PHASE_KEYS:
-        phase = record.get(phase_key)
-        if isinstance(phase, str) and phase and not key.startswith(phase):
-            return f"{phase} {name}"
-    return name
-
-
-def curve_series(records: Sequence[dict[str, Any]]) -> tuple[str | None, dict[str, dict[str, list[tuple[float, float]]]]]:
-    """``(x key, {"loss"|"accuracy": {series name: [(x, y), ...]}})`` from log records.
-
-    The x axis is the first of :data:`X_KEYS` any record carries (pairs seen, preferably); a series
-    is every numeric key whose name says loss or accuracy, split by the record's phase (train/val).
-    ``l3net train`` writes ``{"event": "train", "pairs", "loss", "accuracy", ...}`` and
-    ``{"event": "val", "pairs", "val_loss", "val_accuracy", ...}``.
-    """
-    x_key = next((k for k in X_KEYS if any(_is_number(r.get(k)) for r in records)), None)
-    panels: dict[str, dict[str, list[tuple[float, float]]]] = {"loss": {}, "accuracy": {}}
-    if x_key is None:
-        return None, panels
-    for record in records:
-        x = record.get(x_key)
-        if not _is_number(x):
-            continue
-        for key, value in record.items():
-            if key == x_key or not _is_number(value):
-                continue
-            lowered = key.lower()
-            panel = "loss" if "loss" in lowered else "accuracy" if "acc" in lowered else None
-            if panel is None:
-                continue
-            panels[panel].setdefault(_series_name(record, key), []).append((float(x), float(value)))
-    return x_key, panels
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def curves_png(records: Sequence[dict[str, Any]]) -> bytes | None:
-    """Loss and accuracy against pairs seen as one PNG (None when the log has no such numbers)."""
-    x_key, panels = curve_series(records)
-    panels = {name: series for name, series in panels.items() if series}
-    if not panels:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
-    for ax, (name, series) in zip(axes[0], panels.items()):
-        for label, points in sorted(series.items()):
-            points.sort()
-            xs, ys = zip(*points)
-            style = "-" if len(points) > 1 else "o"
-            ax.plot(xs, ys, style, label=label, linewidth=1.2, markersize=4)
-        ax.set_xlabel(x_key.replace("_", " ") if x_key else "")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        if name == "accuracy":
-            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)  # AVC chance
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,23 +19,13 @@ The protocol (paper section 5.2, following SoundNet):
 
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
-import sys
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-from sklearn.base import ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..config import PRESETS, SAMPLE_RATE
@@ -43,35 +33,21 @@ from ..errors import DatasetError, InputError, MediaError
 from ..media import load_audio
 from ..models import L3Net
 from . import paper
-from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
-from .datasets import LabelledFiles, Split, describe_split_rule, format_skipped, load_audio_dataset
+from .classify import (  # noqa: F401 - part of this protocol, importable from here too
+    FeatureResult,
+    SplitResult,
+    class_scores,
+    classify_recordings,
+    confusion_figure,
+    recording_scores,
+)
+from .datasets import LabelledFiles, Split, describe_split_rule, format_skipped
 from .features import audio_features
 from .mfcc import mfcc_summary
-from .svm import LinearSVM, blas_threads
+from .result import FigureSpec, Result
 
-HELP = "Table 2: sound classification transfer (ESC-50, DCASE 2013 or your labelled audio), L3 vs MFCC"
-DESCRIPTION = """Table 2 of the paper on your data: sound classification with a linear SVM on the frozen
-audio tower's conv4_2 features (before ReLU, max-pooled to 4x3xC), beside the MFCC + SVM baseline
-computed on the same splits.
-
-Every recording is cut into 1 s subclips (10 per 5 s ESC-50 clip, 60 per 30 s DCASE clip, 2 per
-second for other lengths; clips under 1 s are padded); features are z-scored with training-split
-statistics; a one-vs-all linear SVM scores each subclip and a recording's scores are the mean of its
-subclips'. Accuracy per split and the mean, a confusion matrix, and the paper's Table 2 beside ours
-are written to OUT/eval/sound.json and sound_confusion.png.
-
-Datasets:
-  esc50:DIR       ESC-50 as published (DIR/audio/*.wav, DIR/meta/esc50.csv); leave-one-fold-out
-  dcase2013:DIR   DCASE 2013 scenes (DIR/scenes_stereo/ [+ DIR/scenes_stereo_testset/])
-  folder:DIR      one sub-folder per class, or DIR/labels.csv (path,label[,fold|group]);
-                  without folds: stratified cross-validation, keeping each group together
-
-Examples:
-  l3net eval sound --model runs/flickr --dataset esc50:~/data/ESC-50
-  l3net eval sound --model random:small --dataset folder:my_sounds --out results
-  l3net eval sound --model small --features mfcc --dataset dcase2013:~/data/dcase2013 --out results
-"""
-
+PROTOCOL = "sound"
+TITLE = "Sound classification (Table 2)"
 #: Subclips per second of audio for recordings of any length: the density of the paper's
 #: 10 per 5 s ESC-50 clip and 60 per 30 s DCASE clip.
 SUBCLIPS_PER_SECOND = 2
@@ -119,122 +95,23 @@ def cut_subclips(audio: np.ndarray, clip_samples: int, count: int) -> np.ndarray
 # ------------------------------------------------------------------------------------------------
 # the classifier and the averaging of subclip scores
 # ------------------------------------------------------------------------------------------------
-def make_svm(C: float | str = DEFAULT_C) -> ClassifierMixin:
+def make_svm(C: float | str = DEFAULT_C) -> Any:
     """z-scoring (fitted on the training data only) + one-vs-all linear SVM.
 
     ``C="auto"`` picks C from :data:`C_GRID` by 3-fold cross-validation inside the training data,
     each recording's subclips kept in one fold (pass ``groups`` to ``fit``).
     """
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .svm import LinearSVM
+
     svm = make_pipeline(StandardScaler(), LinearSVM(C=DEFAULT_C))
     if C != "auto":
         svm.set_params(linearsvm__C=float(C))
         return svm
     return GridSearchCV(svm, {"linearsvm__C": list(C_GRID)}, cv=GroupKFold(n_splits=3))
-
-
-def class_scores(classifier: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """Decision scores ``(N, n_classes)``; classes the classifier never saw score -inf."""
-    decision = classifier.decision_function(x)
-    trained = np.asarray(classifier.classes_)
-    if decision.ndim == 1:  # a binary problem: one score, positive for classes_[1]
-        decision = np.stack([-decision, decision], axis=1)
-    scores = np.full((len(x), n_classes), -np.inf)
-    scores[:, trained] = decision
-    return scores
-
-
-def recording_scores(subclip_scores: np.ndarray, recording: np.ndarray, n_recordings: int) -> np.ndarray:
-    """Mean of each recording's subclip scores: ``(n_recordings, K)`` from ``(S, K)`` and the
-    recording index ``(S,)`` of every subclip (0 .. n_recordings - 1, each at least once)."""
-    counts = np.bincount(recording, minlength=n_recordings)
-    if (counts == 0).any():
-        raise InputError(f"recordings {np.flatnonzero(counts == 0).tolist()} have no subclips")
-    sums = np.zeros((n_recordings, subclip_scores.shape[1]))
-    np.add.at(sums, recording, subclip_scores)
-    return sums / counts[:, None]
-
-
-@dataclass
-class SplitResult:
-    name: str
-    n_train: int  # recordings
-    n_test: int
-    accuracy: float  # over test recordings
-    subclip_accuracy: float  # each subclip on its own
-    notes: tuple[str, ...] = ()
-    C: float | None = None  # the SVM's C when chosen by inner cross-validation
-
-
-@dataclass
-class FeatureResult:
-    """Accuracy of one feature set over all splits."""
-
-    splits: list[SplitResult]
-    confusion: np.ndarray  # (K, K): rows true class, columns predicted, summed over splits
-    predictions: np.ndarray  # predicted class per recording (-1 where never tested)
-    dim: int
-
-    @property
-    def accuracy(self) -> float:
-        return float(np.mean([s.accuracy for s in self.splits]))
-
-    @property
-    def std(self) -> float:
-        return float(np.std([s.accuracy for s in self.splits]))
-
-
-def classify_recordings(
-    features: np.ndarray,
-    subclip_recording: np.ndarray,
-    labels: np.ndarray,
-    splits: Sequence[Split],
-    n_classes: int,
-    make_classifier: Callable[[], Any] = make_svm,
-    progress: bool = True,
-    desc: str = "SVM",
-) -> FeatureResult:
-    """Train on each split's training subclips, score its test recordings by their mean subclip score.
-
-    ``features``: ``(S, D)`` per subclip; ``subclip_recording``: ``(S,)`` index of each subclip's
-    recording; ``labels``: ``(R,)`` class of each recording; ``splits`` index recordings.
-    """
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    predictions = np.full(len(labels), -1, dtype=np.int64)
-    results = []
-    for split in tqdm(splits, desc=desc, unit="split", disable=not progress, leave=False, dynamic_ncols=True):
-        train_sub = np.flatnonzero(np.isin(subclip_recording, split.train))
-        test_sub = np.flatnonzero(np.isin(subclip_recording, split.test))
-        classifier = make_classifier()
-        # A grid search must keep each recording's subclips in one inner fold.
-        fit_params = {"groups": subclip_recording[train_sub]} if isinstance(classifier, GridSearchCV) else {}
-        work = len(train_sub) * features.shape[1] * n_classes
-        with warnings.catch_warnings(record=True) as caught, threadpool_limits(blas_threads(work), user_api="blas"):
-            warnings.simplefilter("always", ConvergenceWarning)
-            classifier.fit(features[train_sub], labels[subclip_recording[train_sub]], **fit_params)
-        notes = list(split.notes)
-        chosen = float(classifier.best_params_["linearsvm__C"]) if isinstance(classifier, GridSearchCV) else None
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            notes.append(f"{desc} did not fully converge on {split.name} (a smaller --svm-c converges faster)")
-        sub_scores = class_scores(classifier, features[test_sub], n_classes)
-        # Recordings of this split renumbered 0..n-1 so their subclip scores can be averaged.
-        local = np.searchsorted(split.test, subclip_recording[test_sub])
-        rec_scores = recording_scores(sub_scores, local, len(split.test))
-        predicted = rec_scores.argmax(axis=1)
-        truth = labels[split.test]
-        predictions[split.test] = predicted
-        np.add.at(confusion, (truth, predicted), 1)
-        results.append(
-            SplitResult(
-                split.name,
-                len(split.train),
-                len(split.test),
-                float(np.mean(predicted == truth)),
-                float(np.mean(sub_scores.argmax(axis=1) == labels[subclip_recording[test_sub]])),
-                tuple(notes),
-                chosen,
-            )
-        )
-    return FeatureResult(results, confusion, predictions, int(features.shape[1]))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -337,14 +214,28 @@ def extract_subclip_features(
 # ------------------------------------------------------------------------------------------------
 # the whole protocol
 # ------------------------------------------------------------------------------------------------
+L3_ROW = {True: "L3 random weights", False: "L3-Net"}
+MFCC_ROW = "SVM-MFCC"
+
+
 @dataclass
-class SoundResult:
-    dataset: LabelledFiles
-    splits: list[Split]
-    results: dict[str, FeatureResult]  # "l3", "mfcc"
-    n_subclips: int
-    extract_seconds: float
-    classify_seconds: float
+class SoundResult(Result):
+    """Table 2: ``results[name]`` per feature set ("l3", "mfcc") on ``splits`` of ``files`` (the
+    dataset without the recordings that failed to decode)."""
+
+    protocol = PROTOCOL
+    files: LabelledFiles | None = field(default=None, repr=False)
+    splits: list[Split] = field(default_factory=list, repr=False)
+    results: dict[str, FeatureResult] = field(default_factory=dict, repr=False)
+    n_subclips: int = 0
+    extract_seconds: float = 0.0
+    classify_seconds: float = 0.0
+
+    def figures(self) -> list[FigureSpec]:
+        panels = [(f"{n.upper()} features: accuracy {r.accuracy:.1%}", r.confusion) for n, r in self.results.items()]
+        return [FigureSpec("sound_confusion.png", "Confusion matrices over all test recordings (rows: true class, "
+                           "normalised), L3 features and the MFCC baseline",
+                           lambda: confusion_figure(panels, self.files.classes))]
 
 
 def evaluate_sound(
@@ -358,9 +249,14 @@ def evaluate_sound(
     batch_size: int = 32,
     device: str | None = None,
     precision: str = "fp32",
+    model_name: str = "L3-Net (ours)",
+    untrained: bool = False,
     progress: bool = True,
 ) -> SoundResult:
-    """Run Table 2's protocol on ``dataset`` for the requested feature sets ("l3", "mfcc")."""
+    """Run Table 2's protocol on ``dataset`` for the requested feature sets ("l3", "mfcc").
+
+    ``untrained``: the model has random weights, so its accuracy fills the "L3 random weights" row.
+    """
     extracted = extract_subclip_features(
         dataset, model, feature_sets, batch_size=batch_size, device=device, precision=precision, progress=progress
     )
@@ -375,26 +271,22 @@ def evaluate_sound(
         )
         for name in feature_sets
     }
-    return SoundResult(dataset, splits, results, len(extracted.recording), extracted.seconds, time.perf_counter() - start)
-
-
-def is_untrained(model_spec: str) -> bool:
-    """Whether a ``--model`` value means random weights ('random', 'random:X' or a preset name)."""
-    return model_spec == "random" or model_spec.startswith("random:") or (
-        model_spec in PRESETS and not Path(model_spec).exists()
-    )
+    result = SoundResult(title=TITLE, model=model_name if model is not None else "none (MFCC only)",
+                         dataset=dataset.name, tables=[], metrics={}, files=dataset, splits=splits, results=results,
+                         n_subclips=len(extracted.recording), extract_seconds=extracted.seconds,
+                         classify_seconds=time.perf_counter() - start)
+    result.tables = result_tables(result, untrained)
+    result.metrics = result_metrics(result, C)
+    result.notes = sorted({n for r in results.values() for s in r.splits for n in s.notes})
+    return result
 
 
 # ------------------------------------------------------------------------------------------------
 # results
 # ------------------------------------------------------------------------------------------------
-L3_ROW = {True: "L3 random weights", False: "L3-Net"}
-MFCC_ROW = "SVM-MFCC"
-
-
 def result_tables(result: SoundResult, untrained: bool) -> list[dict[str, Any]]:
     """The paper's Table 2 beside ours, and the per-split accuracies."""
-    kind = result.dataset.kind
+    kind = result.files.kind
     reference = paper.SOUND.get(kind, paper.SOUND["esc50"])
     ours = {}
     if "l3" in result.results:
@@ -404,7 +296,7 @@ def result_tables(result: SoundResult, untrained: bool) -> list[dict[str, Any]]:
     rows = [[method, ours.pop(method, None), value] for method, value in reference.items()]
     rows += [[method, value, None] for method, value in ours.items()]  # ours with no paper row
     paper_column = "paper" if kind in paper.SOUND else "paper (ESC-50, for reference)"
-    name = {"esc50": "ESC-50", "dcase2013": "DCASE 2013 scenes"}.get(kind, str(result.dataset.root))
+    name = {"esc50": "ESC-50", "dcase2013": "DCASE 2013 scenes"}.get(kind, str(result.files.root))
     per_split = []
     for i, split in enumerate(result.splits):
         row: list[Any] = [split.name, len(split.train), len(split.test)]
@@ -422,35 +314,8 @@ def result_tables(result: SoundResult, untrained: bool) -> list[dict[str, Any]]:
     ]
 
 
-def confusion_figure(panels: Sequence[tuple[str, np.ndarray]], classes: Sequence[str]) -> Any:
-    """Row-normalised confusion matrices side by side: ``panels`` of (title, counts (K, K)),
-    rows the true class and columns the predicted one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(classes)
-    size = min(12.0, max(4.0, 0.22 * k + 2.5))
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
-    font = max(4, min(9, int(240 / max(k, 1))))
-    for ax, (title, counts) in zip(axes[0], panels):
-        counts = np.asarray(counts, dtype=float)
-        rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(title)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        if k <= 60:  # beyond that the names are unreadable anyway
-            ax.set_xticks(range(k), classes, rotation=90, fontsize=font)
-            ax.set_yticks(range(k), classes, fontsize=font)
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    fig.tight_layout()
-    return fig
-
-
 def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
-    dataset = result.dataset
+    dataset = result.files
     metrics: dict[str, Any] = {
         "dataset": {
             "kind": dataset.kind,
@@ -484,75 +349,3 @@ def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
             "confusion": feature.confusion.tolist(),
         }
     return metrics
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, metavar="KIND:DIR",
-                        help="esc50:DIR, dcase2013:DIR or folder:DIR|CSV (a bare DIR: the layout is detected)")
-    add_common_arguments(parser)
-    parser.add_argument("--features", default="both", choices=("both", *FEATURE_SETS),
-                        help="which rows to compute: the L3 features, the MFCC baseline, or both (default)")
-    parser.add_argument("--svm-c", type=_svm_c, default=DEFAULT_C,
-                        help=f"the SVMs' regularisation C, or 'auto' to choose it by cross-validation inside "
-                        f"each training split from {', '.join(f'{c:g}' for c in C_GRID)} (default: {DEFAULT_C:g})")
-    parser.add_argument("--folds", type=int, default=5,
-                        help="cross-validation splits for datasets without predefined folds (default: 5)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _svm_c(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'auto', got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"C must be a positive number, got {text!r}")
-    return value
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.folds < 2:
-        raise InputError(f"--folds must be at least 2, got {args.folds}")
-    feature_sets = FEATURE_SETS if args.features == "both" else (args.features,)
-    dataset = load_audio_dataset(args.dataset)
-    if dataset.skipped:
-        print(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}", file=sys.stderr)
-    model, label = (None, "none (MFCC only)")
-    if "l3" in feature_sets:
-        model, label = load_eval_model(args.model, device=args.device, seed=args.seed)
-    out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
-    result = evaluate_sound(
-        dataset, model, feature_sets, C=args.svm_c, n_splits=args.folds, seed=args.seed,
-        batch_size=args.batch_size, precision=args.precision, progress=not args.no_progress,
-    )
-    newly = result.dataset.skipped[len(dataset.skipped):]
-    if newly:
-        print(f"could not decode {len(newly)} file(s), skipped:\n{format_skipped(newly)}", file=sys.stderr)
-    untrained = is_untrained(args.model)
-    panels = [(f"{n.upper()} features: accuracy {r.accuracy:.1%}", r.confusion) for n, r in result.results.items()]
-    figure_path = save_figure(confusion_figure(panels, result.dataset.classes), out / "sound_confusion.png")
-    payload = {
-        "title": "Sound classification (Table 2)",
-        "model": label,
-        "dataset": result.dataset.name,
-        "tables": result_tables(result, untrained),
-        "figures": [{"path": figure_path.name, "caption": "Confusion matrices over all test recordings "
-                     "(rows: true class, normalised), L3 features and the MFCC baseline"}],
-        "metrics": result_metrics(result, args.svm_c),
-    }
-    notes = sorted({n for r in result.results.values() for s in r.splits for n in s.notes})
-    if notes:
-        payload["notes"] = notes
-    path = write_result(out, "sound", payload)
-    for name, feature in result.results.items():
-        row = L3_ROW[untrained] if name == "l3" else MFCC_ROW
-        print(f"{row:>18}: {feature.accuracy:.1%} (+- {feature.std:.1%} over {len(feature.splits)} splits)")
-    print(f"{result.n_subclips} subclips of {len(result.dataset.examples)} recordings, "
-          f"{describe_split_rule(result.dataset, result.splits)}")
-    print(f"wrote {path} and {figure_path}")
-    return 0

@@ -19,10 +19,9 @@ spectrograms (the model's own front end output, time x frequency) with theirs (F
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,27 +30,12 @@ from torch.nn import functional as F
 
 from ..data.shards import ShardSet
 from ..errors import InputError
+from ..modelspec import random_twin
 from ..models import MODALITIES, L3Net
 from . import paper
-from .avc import print_result
-from .cluster import embed_items, random_twin
-from .common import add_common_arguments, eval_dir, load_eval_model, save_figure, write_result
 from .features import audio_features, image_features, prepare_image
-from .inputs import Item, class_names, label_array, open_shards, pick_items, read_clip, read_image, select_classes
-
-HELP = "Section 3.5.3 and Figures 3-4, 9: top inputs of pool4 units, classes with high-preference units, heatmaps"
-DESCRIPTION = """For every pool4 unit of each tower, rank the labelled test inputs (frames for vision,
-1 s clips for audio) by the unit's activation and keep its top 5. Count the classes that have a
-high-preference unit (at least 4, or 3, of some unit's top 5 are of that class) for the trained
-network and for the same architecture with random weights, in the same run, with the paper's
-numbers beside (Section 3.5.3). Picture grids show the top 5 frames of a few units with the unit's
-conv4_2 heatmap over them (Figures 3-4) and the top 5 spectrograms with theirs (Figure 9).
-
-Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
-
-example:
-  l3net eval units --model runs/small --data shards/
-  -> runs/small/eval/units.json, units_vision.png, units_audio.png, units_counts.png"""
+from .inputs import Item, embed_items, label_array, open_shards, pick_items, read_clip, read_image
+from .result import FigureSpec, Result, new_figure
 
 PROTOCOL = "units"
 TITLE = "High-preference units of pool4 (Section 3.5.3, Figures 3-4 and 9)"
@@ -166,18 +150,17 @@ def evaluate_units(
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
     figure_units: int = FIGURE_UNITS,
-    out_dir: str | os.PathLike[str] | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     seed: int = 0,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> "UnitsResult":
     """Section 3.5.3 on a labelled shard split: classes with a high-preference unit, trained vs random.
 
-    With ``out_dir`` (the ``eval/`` folder itself), ``units.json`` and the pictures are written
-    there. ``result["metrics"]["classes_with_unit"][threshold][network][modality]`` holds the
-    counts (threshold "4" and "3", network "trained" and "random").
+    ``result.metrics["classes_with_unit"][threshold][network][modality]`` holds the counts
+    (threshold "4" and "3", network "trained" and "random"); ``result.grids`` the top inputs and
+    heatmaps of ``figure_units`` units per tower (Figures 3-4 and 9).
     """
     shards = open_shards(shards_dir)
     items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="the unit analysis")
@@ -239,20 +222,22 @@ def evaluate_units(
         "Units whose activation is the same for every input rank nothing and are left out: "
         + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".",
     ]
-    result: dict[str, Any] = {
-        "title": TITLE,
-        "model": model_name,
-        "dataset": str(shards.root),
-        "tables": [
-            {
-                "title": "Classes with a high-preference pool4 unit",
-                "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio"],
-                "rows": rows,
-            }
-        ],
-        "notes": notes,
-        "figures": [],
-        "metrics": {
+    grids = []
+    for modality in MODALITIES if figure_units > 0 else ():
+        top, alive = ranking["trained"][modality]
+        units = select_units(top, labels, alive, networks["trained"][1][modality], figure_units)
+        if units:
+            grids.append(unit_grid(model, shards, items, modality, units, top, labels, batch_size=batch_size,
+                                   device=device, precision=precision))
+    return UnitsResult(
+        title=TITLE, model=model_name, dataset=str(shards.root),
+        tables=[{
+            "title": "Classes with a high-preference pool4 unit",
+            "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio"],
+            "rows": rows,
+        }],
+        notes=notes,
+        metrics={
             "classes_with_unit": counts,
             "classes_found": found,
             # Finer than the class count when there are few classes: how many units qualify.
@@ -266,26 +251,43 @@ def evaluate_units(
             "inputs": [item.describe() for item in items],
             "units": units_out,
         },
-    }
-    if out_dir is not None:
-        out = Path(out_dir)
-        result["figures"].append(
-            {"path": _plot_counts(out, counts, model_name).name,
-             "caption": "Classes with a high-preference unit, trained vs random weights, ours beside the paper's"}
-        )
-        for modality in MODALITIES:
-            top, alive = ranking["trained"][modality]
-            units = select_units(top, labels, alive, networks["trained"][1][modality], figure_units)
-            if not units:
-                continue
-            path = _plot_units(out, model, shards, items, modality, units, top, labels, batch_size=batch_size,
-                               device=device, precision=precision)
+        grids=grids,
+    )
+
+
+@dataclass
+class UnitGrid:
+    """What a picture grid shows: ``units`` (rows) x their top inputs (columns), each input's picture
+    (frame as the tower saw it, or spectrogram), the unit's heatmap over it, and its class."""
+
+    modality: str
+    units: list[int]
+    pictures: list[np.ndarray]  # row-major, len(units) * k
+    heatmaps: np.ndarray  # (len(units) * k, H, W) in [0, 1]
+    labels: list[Any]  # class of each picture
+    purity: list[tuple[Any, int]]  # per unit: its top inputs' main class and how many have it
+    k: int
+    clip_seconds: float
+    max_khz: float
+
+
+@dataclass
+class UnitsResult(Result):
+    """Section 3.5.3's counts, and the unit grids of Figures 3-4 and 9."""
+
+    protocol = PROTOCOL
+    grids: list[UnitGrid] = field(default_factory=list, repr=False)
+
+    def figures(self) -> list[FigureSpec]:
+        specs = [FigureSpec("units_counts.png",
+                            "Classes with a high-preference unit, trained vs random weights, ours beside the paper's",
+                            lambda: counts_figure(self.metrics["classes_with_unit"]))]
+        for grid in self.grids:
             what = ("Top 5 test frames of selected pool4 units with the unit's conv4_2 heatmap (Figures 3-4)"
-                    if modality == "vision" else
+                    if grid.modality == "vision" else
                     "Top 5 test spectrograms (time x frequency) of selected pool4 units with the unit's heatmap (Figure 9)")
-            result["figures"].append({"path": path.name, "caption": what})
-        write_result(out, PROTOCOL, result)
-    return result
+            specs.append(FigureSpec(f"units_{grid.modality}.png", what, lambda grid=grid: grid_figure(grid)))
+        return specs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -320,15 +322,11 @@ def spectrograms(model: L3Net, clips: np.ndarray) -> np.ndarray:
         return model.frontend(torch.from_numpy(np.asarray(clips, np.float32)).to(device))[:, 0].float().cpu().numpy()
 
 
-def _plot_units(
-    out: Path, model: L3Net, shards: ShardSet, items: Sequence[Item], modality: str, units: Sequence[int],
+def unit_grid(
+    model: L3Net, shards: ShardSet, items: Sequence[Item], modality: str, units: Sequence[int],
     top: np.ndarray, labels: np.ndarray, *, batch_size: int, device: Any, precision: str,
-) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+) -> UnitGrid:
+    """The pictures and heatmaps of ``units``' top inputs (re-read from the shards)."""
     config = model.config
     k = top.shape[1]
     flat_units = [u for u in units for _ in range(k)]
@@ -343,91 +341,64 @@ def _plot_units(
         pictures = list(spectrograms(model, clips))
         size = pictures[0].shape
         heat = unit_heatmaps(model, modality, clips, flat_units, size, batch_size=batch_size, device=device, precision=precision)
-    fig, axes = plt.subplots(len(units), k, figsize=(2.0 * k, 2.1 * len(units)), squeeze=False)
+    purity = [Counter(labels[top[u]]).most_common(1)[0] for u in units]
+    return UnitGrid(modality, list(units), pictures, heat, [item.label for item in chosen], purity, k,
+                    config.clip_seconds, config.spectrogram.sample_rate / 2 / 1000)
+
+
+def grid_figure(grid: UnitGrid) -> Any:
+    """Figures 3-4 (frames) or 9 (spectrograms): a row per unit, its top inputs with its heatmap."""
+    k, modality = grid.k, grid.modality
+    fig = new_figure(2.0 * k, 2.1 * len(grid.units))
+    axes = fig.subplots(len(grid.units), k, squeeze=False)
     cell = 0
-    for row, u in enumerate(units):
+    for row, u in enumerate(grid.units):
         for col in range(k):
             ax = axes[row][col]
-            item = chosen[cell]
             if modality == "vision":
-                ax.imshow(pictures[cell])
-                ax.imshow(heat[cell], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+                ax.imshow(grid.pictures[cell])
+                ax.imshow(grid.heatmaps[cell], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
             else:
                 # frequency up, time across: the front end's (bins, frames) drawn from 0 Hz to Nyquist
-                extent = (0, config.clip_seconds, 0, config.spectrogram.sample_rate / 2 / 1000)
-                ax.imshow(pictures[cell], origin="lower", aspect="auto", cmap="gray", extent=extent)
-                ax.imshow(heat[cell], origin="lower", aspect="auto", cmap="jet", alpha=0.4, vmin=0, vmax=1, extent=extent)
+                extent = (0, grid.clip_seconds, 0, grid.max_khz)
+                ax.imshow(grid.pictures[cell], origin="lower", aspect="auto", cmap="gray", extent=extent)
+                ax.imshow(grid.heatmaps[cell], origin="lower", aspect="auto", cmap="jet", alpha=0.4, vmin=0, vmax=1,
+                          extent=extent)
                 if col == 0:
                     ax.set_ylabel("kHz", fontsize=7)
                 ax.tick_params(labelsize=6)
-            ax.set_title(f"{item.label}", fontsize=7)
-            if modality == "vision":
-                ax.set_xticks([])
-                ax.set_yticks([])
+            ax.set_title(f"{grid.labels[cell]}", fontsize=7)
             cell += 1
-        purity = Counter(labels[top[u]]).most_common(1)[0]
+        name, count = grid.purity[row]
         axes[row][0].annotate(
-            f"unit {u}\n{purity[0]} ({purity[1]}/{k})", xy=(-0.15 if modality == "vision" else -0.3, 0.5),
-            xycoords="axes fraction",
-            ha="right", va="center", fontsize=8,
+            f"unit {u}\n{name} ({count}/{k})", xy=(-0.15 if modality == "vision" else -0.3, 0.5),
+            xycoords="axes fraction", ha="right", va="center", fontsize=8,
         )
     name = "Figures 3-4" if modality == "vision" else "Figure 9 (time x frequency)"
     fig.suptitle(f"{modality}: top {k} test inputs of selected pool4 units, with conv4_2 heatmaps ({name})", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, out / f"units_{modality}.png")
+    return fig
 
 
-def _plot_counts(out: Path, counts: dict[str, dict[str, dict[str, int]]], model_name: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(paper.UNIT_CLASSES), figsize=(10, 3.6), squeeze=False)
+def counts_figure(counts: dict[str, dict[str, dict[str, int]]]) -> Any:
+    """Classes with a high-preference unit, ours beside the paper's, per threshold."""
+    fig = new_figure(10, 3.6)
+    axes = fig.subplots(1, len(paper.UNIT_CLASSES), squeeze=False)
     for ax, threshold in zip(axes[0], paper.UNIT_CLASSES):
-        labels, ours, ref = [], [], []
+        names, ours, ref = [], [], []
         for modality in MODALITIES:
             for network in ("random", "trained"):
-                labels.append(f"{modality}\n{network}")
+                names.append(f"{modality}\n{network}")
                 ours.append(counts[str(threshold)][network][modality])
                 ref.append(paper.UNIT_CLASSES[threshold][network][modality])
-        x = np.arange(len(labels))
+        x = np.arange(len(names))
         ax.bar(x - 0.2, ours, 0.4, label="ours")
         ax.bar(x + 0.2, ref, 0.4, label="paper (of 34 classes)", alpha=0.6)
-        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xticks(x, names, fontsize=8)
         ax.set_title(f">= {threshold} of a unit's top {paper.UNIT_TOP_K} in one class")
     axes[0][0].set_ylabel("classes with such a unit")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, out / "units_counts.png")
-
-
-# ------------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split whose inputs are ranked (default: test)")
-    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
-    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="rank only inputs of these classes (default: all)")
-    parser.add_argument("--figure-units", type=int, default=FIGURE_UNITS,
-                        help=f"units drawn in each picture grid (default: {FIGURE_UNITS}; 0: no grids)")
-    add_common_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.figure_units < 0 or args.per_video < 1:
-        raise InputError(f"--figure-units must be 0 or more and --per-video at least 1 "
-                         f"(got {args.figure_units} and {args.per_video})")
-    shards = open_shards(args.data)  # a wrong --data fails before anything is created
-    select_classes(class_names(shards, "the unit analysis"), args.classes)
-    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
-    model, name = load_eval_model(args.model, device=args.device, seed=args.seed)
-    result = evaluate_units(
-        model, shards, split=args.split, per_video=args.per_video, classes=args.classes, model_name=name,
-        figure_units=args.figure_units, out_dir=out, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, seed=args.seed,
-    )
-    print_result(result)
-    print(f"results: {out / (PROTOCOL + '.json')}; pictures: " + ", ".join(str(out / f['path']) for f in result["figures"]))
-    return 0
+    return fig

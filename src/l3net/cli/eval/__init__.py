@@ -1,7 +1,10 @@
-"""``l3net eval PROTOCOL``: the paper's evaluations, one module of :mod:`l3net.evaluate` each.
+"""``l3net eval PROTOCOL``: the paper's evaluations, one module here per protocol of :mod:`l3net.evaluate`.
 
 Each protocol module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and
-``run(args) -> int``, like the top-level commands.
+``run(args) -> int``, like the top-level commands: it parses, calls the library's
+``evaluate_<protocol>`` (which returns a result), writes it with
+:func:`l3net.evaluate.result.write_result` and prints it. Heavy libraries (scikit-learn, SciPy,
+matplotlib) are imported only when a protocol runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ accepts --model random for the paper's untrained rows."""
 
 #: (name, module) of each protocol.
 PROTOCOLS: list[tuple[str, str]] = [
-    ("avc", "l3net.evaluate.avc"),
-    ("baselines", "l3net.evaluate.baselines"),
-    ("sound", "l3net.evaluate.sound"),
-    ("probe", "l3net.evaluate.probe"),
-    ("cluster", "l3net.evaluate.cluster"),
-    ("units", "l3net.evaluate.units"),
-    ("localize", "l3net.evaluate.localize"),
+    ("avc", "l3net.cli.eval.avc"),
+    ("baselines", "l3net.cli.eval.baselines"),
+    ("sound", "l3net.cli.eval.sound"),
+    ("probe", "l3net.cli.eval.probe"),
+    ("cluster", "l3net.cli.eval.cluster"),
+    ("units", "l3net.cli.eval.units"),
+    ("localize", "l3net.cli.eval.localize"),
 ]
 
 

@@ -1,0 +1,54 @@
+"""``l3net eval units``: Section 3.5.3, Figures 3-4 and 9 (:func:`l3net.evaluate.units.evaluate_units`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...evaluate.units import FIGURE_UNITS
+from ._common import add_common_arguments, eval_dir, load_model, write_and_report
+
+HELP = "Section 3.5.3 and Figures 3-4, 9: top inputs of pool4 units, classes with high-preference units, heatmaps"
+DESCRIPTION = """For every pool4 unit of each tower, rank the labelled test inputs (frames for vision,
+1 s clips for audio) by the unit's activation and keep its top 5. Count the classes that have a
+high-preference unit (at least 4, or 3, of some unit's top 5 are of that class) for the trained
+network and for the same architecture with random weights (from --seed + 1000), in the same run,
+with the paper's numbers beside (Section 3.5.3). Picture grids show the top 5 frames of a few
+units with the unit's conv4_2 heatmap over them (Figures 3-4) and the top 5 spectrograms with
+theirs (Figure 9).
+
+Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
+
+example:
+  l3net eval units --model runs/small --data shards/
+  -> runs/small/eval/units.json, units_vision.png, units_audio.png, units_counts.png"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split whose inputs are ranked (default: test)")
+    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="rank only inputs of these classes (default: all)")
+    parser.add_argument("--figure-units", type=int, default=FIGURE_UNITS,
+                        help=f"units drawn in each picture grid (default: {FIGURE_UNITS}; 0: no grids)")
+    add_common_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...errors import InputError
+    from ...evaluate.inputs import class_names, open_shards, select_classes
+    from ...evaluate.units import evaluate_units
+
+    if args.figure_units < 0 or args.per_video < 1:
+        raise InputError(f"--figure-units must be 0 or more and --per-video at least 1 "
+                         f"(got {args.figure_units} and {args.per_video})")
+    shards = open_shards(args.data)  # a wrong --data fails before anything is created
+    select_classes(class_names(shards, "the unit analysis"), args.classes)
+    out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
+    resolved = load_model(args)
+    result = evaluate_units(
+        resolved.model, shards, split=args.split, per_video=args.per_video, classes=args.classes,
+        model_name=resolved.label, figure_units=args.figure_units, batch_size=args.batch_size,
+        device=args.device, precision=args.precision, seed=args.seed,
+    )
+    write_and_report(out, result)
+    return 0

@@ -1,0 +1,90 @@
+"""From a model spec (what a user types after ``--model``, or passes as ``model=``) to a model.
+
+One resolver for every entry point (the embedding API, HEAR, ``l3net localize`` and every
+evaluation). Specs:
+
+- an :class:`~l3net.models.L3Net`: used as is;
+- a model or run directory, a preset name (random weights from ``seed``), ``openl3:NAME``: whatever
+  :func:`l3net.models.load_model` accepts, loaded by it;
+- ``random`` / ``random:PRESET`` / ``random:DIR``: the architecture of PRESET or DIR (default
+  ``paper``) with fresh random weights from ``seed`` (the paper's untrained rows).
+
+The evaluations compare a trained model with its *random twin*: the same architecture with fresh
+weights from ``seed + RANDOM_TWIN_SEED_OFFSET`` (:func:`random_twin`), so that a run on ``--model
+random --seed S`` (weights from S) and its reference row are never the same network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import PRESETS, ModelConfig
+from .errors import InputError
+from .models import L3Net, build_model, load_model
+from .runtime import resolve_device
+
+ModelSpec = L3Net | str | os.PathLike[str]
+
+#: The spec prefix meaning "this architecture, random weights".
+RANDOM = "random"
+#: The random twin of a run with seed S takes its weights from S + this offset.
+RANDOM_TWIN_SEED_OFFSET = 1000
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model in eval mode, how tables name it, and whether its weights are random."""
+
+    model: L3Net
+    label: str
+    untrained: bool
+
+
+def is_untrained(spec: ModelSpec) -> bool:
+    """Whether ``spec`` means random weights: ``random``, ``random:X`` or a preset name that is not a path."""
+    if isinstance(spec, L3Net):
+        return False
+    text = os.fspath(spec)
+    return text == RANDOM or text.startswith(RANDOM + ":") or (text in PRESETS and not Path(text).exists())
+
+
+def _architecture(base: str) -> tuple[ModelConfig, str]:
+    if base in PRESETS and not Path(base).exists():
+        return PRESETS[base], base
+    model = load_model(base)  # a directory or openl3:NAME: its config (the weights are dropped)
+    return model.config, f"{Path(base).name} architecture"
+
+
+def resolve_model(spec: ModelSpec, *, device: str | torch.device | None = None, seed: int = 0) -> ResolvedModel:
+    """The model ``spec`` names (see the module docstring), on ``device`` (None: where it is / the
+    CPU for a new one), in eval mode."""
+    if isinstance(spec, L3Net):
+        model = spec if device is None else spec.to(resolve_device(device))
+        return ResolvedModel(model.eval(), model.config.name, False)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise InputError(f"model must be an L3Net, a preset name or a model directory, got {type(spec).__name__}")
+    text = os.fspath(spec)
+    target = None if device is None else resolve_device(device)
+    if text == RANDOM or text.startswith(RANDOM + ":"):
+        config, what = _architecture(text.partition(":")[2] or "paper")
+        model = build_model(config, seed=seed)
+        label = f"random weights ({what})"
+    elif is_untrained(text):
+        model, label = build_model(text, seed=seed), f"{text} preset, random weights (seed {seed})"
+    else:
+        model = load_model(text)
+        label = Path(text).resolve().name if Path(text).exists() else text
+    if target is not None:
+        model = model.to(target)
+    return ResolvedModel(model.eval(), label, is_untrained(text))
+
+
+def random_twin(model: L3Net, seed: int = 0) -> L3Net:
+    """``model``'s architecture with fresh weights from ``seed + RANDOM_TWIN_SEED_OFFSET``, on its device,
+    in eval mode: the "random weights" reference row of a run with seed ``seed``."""
+    device = next(model.parameters()).device
+    return build_model(model.config, seed=seed + RANDOM_TWIN_SEED_OFFSET).to(device).eval()
