@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from l3net import media
 from l3net.errors import InputError, MediaError
 from l3net.media import (
     MEDIA_EXTENSIONS,
@@ -227,3 +228,73 @@ def test_image_arrays():
 def test_extension_lists():
     assert {".wav", ".mp3", ".mp4", ".mkv", ".jpg", ".png", ".webm", ".opus"} <= MEDIA_EXTENSIONS
     assert ".csv" not in MEDIA_EXTENSIONS and ".npz" not in MEDIA_EXTENSIONS
+
+
+# ------------------------------------------------------------------------------------------------
+# channels and the clock (the clapper corpus is in test_timing.py)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["5.1", "7.1"])
+def test_surround_is_downmixed_as_ffmpeg_does(tmp_path, layout):
+    """One tone per channel: each channel's share of the mono mix is FFmpeg's default matrix
+    (swresample, as av.AudioResampler applies it), normalised so that the mix cannot clip."""
+    import av
+
+    channels = [c.name for c in av.AudioLayout(layout).channels]
+    freqs = [200 + 100 * i for i in range(len(channels))]
+    t = np.arange(48_000) / 48_000
+    x = np.stack([0.1 * np.sin(2 * np.pi * f * t) for f in freqs]).astype(np.float32)
+    path = tmp_path / "surround.wav"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=48_000, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.T.reshape(1, -1)), format="flt", layout=layout)
+        frame.sample_rate = 48_000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+    def gains(y):
+        spectrum = np.abs(np.fft.rfft(y[:48_000])) / 24_000 / 0.1
+        return np.array([spectrum[f] for f in freqs])
+
+    reader = media.AudioReader(path)
+    ours = gains(np.concatenate(list(reader)))
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
+        frames = [o for f in container.decode(audio=0) for o in resampler.resample(f)] + resampler.resample(None)
+        ffmpeg = gains(np.concatenate([f.to_ndarray().reshape(-1) for f in frames]))
+    assert reader.report.downmix == "ffmpeg matrix" and reader.report.layout == layout
+    np.testing.assert_allclose(ours, ffmpeg / ffmpeg.sum(), atol=2e-3)
+    assert ours[channels.index("LFE")] < 1e-3 and ours[channels.index("FC")] > ours[channels.index("FL")]
+
+
+def test_stereo_is_averaged(tmp_path):
+    left, right = S.tone(300, 1.0, 48_000), S.tone(500, 1.0, 48_000)
+    path = S.write_audio(tmp_path / "s.wav", S.stereo(left, 0.5 * right), 48_000)
+    reader = media.AudioReader(path)
+    np.testing.assert_allclose(np.concatenate(list(reader)), (left + 0.5 * right) / 2, atol=1e-4)
+    assert reader.report.downmix == "mean"
+
+
+def test_real_files_timeline(data_dir):
+    # friday_vp9_opus.webm: picture from 7 ms, sound from 0 (the timeline's origin)
+    path = data_dir / "real_av" / "friday_vp9_opus.webm"
+    assert media.read_timeline(path).origin == 0.0
+    video = media.VideoReader(path, times=[0.0])
+    list(video)
+    audio = media.AudioReader(path, duration=1.0)
+    assert np.concatenate(list(audio)).size == 48_000
+    assert video.report.offset == pytest.approx(0.007) and audio.report.offset == 0.0 and audio.report.padded_start == 0.0
+    # an audio file's timeline ends with its sound: no padding after it
+    song = media.AudioReader(data_dir / "audio" / "t_rex_roar.mp3")
+    list(song)
+    assert song.report.padded_end == 0.0 and song.report.padded_start == 0.0
+
+
+def test_reader_arguments(data_dir):
+    path = data_dir / "real_av" / "friday_vp9_opus.webm"
+    with pytest.raises(InputError, match="start must be a non-negative"):
+        load_audio(path, start=-1.0)
+    with pytest.raises(InputError, match="start must be a non-negative"):
+        list(iter_video_frames(path, fps=1.0, start=float("nan")))
+    with pytest.raises(MediaError, match="friday_vp9_opus.webm: has no audio stream 1: it has 1"):
+        load_audio(path, stream=1)
+    assert probe(path).audio_streams == 1

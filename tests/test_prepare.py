@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fixtures_data import SYNTH_PREPARE_CONFIG
+from l3net import media
 from l3net.cli import main
 from l3net.data import shards as fmt
 from l3net.data.prepare import (
@@ -219,6 +220,32 @@ def test_cli(tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "no such file or directory" in capsys.readouterr().err
     assert main(["prepare", str(tiny_world / "videos"), "--out", str(out), "--num-shards", "2", "--shard-index", "2"]) == 2
     assert "--shard-index" in capsys.readouterr().err
+
+
+def test_start_and_audio_stream(tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = tiny_world / "videos" / "v00000.mp4"
+    out = tmp_path / "s"
+    args = ["prepare", str(video), "--out", str(out), "--seconds", "1.5", "--start", "0.5", "--audio-stream", "0",
+            "--fps", "2", "--frame-size", "48", "--split-ratios", "1", "0", "0", "--quiet"]
+    assert main(args) == 0
+    shards = ShardSet(out)
+    [sample] = shards.videos("train")
+    assert sample.meta["start"] == 0.5 and sample.frame_times == [0.0, 0.5, 1.0]
+    assert sample.meta["timing"]["audio_stream"] == 0 and sample.meta["timing"]["audio_seek"] == "seek"
+    # the stored sound is the file's from 0.5 s; the frame stored at 0.0 is the one on screen at 0.5 s
+    expected = media.load_audio(video, start=0.5, duration=1.5)
+    np.testing.assert_allclose(shards.read_audio(sample), expected, atol=1 / 32768 + 1e-6)
+    candidates = dict(media.iter_video_frames(video, times=[0.0, 0.5, 1.0], smaller_side=48))
+    stored = shards.read_frame(sample, 0).astype(int)
+    distance = {t: np.abs(stored - frame.astype(int)).mean() for t, frame in candidates.items()}
+    assert min(distance, key=distance.get) == 0.5, distance  # (JPEG: not equal, but nearest)
+    with pytest.raises(DatasetError, match="other settings.*start"):
+        prepare([video], out, config=PrepareConfig(seconds=1.5, start=1.0, audio_stream=0, fps=2, frame_size=48), progress=False)
+    capsys.readouterr()
+    assert main([*args[:7], "-1", *args[8:]]) == 2 and "--start must be a non-negative" in capsys.readouterr().err
+    summary = prepare([video], tmp_path / "t", config=PrepareConfig(seconds=1.5, audio_stream=1, fps=2, frame_size=48), progress=False)
+    [outcome] = summary.outcomes
+    assert outcome.reason == "no audio stream" and outcome.detail == "no audio stream 1 (it has 1)"
 
 
 def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,11 +1,17 @@
 """Decoding audio, video and images, through PyAV (FFmpeg) and Pillow.
 
-- Audio: any file FFmpeg reads -> mono float32 at 48 kHz. Channels are averaged, then FFmpeg's
+- One clock (:class:`Timeline`): every stream of a file is read on one timeline, t = 0 at the
+  earliest start of its audio and video streams; audio sample i and a frame at time t are
+  meant to be heard and seen together. Readers report what they did to keep it
+  (:class:`AudioReport`, :class:`VideoReport`).
+- Audio: any file FFmpeg reads -> mono float32 at 48 kHz, on the timeline (silence where the
+  stream has none). Stereo is averaged, 5.1/7.1 take FFmpeg's downmix, then FFmpeg's
   band-limited sinc resampler (64-tap filters) converts the rate. Arrays of any rate and layout go
   through the same resampler, so a file and its decoded array give the same samples.
   Decoding streams in chunks (:func:`iter_audio`), so an hour of audio need never be in memory.
 - Video: frames at given times, or at a given rate, decoded in one forward pass and yielded one
-  at a time; each time gets the frame on screen at that time.
+  at a time; each time gets the frame on screen at that time, upright, at its display aspect,
+  deinterlaced.
 - Images: JPEG/PNG/... -> H x W x 3 uint8 RGB, whatever the file's mode.
 
 Every failure is a :class:`~l3net.errors.MediaError` naming the file and the reason.
@@ -65,8 +71,9 @@ class MediaInfo:
     width: int | None = None
     height: int | None = None
     frame_rate: float | None = None
-    sample_rate: int | None = None
+    sample_rate: int | None = None  # of the default audio stream (else the first)
     channels: int | None = None
+    audio_streams: int = 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,14 +142,14 @@ def probe(path: PathLike) -> MediaInfo:
             if duration is None and v.duration is not None and v.time_base:
                 duration = float(v.duration * v.time_base)
         if audios:
-            a = audios[0]
+            a = _choose_audio_stream(container, path, None)
             sample_rate = a.rate
             channels = len(a.layout.channels)
             if duration is None and a.duration is not None and a.time_base:
                 duration = float(a.duration * a.time_base)
         return MediaInfo(
             path, "video" if videos else "audio", duration, bool(audios), bool(videos),
-            width, height, frame_rate, sample_rate, channels,
+            width, height, frame_rate, sample_rate, channels, len(audios),
         )
 
 

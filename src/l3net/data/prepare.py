@@ -295,6 +295,8 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
                 return skip(REASON_NO_VIDEO, "audio only")
             if not info.has_audio:
                 return skip(REASON_NO_AUDIO, "video without sound")
+            if config.audio_stream is not None and config.audio_stream >= info.audio_streams:
+                return skip(REASON_NO_AUDIO, f"no audio stream {config.audio_stream} (it has {info.audio_streams})")
             # Sound and picture are read on the file's one timeline (media.Timeline), from
             # config.start: only what is kept is decoded, however long the file.
             reader = media.AudioReader(
