@@ -161,8 +161,11 @@ def probe(path: PathLike) -> MediaInfo:
 #: timestamps (Matroska to 1 ms), which is no gap; a drift never grows past this (half a frame
 #: interval at 50 fps).
 AUDIO_SYNC_TOLERANCE = 0.01
-#: Seconds decoded before a seek target: audio decoders (AAC, Opus) need a frame or two of pre-roll.
-SEEK_PREROLL = 0.5
+#: Seconds before a seek target to seek to, tried in turn while a seek lands after the target.
+#: The first is pre-roll (AAC and Opus decoders need a frame or two); the others are for files
+#: whose seeks land on no keyframe (MPEG-TS carries no keyframe index: the video decoder then
+#: waits for the next keyframe, up to a GOP later).
+SEEK_MARGINS = (0.5, 5.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -238,27 +241,32 @@ def _frames_from(
     """Decoded frames of ``stream``, the first at or before container time ``target`` (seconds).
 
     ``target`` None: from the stream's first frame. Otherwise seek (in the stream's time base,
-    ``SEEK_PREROLL`` early) and check where it landed; a seek that fails or lands after the target
-    (files without an index, streams whose clock starts far from 0) falls back to decoding the
-    file from its start, in a fresh container. ``seeks`` gets 'seek' or 'decode from start'.
+    ``SEEK_MARGINS`` early, the next margin while it lands after the target) and check where it
+    landed; a seek that fails or still lands after the target (files without an index, streams
+    whose clock starts far from 0) falls back to decoding the file from its start, in a fresh
+    container. ``seeks`` gets 'seek' or 'decode from start'.
     """
     if target is None:
         yield from _decode(container, stream, bad)
         return
     start = _stream_start(stream)
-    try:
-        container.seek(_seek_units(target - SEEK_PREROLL, stream), stream=stream, backward=True, any_frame=False)
-        landed = _decode(container, stream, bad)
-        first = next(landed, None)
-    except (av.error.FFmpegError, OverflowError, ValueError):
-        first = None
-    if first is not None and (
-        first.time is None or first.time <= target + TIME_TOLERANCE or (start is not None and first.time <= start + TIME_TOLERANCE)
-    ):
-        seeks.append("seek")
-        yield first
-        yield from landed
-        return
+    for margin in SEEK_MARGINS:
+        aim = target - margin
+        try:
+            container.seek(_seek_units(aim, stream), stream=stream, backward=True, any_frame=False)
+            landed = _decode(container, stream, bad)
+            first = next(landed, None)
+        except (av.error.FFmpegError, OverflowError, ValueError):
+            break
+        if first is None:
+            break
+        if first.time is None or first.time <= target + TIME_TOLERANCE or (start is not None and first.time <= start + TIME_TOLERANCE):
+            seeks.append("seek")
+            yield first
+            yield from landed
+            return
+        if start is not None and aim <= start:
+            break  # aimed before the stream's first frame already: an earlier aim would land there too
     seeks.append("decode from start")
     with _open_container(path) as fresh:
         again = fresh.streams[stream.index]
