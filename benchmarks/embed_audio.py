@@ -29,7 +29,7 @@ from _machine import describe_machine  # noqa: E402
 
 from l3net import get_audio_embedding  # noqa: E402
 from l3net.config import SAMPLE_RATE  # noqa: E402
-from l3net.embed import _batches, iter_windows  # noqa: E402
+from l3net.framing import batch_windows as _batches, iter_windows  # noqa: E402
 from l3net.media import prepare_audio_array  # noqa: E402
 from l3net.models import load_model  # noqa: E402
 from l3net.runtime import autocast, cpu_has_native_bf16, resolve_device  # noqa: E402

@@ -13,18 +13,9 @@ import torch
 import l3net
 from l3net import embed
 from l3net.config import SAMPLE_RATE
-from l3net.embed import (
-    embedding_size,
-    get_audio_embedding,
-    get_image_embedding,
-    iter_windows,
-    process_audio_file,
-    process_image_file,
-    process_video_file,
-    window_count,
-    window_start,
-    window_timestamps,
-)
+from l3net.embed import embedding_size, get_audio_embedding, get_image_embedding
+from l3net.embed_files import process_audio_file, process_image_file, process_video_file
+from l3net.framing import iter_windows, window_count, window_start, window_timestamps
 from l3net.errors import InputError, MediaError, OutputError
 from l3net.media import load_audio
 from l3net.models import build_model
@@ -211,7 +202,7 @@ def test_conv4_2_is_the_paper_transfer_feature(model):
 
 def test_paper_preset_dims_and_default_model():
     x = S.tone(440, 0.5)
-    embed._MODEL_CACHE.clear()
+    embed.MODEL_CACHE.clear()
     with pytest.warns(UserWarning, match="random weights"):
         emb, _ = get_audio_embedding(x, SAMPLE_RATE, hop_size=1.0)
     assert emb.shape == (1, 512)

@@ -3,13 +3,8 @@
 from .config import CLIP_SECONDS, PRESETS, SAMPLE_RATE, ModelConfig, SpectrogramConfig, get_preset
 from .errors import DatasetError, InputError, L3NetError, MediaError, ModelFileError, OutputError
 from .models import L3Net, build_model, load_model
-from .embed import (
-    get_audio_embedding,
-    get_image_embedding,
-    process_audio_file,
-    process_image_file,
-    process_video_file,
-)
+from .embed import get_audio_embedding, get_image_embedding
+from .embed_files import process_audio_file, process_image_file, process_video_file
 
 __version__ = "0.1.0"
 

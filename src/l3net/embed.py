@@ -8,71 +8,42 @@ Five plain functions::
     l3net.process_image_file("photo.jpg")      # -> photo.npz
     l3net.process_video_file("clip.mp4")       # -> clip_audio.npz, clip_image.npz (same timestamps)
 
-Framing (audio at 48 kHz, windows of ``model.config.clip_samples`` = 1 s, hop ``hop_size`` seconds):
+Framing (:mod:`l3net.framing`): window ``k`` of ``hop_size`` s has timestamp ``k * hop_size``;
+``center=True`` centres windows on their timestamps, from 0 to the duration; ``center=False`` starts
+the first with the sound and adds windows until the end is covered. Audio shorter than a window is
+zero-padded, never dropped.
 
-- Window ``k`` has timestamp exactly ``k * hop_size`` (computed from the integer ``k``: no drift,
-  however long the audio) and starts at sample ``round(k * hop_size * 48000)``, minus half a window
-  when ``center=True`` (the window is then centred on its timestamp). Samples outside the audio
-  are zeros.
-- ``center=True``: one window per timestamp from 0 to the duration, i.e. every ``k >= 0`` with
-  ``round(k * hop_size * 48000) <= num_samples`` (``1 + floor(duration / hop_size)`` windows).
-- ``center=False``: window ``k`` is added while window ``k - 1`` ended before the end of the audio
-  (and window ``k`` starts inside it), so with a hop up to one window every sample is in some window
-  and the last one runs past the end by less than a hop: ``1 + ceil((num_samples - window) / hop)``
-  windows (hop in samples), one for up to a second of audio.
-- Audio shorter than a window is zero-padded, never dropped: there is always at least one window.
-
-Windows are cut lazily, one batch at a time, and files are decoded in chunks through the same
-framer, so neither all windows nor (for files) the whole waveform is ever in memory.
-
-Layers (``layer=``):
-
-- ``"pool4"`` (the tower's last pool): the embedding, ``model.config.embedding_dim``-D (512).
-- ``"conv4_2"`` (the tower's last conv): the paper's transfer feature, audio conv4_2 *before* ReLU
-  max-pooled to 4 x 3 (6144-D), images conv4_2 after ReLU max-pooled to 4 x 4 (8192-D).
-- any other name of ``tower.feature_names`` (``conv3_1``, ``pool2``, ``conv4_1_prerelu``...): that
-  layer's map max-pooled to the same grid as the transfer feature (4 x 3 audio, 4 x 4 images) and
-  flattened: ``channels x 12`` (audio) or ``channels x 16`` (images) dimensions.
-
-Images: ``pool4`` sees the centre ``image_size`` crop (224) of the image scaled so its smaller side
-is ``image_resize`` (256); every other layer sees the centre ``transfer_image_size`` square (256),
-as in the paper's transfer experiment.
+Layers (``layer=``, :mod:`l3net.layers`): ``pool4`` (the embedding), ``conv4_2`` (the paper's transfer
+feature), or any other ``tower.feature_names`` entry max-pooled to the transfer grid.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import os
 import warnings
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .config import SAMPLE_RATE
-from .errors import InputError, MediaError
-from .fileio import atomic_path, ensure_dir
-from .media import (
-    AudioReader,
-    VideoReader,
-    center_crop,
-    iter_audio,
-    iter_video_frames,
-    load_image,
-    prepare_audio_array,
-    probe,
-    resize_smaller_side,
-    to_rgb_uint8,
+from .errors import InputError
+from .framing import (  # noqa: F401 - the framing of this API, importable from here too
+    batch_windows,
+    check_hop,
+    iter_windows,
+    window_count,
+    window_start,
+    window_timestamps,
 )
 from .inference import InferenceModel, inference_model
-from .models import PRERELU, WEIGHTS_FILE, L3Net, VGGTower, load_model
-from .runtime import autocast, check_precision, resolve_device
+from .layers import check_layer, embedding_size, layer_features  # noqa: F401 - embedding_size is part of this API
+from .media import center_crop, prepare_audio_array, resize_smaller_side, to_rgb_uint8
+from .modelspec import ModelCache
+from .models import L3Net
+from .runtime import evaluation, resolve_device
 
-PathLike = str | os.PathLike[str]
 ModelSpec = L3Net | InferenceModel | str | os.PathLike[str] | None
 
 #: Hop (s) between audio windows when none is given (as OpenL3).
@@ -81,20 +52,18 @@ DEFAULT_HOP_SIZE = 0.1
 DEFAULT_BATCH_SIZE = 32
 #: The preset used when no model is given (random weights: l3net ships no trained weights).
 DEFAULT_PRESET = "paper"
-
-
-# ------------------------------------------------------------------------------------------------
-# models and layers
-# ------------------------------------------------------------------------------------------------
-_MODEL_CACHE: dict[tuple[str, str, float], L3Net] = {}
+#: Models named by a path or preset are loaded once, here (``MODEL_CACHE.clear()`` empties it; pass a
+#: loaded model to bypass it).
+MODEL_CACHE = ModelCache(max_models=4)
 
 
 def resolve_model(model: ModelSpec = None, device: str | torch.device | None = None) -> L3Net:
-    """An :class:`L3Net` from ``model``: an L3Net (used as is), a preset name, or a model directory.
+    """An :class:`L3Net` from ``model``: an L3Net (used as is), a preset name, a model directory or any
+    spec :func:`l3net.modelspec.resolve_model` takes.
 
     ``None`` means the :data:`DEFAULT_PRESET` architecture with random weights (with a warning).
-    Presets and directories are loaded once and cached per device. An L3Net is moved to ``device``
-    when one is given, else used where it is.
+    Specs are loaded once per device (:data:`MODEL_CACHE`). An L3Net is moved to ``device`` when one
+    is given, else used where it is.
     """
     if isinstance(model, L3Net):
         return model if device is None else model.to(resolve_device(device))
@@ -106,189 +75,16 @@ def resolve_model(model: ModelSpec = None, device: str | torch.device | None = N
             "pass model= a trained model directory for meaningful embeddings",
             stacklevel=3,
         )
-        spec = DEFAULT_PRESET
-    elif isinstance(model, (str, os.PathLike)):
-        spec = os.fspath(model)
-    else:
+        model = DEFAULT_PRESET
+    elif not isinstance(model, (str, os.PathLike)):
         raise InputError(f"model must be an L3Net, a preset name or a model directory, got {type(model).__name__}")
-    target = resolve_device(device)
-    path = Path(spec)
-    stamp = 0.0
-    if path.exists():
-        spec = str(path.resolve())
-        weights = path / WEIGHTS_FILE if path.is_dir() else path
-        stamp = weights.stat().st_mtime if weights.exists() else 0.0
-    key = (spec, str(target), stamp)
-    if key not in _MODEL_CACHE:
-        loaded = load_model(spec, device=target)
-        if len(_MODEL_CACHE) >= 4:  # a few models at most: they are large
-            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-        _MODEL_CACHE[key] = loaded
-    return _MODEL_CACHE[key]
-
-
-def _model_device(model: L3Net) -> torch.device:
-    return next(model.parameters()).device
-
-
-@contextlib.contextmanager
-def _inference(model: L3Net, precision: str) -> Iterator[torch.device]:
-    """Eval mode (restored afterwards), no autograd, and the precision's autocast."""
-    device = _model_device(model)
-    check_precision(precision, device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), autocast(precision, device):
-            yield device
-    finally:
-        model.train(was_training)
-
-
-def _check_layer(tower: VGGTower, layer: str) -> None:
-    if not isinstance(layer, str) or layer not in tower.feature_names:
-        raise InputError(f"unknown layer {layer!r}; choose one of: {', '.join(tower.feature_names)}")
-
-
-def embedding_size(model: L3Net, layer: str = "pool4", modality: str = "audio") -> int:
-    """Dimension of the embeddings :func:`get_audio_embedding` / :func:`get_image_embedding` return."""
-    tower = model.tower(modality)
-    _check_layer(tower, layer)
-    if layer == tower.embedding_layer:
-        return model.config.embedding_dim
-    channels = {info["name"]: info["channels"] for info in tower.feature_info}[layer.removesuffix(PRERELU)]
-    grid = model.config.audio_transfer_grid if modality == "audio" else model.config.image_transfer_grid
-    return channels * grid[0] * grid[1]
-
-
-def layer_features(model: L3Net, modality: str, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """``(N, D)`` features of one layer for raw inputs (waveforms or images), as documented above."""
-    tower = model.tower(modality)
-    _check_layer(tower, layer)
-    if layer == tower.embedding_layer:
-        return model.embed(modality, x)
-    if layer == tower.last_conv:
-        return model.transfer_features(modality, x)
-    return model.pool_transfer(modality, model.forward_features(modality, x, [layer])[layer])
-
-
-# ------------------------------------------------------------------------------------------------
-# framing
-# ------------------------------------------------------------------------------------------------
-def _check_hop(hop_size: float, sample_rate: int = SAMPLE_RATE) -> float:
-    if isinstance(hop_size, bool) or not isinstance(hop_size, (int, float, np.integer, np.floating)):
-        raise InputError(f"hop_size must be a number of seconds, got {hop_size!r}")
-    hop_size = float(hop_size)
-    if not math.isfinite(hop_size) or hop_size * sample_rate < 1:
-        raise InputError(f"hop_size must be at least one sample (1/{sample_rate} s), got {hop_size}")
-    return hop_size
+    return MODEL_CACHE.get(model, device=device).model
 
 
 def _check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
-
-
-def window_start(k: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE) -> int:
-    """First sample of window ``k`` (may be negative when centred: zeros before the audio)."""
-    return round(k * hop_size * sample_rate) - (window // 2 if center else 0)
-
-
-def _window_included(
-    k: int, num_samples: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE
-) -> bool:
-    """Whether window ``k`` belongs to audio of ``num_samples`` samples (see the module docstring)."""
-    if k == 0:
-        return True
-    if center:
-        return round(k * hop_size * sample_rate) <= num_samples
-    start = window_start(k, hop_size, False, window, sample_rate)
-    return start < num_samples and window_start(k - 1, hop_size, False, window, sample_rate) + window < num_samples
-
-
-def window_count(
-    num_samples: int, hop_size: float, center: bool = True, window: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE
-) -> int:
-    """Number of windows for ``num_samples`` samples (at ``sample_rate`` Hz); always >= 1."""
-    hop_size = _check_hop(hop_size, sample_rate)
-    hop = hop_size * sample_rate
-    # A float estimate, then corrected with the exact rule the framer uses.
-    if center:
-        count = math.floor(num_samples / hop) + 1
-    else:
-        count = 1 + max(0, min(math.ceil((num_samples - window) / hop), math.ceil(num_samples / hop) - 1))
-    count = max(1, count)
-    while _window_included(count, num_samples, hop_size, center, window, sample_rate):
-        count += 1
-    while count > 1 and not _window_included(count - 1, num_samples, hop_size, center, window, sample_rate):
-        count -= 1
-    return count
-
-
-def window_timestamps(count: int, hop_size: float) -> np.ndarray:
-    """``k * hop_size`` (seconds, float64) for ``k = 0 .. count - 1``, each from its integer k."""
-    return np.arange(count, dtype=np.float64) * float(hop_size)
-
-
-def iter_windows(
-    chunks: Iterable[np.ndarray], hop_size: float, center: bool = True, window: int = SAMPLE_RATE
-) -> Iterator[np.ndarray]:
-    """Cut a stream of mono float32 chunks (48 kHz) into windows of ``window`` samples, lazily.
-
-    Yields window 0, 1, 2 ... (1-D arrays, valid until the next one is requested). Only about one
-    window plus one chunk of samples is buffered, however long the stream.
-    """
-    hop_size = _check_hop(hop_size)
-    buf = np.zeros(0, np.float32)
-    buf_start = 0  # absolute index of buf[0]
-    k = 0
-
-    def cut(start: int, total: int | None) -> np.ndarray:
-        lo, hi = start - buf_start, start - buf_start + window
-        if start >= 0 and (total is None or start + window <= total):
-            return buf[lo:hi]
-        out = np.zeros(window, np.float32)  # zeros outside the audio
-        src_lo, src_hi = max(lo, 0), min(hi, buf.size if total is None else total - buf_start)
-        if src_hi > src_lo:
-            out[src_lo - lo : src_hi - lo] = buf[src_lo:src_hi]
-        return out
-
-    for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        if chunk.size == 0:
-            continue
-        end = buf_start + buf.size
-        # Drop what no later window needs (with a hop longer than a window, whole stretches).
-        lo = max(window_start(k, hop_size, center, window), buf_start)
-        if lo >= end:
-            skip = min(lo - end, chunk.size)
-            buf, buf_start = chunk[skip:], end + skip
-        else:
-            buf = np.concatenate([buf[lo - buf_start :], chunk])
-            buf_start = lo
-        end = buf_start + buf.size
-        while (start := window_start(k, hop_size, center, window)) + window <= end:
-            yield cut(start, None)
-            k += 1
-    total = buf_start + buf.size
-    while _window_included(k, total, hop_size, center, window):
-        yield cut(window_start(k, hop_size, center, window), total)
-        k += 1
-
-
-def _batches(windows: Iterator[np.ndarray], batch_size: int, window: int) -> Iterator[np.ndarray]:
-    """Group windows into ``(B, window)`` arrays; one buffer is reused (each batch is consumed first)."""
-    buffer = np.empty((batch_size, window), np.float32)
-    n = 0
-    for w in windows:
-        buffer[n] = w
-        n += 1
-        if n == batch_size:
-            yield buffer
-            n = 0
-    if n:
-        yield buffer[:n]
 
 
 def _embed_audio_stream(
@@ -308,10 +104,10 @@ def _embed_audio_stream(
     dim = embedding_size(model, layer, "audio")
     outputs: list[np.ndarray] = []
     fast = inference_model(model, precision=precision)  # l3net.inference: folded, channels_last, compiled
-    with _inference(model, fast.precision) as device, tqdm(
+    with evaluation(model, fast.precision) as device, tqdm(
         total=total, unit="win", desc=desc, disable=not verbose, leave=False
     ) as bar:
-        for batch in _batches(iter_windows(chunks, hop_size, center, window), batch_size, window):
+        for batch in batch_windows(iter_windows(chunks, hop_size, center, window), batch_size, window):
             x = torch.from_numpy(batch).to(device)
             outputs.append(layer_features(fast, "audio", x, layer).float().cpu().numpy())
             bar.update(len(batch))
@@ -355,10 +151,10 @@ def get_audio_embedding(
     docstring for the exact framing and the ``layer`` choices. ``precision``: "fp32" (the default;
     results do not change between runs) or "bf16" (autocast).
     """
-    hop_size = _check_hop(hop_size)
+    hop_size = check_hop(hop_size)
     batch_size = _check_batch_size(batch_size)
     net = resolve_model(model, device)
-    _check_layer(net.audio, layer)
+    check_layer(net.audio, layer)
     if _is_list_of_signals(audio):
         n = len(audio)
         rates = list(sr) if isinstance(sr, (list, tuple, np.ndarray)) else [sr] * n
@@ -437,7 +233,7 @@ def get_image_embedding(
     """
     batch_size = _check_batch_size(batch_size)
     net = resolve_model(model, device)
-    _check_layer(net.vision, layer)
+    check_layer(net.vision, layer)
     items = _split_images(images)
     resize, crop = _image_sizes(net, layer)
     names = ["image"] if len(items) == 1 else [f"images[{i}]" for i in range(len(items))]
@@ -451,7 +247,7 @@ def _embed_images(
 ) -> np.ndarray:
     outputs: list[np.ndarray] = []
     fast = inference_model(model, precision=precision)  # l3net.inference: folded, channels_last, compiled
-    with _inference(model, fast.precision) as device, tqdm(
+    with evaluation(model, fast.precision) as device, tqdm(
         total=total, unit="img", desc="images", disable=not verbose, leave=False
     ) as bar:
         batch: list[np.ndarray] = []
@@ -473,189 +269,15 @@ def _embed_images(
     return np.ascontiguousarray(np.concatenate(outputs), dtype=np.float32)
 
 
-# ------------------------------------------------------------------------------------------------
-# files
-# ------------------------------------------------------------------------------------------------
-def output_path(path: PathLike, output_dir: PathLike | None, suffix: str = "") -> Path:
-    """``<output_dir or the input's folder>/<stem><suffix>.npz``."""
-    path = Path(path)
-    folder = Path(output_dir) if output_dir is not None else path.parent
-    return folder / f"{path.stem}{suffix}.npz"
 
 
-def save_embedding(path: PathLike, embedding: np.ndarray, stamps: np.ndarray, **extra: Any) -> Path:
-    """Write ``embedding`` and ``timestamps`` (plus ``extra`` arrays) to an .npz, atomically."""
-    path = Path(path)
-    ensure_dir(path.parent)
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, embedding=embedding, timestamps=stamps, **extra)
-    return path
+_FILE_FUNCTIONS = ("process_audio_file", "process_image_file", "process_video_file", "output_path", "save_embedding")
 
 
-def _metadata(model: L3Net, layer: str) -> dict[str, np.ndarray]:
-    return {"layer": np.array(layer), "model": np.array(model.config.name)}
+def __getattr__(name: str) -> Any:
+    """The file functions (``process_*_file``) live in :mod:`l3net.embed_files`; still reachable from here."""
+    if name in _FILE_FUNCTIONS:
+        from . import embed_files
 
-
-def _embed_audio_file(
-    model: L3Net, path: Path, hop_size: float, center: bool, batch_size: int, layer: str, precision: str,
-    verbose: bool, reader: AudioReader | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    total = None
-    if verbose:
-        with contextlib.suppress(MediaError):
-            duration = probe(path).duration
-            if duration:
-                total = window_count(round(duration * SAMPLE_RATE), hop_size, center, model.config.clip_samples)
-    return _embed_audio_stream(
-        model, iter_audio(path, SAMPLE_RATE) if reader is None else reader, hop_size=hop_size, center=center, batch_size=batch_size,
-        layer=layer, precision=precision, total=total, verbose=verbose, desc=path.name,
-    )
-
-
-def process_audio_file(
-    path: PathLike,
-    output_dir: PathLike | None = None,
-    model: ModelSpec = None,
-    hop_size: float = DEFAULT_HOP_SIZE,
-    center: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    layer: str = "pool4",
-    *,
-    suffix: str | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    verbose: bool = False,
-) -> Path:
-    """Embed the audio of a file (any format FFmpeg reads; the audio track of a video too).
-
-    Writes ``<output_dir>/<stem><suffix>.npz`` (default: beside the input, no suffix) holding
-    ``embedding`` (float32 ``[T, D]``), ``timestamps`` (float64 ``[T]``, seconds), ``layer`` and
-    ``model``; returns its path. The file is decoded in chunks: memory stays bounded.
-    """
-    path = Path(path)
-    hop_size = _check_hop(hop_size)
-    batch_size = _check_batch_size(batch_size)
-    net = resolve_model(model, device)
-    _check_layer(net.audio, layer)
-    out = output_path(path, output_dir, suffix or "")
-    if output_dir is not None:
-        ensure_dir(output_dir)
-    embedding, stamps = _embed_audio_file(net, path, hop_size, center, batch_size, layer, precision, verbose)
-    return save_embedding(out, embedding, stamps, **_metadata(net, layer))
-
-
-def process_image_file(
-    path: PathLike,
-    output_dir: PathLike | None = None,
-    model: ModelSpec = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    layer: str = "pool4",
-    *,
-    suffix: str | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-) -> Path:
-    """Embed an image file: writes ``<stem><suffix>.npz`` with ``embedding`` ``(1, D)`` and
-    ``timestamps`` ``[0.0]``; returns its path."""
-    path = Path(path)
-    net = resolve_model(model, device)
-    _check_layer(net.vision, layer)
-    out = output_path(path, output_dir, suffix or "")
-    if output_dir is not None:
-        ensure_dir(output_dir)
-    image = load_image(path)
-    resize, crop = _image_sizes(net, layer)
-    embedding = _embed_images(
-        net, [prepare_image(image, resize, crop, str(path))], layer, _check_batch_size(batch_size), precision, 1, False
-    )
-    return save_embedding(out, embedding, np.zeros(1), **_metadata(net, layer))
-
-
-def process_video_file(
-    path: PathLike,
-    output_dir: PathLike | None = None,
-    model: ModelSpec = None,
-    hop_size: float = DEFAULT_HOP_SIZE,
-    center: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    layer: str = "pool4",
-    *,
-    image_layer: str | None = None,
-    suffix: str | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    verbose: bool = False,
-    audio_stream: int | None = None,
-) -> list[Path]:
-    """Embed a video's sound and pictures on the same timestamps; returns the written paths.
-
-    Writes ``<stem><suffix>_audio.npz`` (audio windows, framed as :func:`get_audio_embedding`)
-    and ``<stem><suffix>_image.npz``: for each audio timestamp, the embedding of the frame on
-    screen at that time (the last frame for times past the end of the picture). The two
-    ``timestamps`` arrays are equal. ``layer`` applies to both towers unless ``image_layer`` is
-    given. A video without sound gets only the image file (timestamps
-    framed over the video's duration), with a warning naming the file; a file without pictures is
-    a :class:`MediaError` (use :func:`process_audio_file`). Both files are written only when both
-    embeddings are computed. Sound and pictures are read on the file's one clock
-    (:class:`~l3net.media.Timeline`); ``audio_stream`` picks an audio stream (None: the default
-    one, else the first), and both files hold ``timing``, a JSON string saying what was done to
-    the sound (silence before, in gaps, after; the stream used) and the pictures (rotation,
-    aspect, deinterlacing).
-    """
-    path = Path(path)
-    hop_size = _check_hop(hop_size)
-    batch_size = _check_batch_size(batch_size)
-    net = resolve_model(model, device)
-    audio_layer, image_layer = layer, image_layer or layer
-    _check_layer(net.audio, audio_layer)
-    _check_layer(net.vision, image_layer)
-    suffix = suffix or ""
-    if output_dir is not None:
-        ensure_dir(output_dir)
-    info = probe(path)
-    if not info.has_video or info.kind == "image":
-        what = "an image" if info.kind == "image" else "audio only"
-        raise MediaError(path, f"has no video stream ({what}); use process_audio_file / process_image_file")
-    window = net.config.clip_samples
-    results: list[tuple[Path, np.ndarray, np.ndarray, str]] = []
-    reader = AudioReader(path, SAMPLE_RATE, stream=audio_stream)
-    if info.has_audio:
-        audio_emb, stamps = _embed_audio_file(net, path, hop_size, center, batch_size, audio_layer, precision, verbose, reader)
-        results.append((output_path(path, output_dir, f"{suffix}_audio"), audio_emb, stamps, audio_layer))
-    else:
-        warnings.warn(f"{path}: the video has no audio stream; writing image embeddings only", stacklevel=2)
-        if not info.duration:
-            raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
-        stamps = window_timestamps(window_count(round(info.duration * SAMPLE_RATE), hop_size, center, window), hop_size)
-    pictures = VideoReader(path, times=stamps, smaller_side=_image_sizes(net, image_layer)[0])
-    image_emb = _embed_video_frames(net, path, stamps, image_layer, batch_size, precision, verbose, pictures)
-    results.append((output_path(path, output_dir, f"{suffix}_image"), image_emb, stamps, image_layer))
-    timing = {**(reader.report.to_dict() if info.has_audio else {}), **pictures.report.to_dict()}
-    extra = {"timing": np.array(json.dumps(timing, sort_keys=True))}
-    return [save_embedding(out, emb, ts, **_metadata(net, layer), **extra) for out, emb, ts, layer in results]
-
-
-def _embed_video_frames(
-    model: L3Net, path: Path, stamps: np.ndarray, layer: str, batch_size: int, precision: str, verbose: bool,
-    pictures: Iterable[tuple[float, np.ndarray]] | None = None,
-) -> np.ndarray:
-    resize, crop = _image_sizes(model, layer)
-    count = len(stamps)
-    found = 0
-    last: list[np.ndarray] = []
-
-    def frames() -> Iterator[np.ndarray]:
-        nonlocal found
-        # Scaling happens during colour conversion (cheap), so resize_smaller_side is then a no-op.
-        source = iter_video_frames(path, times=stamps, smaller_side=resize) if pictures is None else pictures
-        for _, frame in source:
-            found += 1
-            last[:] = [frame]
-            yield prepare_image(frame, resize, crop, str(path))
-        # Times past the last frame (audio can outlast the picture): the frame left on screen.
-        for _ in range(count - found):
-            if not last:
-                raise MediaError(path, "no video frame could be decoded")
-            yield prepare_image(last[0], resize, crop, str(path))
-
-    return _embed_images(model, frames(), layer, batch_size, precision, count, verbose)
+        return getattr(embed_files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,14 +24,16 @@ import warnings
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .config import SAMPLE_RATE
-from .embed import DEFAULT_BATCH_SIZE, _inference, embedding_size, layer_features, window_count
+from .embed import DEFAULT_BATCH_SIZE
 from .errors import InputError
+from .framing import frame_tensor
 from .inference import inference_model
+from .layers import embedding_size, layer_features
+from .modelspec import resolve_model
 from .models import L3Net
-from .models import load_model as _load_l3net
+from .runtime import evaluation
 
 #: Seconds between timestamp embeddings (HEAR asks for <= 50 ms).
 HOP_SIZE = 0.05
@@ -72,7 +74,7 @@ def load_model(model_file_path: str = "") -> HearModel:
             stacklevel=2,
         )
         model_file_path = "paper"
-    return HearModel(_load_l3net(model_file_path))
+    return HearModel(resolve_model(model_file_path).model)
 
 
 def _check_audio(audio: torch.Tensor) -> torch.Tensor:
@@ -96,17 +98,11 @@ def _window_embeddings(audio: torch.Tensor, model: HearModel, hop_size: float, c
     net = model.l3net
     if next(net.parameters()).device != audio.device:
         net.to(audio.device)
-    n, num_samples = audio.shape
-    window = net.config.clip_samples
-    hop = round(hop_size * SAMPLE_RATE)  # an exact number of samples for the hops above
-    count = window_count(num_samples, hop_size, center, window)
-    left = window // 2 if center else 0
-    needed = (count - 1) * hop + window
-    padded = F.pad(audio, (left, max(0, needed - left - num_samples)))[:, :needed]
-    frames = padded.unfold(1, window, hop)  # (n, T, window): a view, nothing copied yet
+    frames = frame_tensor(audio, hop_size, center, net.config.clip_samples)  # (n, T, window): a view
+    n, count = frames.shape[:2]
     out = torch.empty(n * count, model.timestamp_embedding_size, device=audio.device)
     fast = inference_model(net)  # fp32, BatchNorm folded, channels_last (l3net.inference)
-    with _inference(net, "fp32"):
+    with evaluation(net, "fp32"):
         for first in range(0, n * count, model.batch_size):
             index = torch.arange(first, min(first + model.batch_size, n * count), device=audio.device)
             batch = frames[index // count, index % count]  # only this batch is copied

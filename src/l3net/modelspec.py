@@ -83,6 +83,40 @@ def resolve_model(spec: ModelSpec, *, device: str | torch.device | None = None, 
     return ResolvedModel(model.eval(), label, is_untrained(text))
 
 
+class ModelCache:
+    """An explicit, bounded cache of resolved models, keyed by spec, device, seed and the weights'
+    modification time (a retrained directory is reloaded). The embedding API keeps one
+    (``l3net.embed.MODEL_CACHE``) so that calls naming a model by path or preset load it once;
+    :meth:`clear` empties it, and a loaded :class:`L3Net` passed instead bypasses it."""
+
+    def __init__(self, max_models: int = 4) -> None:
+        self.max_models = max_models
+        self._models: dict[tuple[str, str, int, float], ResolvedModel] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def clear(self) -> None:
+        self._models.clear()
+
+    def get(self, spec: str | os.PathLike[str], *, device: str | torch.device | None = None, seed: int = 0) -> ResolvedModel:
+        """The model ``spec`` names (:func:`resolve_model`), loaded on first use."""
+        from .models import WEIGHTS_FILE
+
+        text, target = os.fspath(spec), resolve_device(device)
+        path, stamp = Path(text), 0.0
+        if path.exists():
+            text = str(path.resolve())
+            weights = path / WEIGHTS_FILE if path.is_dir() else path
+            stamp = weights.stat().st_mtime if weights.exists() else 0.0
+        key = (text, str(target), seed, stamp)
+        if key not in self._models:
+            if len(self._models) >= self.max_models:  # a few models at most: they are large
+                self._models.pop(next(iter(self._models)))
+            self._models[key] = resolve_model(text, device=target, seed=seed)
+        return self._models[key]
+
+
 def random_twin(model: L3Net, seed: int = 0) -> L3Net:
     """``model``'s architecture with fresh weights from ``seed + RANDOM_TWIN_SEED_OFFSET``, on its device,
     in eval mode: the "random weights" reference row of a run with seed ``seed``."""

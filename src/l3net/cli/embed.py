@@ -13,18 +13,10 @@ from typing import Iterator
 
 from tqdm.auto import tqdm
 
-from ..embed import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_HOP_SIZE,
-    _check_batch_size,
-    _check_hop,
-    _check_layer,
-    output_path,
-    process_audio_file,
-    process_image_file,
-    process_video_file,
-    resolve_model,
-)
+from ..embed import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, _check_batch_size, resolve_model
+from ..embed_files import output_path, process_audio_file, process_image_file, process_video_file
+from ..framing import check_hop as _check_hop
+from ..layers import check_layer as _check_layer
 from ..errors import L3NetError, MediaError
 from ..fileio import ensure_dir
 from ..media import MEDIA_EXTENSIONS, MediaInfo, probe

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..config import PRESETS, SAMPLE_RATE
 from ..errors import DatasetError, InputError, MediaError
+from ..framing import window_start
 from ..media import load_audio
 from ..models import L3Net
 from . import paper
@@ -80,7 +81,9 @@ def subclip_starts(num_samples: int, clip_samples: int, count: int) -> np.ndarra
     span = max(0, num_samples - clip_samples)
     if count == 1:
         return np.array([span // 2], dtype=np.int64)
-    return np.round(np.linspace(0, span, count)).astype(np.int64)
+    # The embedding API's uncentred framing with a hop of span / (count - 1) samples (sample_rate=1).
+    hop = span / (count - 1)
+    return np.array([window_start(k, hop, False, clip_samples, sample_rate=1) for k in range(count)], dtype=np.int64)
 
 
 def cut_subclips(audio: np.ndarray, clip_samples: int, count: int) -> np.ndarray:

@@ -1,0 +1,162 @@
+"""Framing: audio at 48 kHz cut into windows, the one implementation used by the embedding API
+(:mod:`l3net.embed`), HEAR (:mod:`l3net.hear`) and the sound protocol (:mod:`l3net.evaluate.sound`).
+
+Framing (audio at 48 kHz, windows of ``model.config.clip_samples`` = 1 s, hop ``hop_size`` seconds):
+
+- Window ``k`` has timestamp exactly ``k * hop_size`` (computed from the integer ``k``: no drift,
+  however long the audio) and starts at sample ``round(k * hop_size * 48000)``, minus half a window
+  when ``center=True`` (the window is then centred on its timestamp). Samples outside the audio
+  are zeros.
+- ``center=True``: one window per timestamp from 0 to the duration, i.e. every ``k >= 0`` with
+  ``round(k * hop_size * 48000) <= num_samples`` (``1 + floor(duration / hop_size)`` windows).
+- ``center=False``: window ``k`` is added while window ``k - 1`` ended before the end of the audio
+  (and window ``k`` starts inside it), so with a hop up to one window every sample is in some window
+  and the last one runs past the end by less than a hop: ``1 + ceil((num_samples - window) / hop)``
+  windows (hop in samples), one for up to a second of audio.
+- Audio shorter than a window is zero-padded, never dropped: there is always at least one window.
+
+Windows are cut lazily, one batch at a time, and files are decoded in chunks through the same
+framer, so neither all windows nor (for files) the whole waveform is ever in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .config import SAMPLE_RATE
+from .errors import InputError
+
+
+def check_hop(hop_size: float, sample_rate: int = SAMPLE_RATE) -> float:
+    """``hop_size`` (s) as a float; an :class:`InputError` unless it is at least one sample."""
+    if isinstance(hop_size, bool) or not isinstance(hop_size, (int, float, np.integer, np.floating)):
+        raise InputError(f"hop_size must be a number of seconds, got {hop_size!r}")
+    hop_size = float(hop_size)
+    if not math.isfinite(hop_size) or hop_size * sample_rate < 1:
+        raise InputError(f"hop_size must be at least one sample (1/{sample_rate} s), got {hop_size}")
+    return hop_size
+
+
+def window_start(k: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """First sample of window ``k`` (may be negative when centred: zeros before the audio)."""
+    return round(k * hop_size * sample_rate) - (window // 2 if center else 0)
+
+
+def window_included(
+    k: int, num_samples: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE
+) -> bool:
+    """Whether window ``k`` belongs to audio of ``num_samples`` samples (see the module docstring)."""
+    if k == 0:
+        return True
+    if center:
+        return round(k * hop_size * sample_rate) <= num_samples
+    start = window_start(k, hop_size, False, window, sample_rate)
+    return start < num_samples and window_start(k - 1, hop_size, False, window, sample_rate) + window < num_samples
+
+
+def window_count(
+    num_samples: int, hop_size: float, center: bool = True, window: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE
+) -> int:
+    """Number of windows for ``num_samples`` samples (at ``sample_rate`` Hz); always >= 1."""
+    hop_size = check_hop(hop_size, sample_rate)
+    hop = hop_size * sample_rate
+    # A float estimate, then corrected with the exact rule the framer uses.
+    if center:
+        count = math.floor(num_samples / hop) + 1
+    else:
+        count = 1 + max(0, min(math.ceil((num_samples - window) / hop), math.ceil(num_samples / hop) - 1))
+    count = max(1, count)
+    while window_included(count, num_samples, hop_size, center, window, sample_rate):
+        count += 1
+    while count > 1 and not window_included(count - 1, num_samples, hop_size, center, window, sample_rate):
+        count -= 1
+    return count
+
+
+def window_timestamps(count: int, hop_size: float) -> np.ndarray:
+    """``k * hop_size`` (seconds, float64) for ``k = 0 .. count - 1``, each from its integer k."""
+    return np.arange(count, dtype=np.float64) * float(hop_size)
+
+
+def iter_windows(
+    chunks: Iterable[np.ndarray], hop_size: float, center: bool = True, window: int = SAMPLE_RATE
+) -> Iterator[np.ndarray]:
+    """Cut a stream of mono float32 chunks (48 kHz) into windows of ``window`` samples, lazily.
+
+    Yields window 0, 1, 2 ... (1-D arrays, valid until the next one is requested). Only about one
+    window plus one chunk of samples is buffered, however long the stream.
+    """
+    hop_size = check_hop(hop_size)
+    buf = np.zeros(0, np.float32)
+    buf_start = 0  # absolute index of buf[0]
+    k = 0
+
+    def cut(start: int, total: int | None) -> np.ndarray:
+        lo, hi = start - buf_start, start - buf_start + window
+        if start >= 0 and (total is None or start + window <= total):
+            return buf[lo:hi]
+        out = np.zeros(window, np.float32)  # zeros outside the audio
+        src_lo, src_hi = max(lo, 0), min(hi, buf.size if total is None else total - buf_start)
+        if src_hi > src_lo:
+            out[src_lo - lo : src_hi - lo] = buf[src_lo:src_hi]
+        return out
+
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        if chunk.size == 0:
+            continue
+        end = buf_start + buf.size
+        # Drop what no later window needs (with a hop longer than a window, whole stretches).
+        lo = max(window_start(k, hop_size, center, window), buf_start)
+        if lo >= end:
+            skip = min(lo - end, chunk.size)
+            buf, buf_start = chunk[skip:], end + skip
+        else:
+            buf = np.concatenate([buf[lo - buf_start :], chunk])
+            buf_start = lo
+        end = buf_start + buf.size
+        while (start := window_start(k, hop_size, center, window)) + window <= end:
+            yield cut(start, None)
+            k += 1
+    total = buf_start + buf.size
+    while window_included(k, total, hop_size, center, window):
+        yield cut(window_start(k, hop_size, center, window), total)
+        k += 1
+
+
+def batch_windows(windows: Iterator[np.ndarray], batch_size: int, window: int) -> Iterator[np.ndarray]:
+    """Group windows into ``(B, window)`` arrays; one buffer is reused (each batch is consumed first)."""
+    buffer = np.empty((batch_size, window), np.float32)
+    n = 0
+    for w in windows:
+        buffer[n] = w
+        n += 1
+        if n == batch_size:
+            yield buffer
+            n = 0
+    if n:
+        yield buffer[:n]
+
+
+
+
+def frame_tensor(audio: torch.Tensor, hop_size: float, center: bool, window: int) -> torch.Tensor:
+    """All windows of a batch of sounds ``(n, num_samples)`` at 48 kHz at once: ``(n, T, window)``, a
+    view (nothing copied until indexed), framed exactly as :func:`iter_windows` frames each sound.
+
+    The hop must be a whole number of samples (HEAR's 50 and 100 ms are)."""
+    hop_size = check_hop(hop_size)
+    hop = round(hop_size * SAMPLE_RATE)
+    if abs(hop - hop_size * SAMPLE_RATE) > 1e-6:
+        raise InputError(f"frame_tensor needs a hop of a whole number of samples, got {hop_size} s")
+    num_samples = audio.shape[1]
+    count = window_count(num_samples, hop_size, center, window)
+    left = window // 2 if center else 0
+    needed = (count - 1) * hop + window
+    padded = F.pad(audio, (left, max(0, needed - left - num_samples)))[:, :needed]
+    return padded.unfold(1, window, hop)
