@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("demo", "l3net.cli.demo"),
     ("embed", "l3net.cli.embed"),
     ("info", "l3net.cli.info"),
+    ("convert", "l3net.cli.convert"),
     ("synth", "l3net.cli.synth"),
     ("prepare", "l3net.cli.prepare"),
     ("pairs", "l3net.cli.pairs"),
