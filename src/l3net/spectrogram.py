@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import signal
 from torch import nn
 from torch.nn import functional as F
 
@@ -56,6 +55,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 def _decimation_filter(factor: int) -> np.ndarray:
     """Low-pass FIR for integer decimation (the Kaiser design scipy's resample_poly uses)."""
+    from scipy import signal  # here, not at import: `l3net --help` and the 48 kHz presets need no SciPy
+
     half_len = 10 * factor
     taps = signal.firwin(2 * half_len + 1, 1.0 / factor, window=("kaiser", 5.0))
     return taps.astype(np.float32)
