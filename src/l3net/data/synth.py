@@ -13,8 +13,9 @@ What defines a class is what an untrained network does not capture for free:
 
 Everything a random network's features do respond to is drawn per video and shared by all
 classes: the object's colours, texture and scale, the background's colours, blotches and clutter,
-distractor objects; the sound's pitch (one range for every class), loudness and background noise
-(level and colour). A random network therefore groups videos by colour, brightness, pitch and
+distractor objects; the sound's pitch (a new one at every note, from one range for every class),
+loudness and background noise (level and colour; level and noise drift within the video, so that
+a small training set cannot be memorised as "this video's colours go with this video's pitch"). A random network therefore groups videos by colour, brightness, pitch and
 level, which say nothing of the class, while audio-visual correspondence can only be learnt
 through the class: the picture's shape goes with the sound's timbre and rhythm, and with
 nothing else. Class looks and sounds depend only on the class index, never on the seed, so two
@@ -214,54 +215,61 @@ def plan_videos(config: WorldConfig) -> list[VideoPlan]:
 # ------------------------------------------------------------------------------------------------
 # sound
 # ------------------------------------------------------------------------------------------------
-def _envelope(rhythm: tuple[str, float], t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Loudness over time in [0, 1] (``t`` in seconds); the phase is random."""
+def _envelope(rhythm: tuple[str, float], t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(loudness over time in [0, 1], note number of every sample) for ``t`` in seconds; random phase.
+
+    A new note starts where the envelope starts a period (pulse, decay), at every onset (random),
+    or every second (steady), so a change of pitch falls where it is least heard.
+    """
     kind, rate = rhythm
     phase = rng.random()
     if kind == "steady":
-        return 0.8 + 0.2 * np.sin(2 * np.pi * (rate * t + phase))
-    if kind == "pulse":
-        x = (rate * t + phase) % 1.0
-        # 50 % duty with 10 ms ramps, so onsets do not click
-        ramp = 0.01 * rate
-        return np.clip(np.minimum(x / ramp, (0.5 - x) / ramp), 0.0, 1.0)
-    if kind == "decay":
-        x = (rate * t + phase) % 1.0
-        return np.exp(-x / (0.25 / rate * 2)) * np.clip(x / (0.005 * rate), 0, 1)
+        return 0.8 + 0.2 * np.sin(2 * np.pi * (rate * t + phase)), np.floor(t + phase).astype(np.int64)
+    if kind in ("pulse", "decay"):
+        cycles = rate * t + phase
+        x = cycles % 1.0
+        note = np.floor(cycles).astype(np.int64)
+        if kind == "pulse":  # 50 % duty with 10 ms ramps, so onsets do not click
+            ramp = 0.01 * rate
+            return np.clip(np.minimum(x / ramp, (0.5 - x) / ramp), 0.0, 1.0), note
+        return np.exp(-x / (0.25 / rate * 2)) * np.clip(x / (0.005 * rate), 0, 1), note
     # random onsets (a Poisson process), each a fast attack and an exponential decay (0.12 s)
     rate_hz = len(t) / (float(t[-1]) + 1e-9) if len(t) > 1 else AUDIO_RATE
     duration = len(t) / rate_hz
     onsets = np.sort(rng.uniform(-0.3, duration, size=max(1, rng.poisson(rate * (duration + 0.3)))))
     env = np.zeros_like(t)
     tail = np.exp(-np.arange(int(rate_hz)) / rate_hz / 0.12)  # 1 s of decay: e^-8 at its end
-    for onset in onsets:
-        start = int(np.ceil(onset * rate_hz))
+    starts = np.ceil(onsets * rate_hz).astype(np.int64)
+    for start in starts:
         lo, hi = max(0, start), min(len(t), start + len(tail))
         if hi > lo:
             np.maximum(env[lo:hi], tail[lo - start : hi - start], out=env[lo:hi])
-    return env
+    return env, np.searchsorted(starts, np.arange(len(t)), side="right")
 
 
-def _tone(timbre: str, t: np.ndarray, f0: float, rng: np.random.Generator) -> np.ndarray:
-    """A timbre at fundamental ``f0`` (Hz), peak about 1, energy below 8 kHz."""
+def _tone(timbre: str, t: np.ndarray, f0: np.ndarray, note: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A timbre whose fundamental is ``f0`` (Hz, per sample; constant within a note), peak about 1, below 8 kHz."""
     nyquist = min(8000.0, AUDIO_RATE / 2 - 500)
-    phase = 2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi)
+    phase = 2 * np.pi * np.cumsum(f0) / AUDIO_RATE + rng.uniform(0, 2 * np.pi)  # continuous across notes
     if timbre == "sine":
         x = np.sin(phase) + 0.15 * np.sin(2 * phase)
     elif timbre in ("square", "saw"):
-        ks = [k for k in range(1, int(nyquist // f0) + 1) if timbre == "saw" or k % 2]
-        x = sum(np.sin(k * phase) / k for k in ks[:12])
+        ks = [k for k in range(1, 13) if timbre == "saw" or k % 2]
+        x = sum(np.sin(k * phase) / k * (k * f0 < nyquist) for k in ks)
     elif timbre == "bell":
         x = np.sin(phase + 2.0 * np.sin(1.41 * phase))  # inharmonic FM
     elif timbre == "vibrato":  # +-6 % at 6 Hz: wavy harmonics
-        wobble = 0.06 * f0 / 6.0 * np.sin(2 * np.pi * 6.0 * t + rng.uniform(0, 2 * np.pi))
-        phase = phase + 2 * np.pi * wobble
+        phase = phase + 2 * np.pi * 0.06 * f0 / 6.0 * np.sin(2 * np.pi * 6.0 * t + rng.uniform(0, 2 * np.pi))
         x = np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
-    else:  # a band of noise around 2 f0
-        spectrum = np.fft.rfft(rng.standard_normal(len(t)))
-        freqs = np.fft.rfftfreq(len(t), 1.0 / AUDIO_RATE)
-        spectrum *= np.exp(-0.5 * ((freqs - 2 * f0) / (0.5 * f0)) ** 2)
-        x = np.fft.irfft(spectrum, len(t))
+    else:  # a band of noise around 2 f0, note by note
+        x = np.zeros(len(t))
+        bounds = np.flatnonzero(np.diff(note)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(t)]):
+            spectrum = np.fft.rfft(rng.standard_normal(hi - lo))
+            freqs = np.fft.rfftfreq(hi - lo, 1.0 / AUDIO_RATE)
+            spectrum *= np.exp(-0.5 * ((freqs - 2 * f0[lo]) / (0.5 * f0[lo])) ** 2)
+            x[lo:hi] = np.fft.irfft(spectrum, hi - lo)
+            x[lo:hi] /= np.abs(x[lo:hi]).max() + 1e-9
     x = np.asarray(x, dtype=np.float64)
     return x / (np.abs(x).max() + 1e-9)
 
@@ -269,11 +277,20 @@ def _tone(timbre: str, t: np.ndarray, f0: float, rng: np.random.Generator) -> np
 def _class_sound(
     spec: ClassSpec, t: np.ndarray, rng: np.random.Generator, pitch_range: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(signal, loudness envelope) of one source of the class, at a pitch drawn from ``pitch_range``."""
+    """(signal, loudness envelope) of one source of the class; every note's pitch is drawn from
+    ``pitch_range`` (log-uniform), so pitch tells neither the class nor the video."""
+    env, note = _envelope(spec.rhythm, t, rng)
+    note = note - note.min()
     lo, hi = pitch_range
-    f0 = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    env = _envelope(spec.rhythm, t, rng)
-    return _tone(spec.timbre, t, f0, rng) * env, env
+    pitches = np.exp(rng.uniform(np.log(lo), np.log(hi), size=int(note.max()) + 1))
+    f0 = pitches[note]
+    return _tone(spec.timbre, t, f0, note, rng) * env, env
+
+
+def _drift(n: int, low: float, high: float, rng: np.random.Generator) -> np.ndarray:
+    """A slow random curve over ``n`` samples: a value U(low, high) every second, linear in between."""
+    knots = rng.uniform(low, high, size=int(np.ceil(n / AUDIO_RATE)) + 2)
+    return np.interp(np.arange(n) / AUDIO_RATE, np.arange(len(knots)) - rng.random(), knots)
 
 
 def _background_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -292,13 +309,14 @@ def render_audio(config: WorldConfig, plan: VideoPlan, rng: np.random.Generator)
     n_samples = int(round(config.seconds * AUDIO_RATE))
     t_audio = np.arange(n_samples) / AUDIO_RATE
     main, env = _class_sound(specs[plan.audio_class], t_audio, rng, config.pitch_range)
-    level = 0.6 * 10 ** (-rng.uniform(0.0, config.loudness_db) / 20)
+    # the level and the noise drift within the video too, so that neither names the video
+    level = 0.6 * 10 ** (-_drift(n_samples, 0.0, config.loudness_db, rng) / 20)
     audio = level * main
     if plan.offscreen_class is not None:
         other, _ = _class_sound(specs[plan.offscreen_class], t_audio, rng, config.pitch_range)
         audio += level * rng.uniform(0.4, 0.8) * other
     if config.noise > 0:
-        audio += config.noise * rng.uniform(0.1, 1.0) * _background_noise(n_samples, rng)
+        audio += config.noise * _drift(n_samples, 0.1, 1.0, rng) * _background_noise(n_samples, rng)
     peak = np.abs(audio).max()
     if peak > 0.95:
         audio *= 0.95 / peak
