@@ -18,6 +18,7 @@ interval of the beep.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -298,9 +299,13 @@ class _Spy:
                     spy.frames.append(pair)
                     yield pair
 
-        monkeypatch.setattr(embed, "AudioReader", AudioSpy)
-        monkeypatch.setattr(embed, "VideoReader", VideoSpy)
-        monkeypatch.setattr(embed, "layer_features", lambda model, modality, x, layer: torch.zeros(x.shape[0], 1))
+        # patched where process_video_file and the towers' forward look them up, wherever that is
+        files = sys.modules[embed.process_video_file.__module__]
+        monkeypatch.setattr(files, "AudioReader", AudioSpy)
+        monkeypatch.setattr(files, "VideoReader", VideoSpy)
+        for name, module in list(sys.modules.items()):
+            if name.startswith("l3net") and hasattr(module, "layer_features"):
+                monkeypatch.setattr(module, "layer_features", lambda model, modality, x, layer: torch.zeros(x.shape[0], 1))
 
 
 @pytest.mark.parametrize("clapper", CORPUS, ids=lambda c: c.name)
@@ -408,3 +413,26 @@ def test_prepare_start_and_audio_stream(corpus, tmp_path) -> None:
     assert beep_onset(ShardSet(tmp_path / "s").read_audio(video)) == pytest.approx(1.0, abs=SLACK)
     description = json.loads((tmp_path / "s" / fmt.DATASET_FILE).read_text())
     assert description["start"] == 1.5 and description["audio_stream"] == 0
+
+
+def test_interlaced_frames_are_deinterlaced(tmp_path) -> None:
+    """Fields of different brightness (a comb: even rows light, odd rows dark), coded interlaced:
+    what is read is one field interpolated (yadif), not the comb."""
+    path = tmp_path / "comb.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=SOURCE_FPS, options={"flags": "+ilme+ildct"})
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        comb = np.full((HEIGHT, WIDTH, 3), 30, np.uint8)
+        comb[0::2] = 220
+        for k in range(10):
+            frame = av.VideoFrame.from_ndarray(comb, format="rgb24")
+            frame.pts = k
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+    def combing(image: np.ndarray) -> float:
+        return float(np.abs(np.diff(image.astype(float).mean(axis=2), axis=0)).mean())
+
+    reader = media.VideoReader(path, times=[0.2])
+    [(_, frame)] = list(reader)
+    assert reader.report.deinterlaced and combing(frame) < 0.1 * combing(comb)
