@@ -62,13 +62,14 @@ def bare_pairs_per_s(args: argparse.Namespace, batches: list[dict], steps: int) 
                                  fused=True if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
     data = [tuple(b[k].to(device) for k in ("image", "audio", "label")) for b in batches]
+    forward = torch.compile(model) if args.compile else model  # as l3net train compiles its step model
     counter = [0]
 
     def step() -> None:
         images, audio, labels = data[counter[0] % len(data)]
         counter[0] += 1
         with autocast(args.precision, device):
-            logits = model(images, audio)
+            logits = forward(images, audio)
         loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
