@@ -124,6 +124,7 @@ class ModelConfig:
     same_pools: tuple[str, ...] = ()  # towers whose 2x2 pools keep a partial last window (Keras 'same')
     feature_order: str = "chw"  # flattening of pooled feature maps: "chw" (PyTorch) or "hwc" (Keras)
     framing: str = "l3net"  # centred audio windows: "l3net" (to the last timestamp) or "openl3"
+    image_upscale: bool = True  # False (OpenL3): a smaller side in [image_size, image_resize] is cropped, not scaled
 
     # -- derived facts -----------------------------------------------------------------------
     @property
@@ -202,7 +203,7 @@ class ModelConfig:
             raise ValueError("spectrogram must be a SpectrogramConfig")
         if self.image_size > self.image_resize:
             raise ValueError("image_size (crop) must not exceed image_resize")
-        for name in ("conv_bias", "input_batchnorm", "last_conv_plain"):
+        for name in ("conv_bias", "input_batchnorm", "last_conv_plain", "image_upscale"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("batchnorm_eps", "batchnorm_momentum"):
@@ -227,8 +228,9 @@ class ModelConfig:
 #: What OpenL3's networks (openl3 0.4.2, models.py) share beyond the paper's layout: conv biases,
 #: Keras' BatchNorm (eps 1e-3, momentum 0.99), a BatchNorm on each input, conv4_2 without BatchNorm
 #: or ReLU, the image network's ReLU-then-BatchNorm after conv1_2 and its 'same' pools, pixels
-#: scaled to [-1, 1] ((x / 255 - 0.5) / 0.5), 224 px for both image features, Keras' (h, w, c)
-#: flattening of the 6144/8192-D features, and openl3's count of centred windows.
+#: scaled to [-1, 1] ((x / 255 - 0.5) / 0.5), 224 px for both image features (images only shrunk to
+#: 256 px, never enlarged, before the centre crop), Keras' (h, w, c) flattening of the 6144/8192-D
+#: features, and openl3's count of centred windows.
 _OPENL3_TOWERS: dict[str, Any] = dict(
     image_resize=256,
     image_size=224,
@@ -244,6 +246,7 @@ _OPENL3_TOWERS: dict[str, Any] = dict(
     same_pools=("vision",),
     feature_order="hwc",
     framing="openl3",
+    image_upscale=False,
 )
 #: OpenL3's kapre front ends at 48 kHz: periodic Hann windows of n_fft samples, hop 242, magnitude,
 #: decibels per clip. linear: 512-point STFT, whole windows only (257 x 197); mel: 2048-point STFT,

@@ -41,7 +41,7 @@ from .inference import InferenceModel, inference_model
 from .layers import check_layer, embedding_size, layer_features  # noqa: F401 - embedding_size is part of this API
 from .media import center_crop, prepare_audio_array, resize_smaller_side, to_rgb_uint8
 from .modelspec import ModelCache
-from .models import L3Net
+from .models import L3Net, choose_layer
 from .runtime import evaluation, resolve_device
 
 ModelSpec = L3Net | InferenceModel | str | os.PathLike[str] | None
@@ -107,7 +107,8 @@ def _embed_audio_stream(
     with evaluation(model, fast.precision) as device, tqdm(
         total=total, unit="win", desc=desc, disable=not verbose, leave=False
     ) as bar:
-        for batch in batch_windows(iter_windows(chunks, hop_size, center, window), batch_size, window):
+        windows = iter_windows(chunks, hop_size, center, window, framing=model.config.framing)
+        for batch in batch_windows(windows, batch_size, window):
             x = torch.from_numpy(batch).to(device)
             outputs.append(layer_features(fast, "audio", x, layer).float().cpu().numpy())
             bar.update(len(batch))
@@ -137,6 +138,7 @@ def get_audio_embedding(
     batch_size: int = DEFAULT_BATCH_SIZE,
     layer: str = "pool4",
     *,
+    embedding_size: int | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     verbose: bool = False,
@@ -148,12 +150,14 @@ def get_audio_embedding(
     the rate converted to 48 kHz. A list of arrays (with one ``sr`` or a list of them) gives lists.
     ``model``: an :class:`L3Net`, a preset name or a model directory (``None``: the paper
     architecture with random weights). ``hop_size``: seconds between windows. See the module
-    docstring for the exact framing and the ``layer`` choices. ``precision``: "fp32" (the default;
+    docstring for the exact framing and the ``layer`` choices; ``embedding_size`` is OpenL3's way
+    to say the same (512: ``pool4``, 6144: ``conv4_2``). ``precision``: "fp32" (the default;
     results do not change between runs) or "bf16" (autocast).
     """
     hop_size = check_hop(hop_size)
     batch_size = _check_batch_size(batch_size)
     net = resolve_model(model, device)
+    layer = choose_layer(net, "audio", layer, embedding_size)
     check_layer(net.audio, layer)
     if _is_list_of_signals(audio):
         n = len(audio)
@@ -175,7 +179,7 @@ def _embed_array(
     layer: str, precision: str, verbose: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     samples = prepare_audio_array(audio, sr, SAMPLE_RATE, name=name)
-    total = window_count(samples.size, hop_size, center, model.config.clip_samples)
+    total = window_count(samples.size, hop_size, center, model.config.clip_samples, framing=model.config.framing)
     return _embed_audio_stream(
         model, [samples], hop_size=hop_size, center=center, batch_size=batch_size, layer=layer,
         precision=precision, total=total, verbose=verbose, desc=name,
@@ -193,9 +197,17 @@ def _image_sizes(model: L3Net, layer: str) -> tuple[int, int]:
     return c.transfer_image_size, c.transfer_image_size
 
 
-def prepare_image(image: np.ndarray, resize: int, crop: int, name: str = "image") -> np.ndarray:
-    """Any image array -> ``crop x crop x 3`` uint8: smaller side scaled to ``resize``, centre crop."""
-    return center_crop(resize_smaller_side(to_rgb_uint8(image, name), resize), crop)
+def prepare_image(image: np.ndarray, resize: int, crop: int, name: str = "image", upscale: bool = True) -> np.ndarray:
+    """Any image array -> ``crop x crop x 3`` uint8: smaller side scaled to ``resize``, centre crop.
+
+    ``upscale=False`` (a config's ``image_upscale``, OpenL3): a smaller side from ``crop`` to
+    ``resize`` is kept as it is, only cropped.
+    """
+    image = to_rgb_uint8(image, name)
+    side = min(image.shape[:2])
+    if upscale or not crop <= side <= resize:
+        image = resize_smaller_side(image, resize)
+    return center_crop(image, crop)
 
 
 def _split_images(images: Any) -> list[Any]:
@@ -221,6 +233,7 @@ def get_image_embedding(
     batch_size: int = DEFAULT_BATCH_SIZE,
     layer: str = "pool4",
     *,
+    embedding_size: int | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     verbose: bool = False,
@@ -229,15 +242,17 @@ def get_image_embedding(
 
     ``images``: one image (H x W x 3 RGB; greyscale H x W, RGBA, float in [0, 1] or uint8 also
     accepted), a batch ``(N, H, W, 3)``, or a list of images of any sizes. Each is scaled and
-    centre-cropped for ``layer`` (see the module docstring) and batched ``batch_size`` at a time.
+    centre-cropped for ``layer`` (see the module docstring; ``embedding_size``, OpenL3's way to name
+    it: 512 ``pool4``, 8192 ``conv4_2``) and batched ``batch_size`` at a time.
     """
     batch_size = _check_batch_size(batch_size)
     net = resolve_model(model, device)
+    layer = choose_layer(net, "vision", layer, embedding_size)
     check_layer(net.vision, layer)
     items = _split_images(images)
     resize, crop = _image_sizes(net, layer)
     names = ["image"] if len(items) == 1 else [f"images[{i}]" for i in range(len(items))]
-    prepared = (prepare_image(im, resize, crop, name) for im, name in zip(items, names))
+    prepared = (prepare_image(im, resize, crop, name, net.config.image_upscale) for im, name in zip(items, names))
     return _embed_images(net, prepared, layer, batch_size, precision, len(items), verbose)
 
 

@@ -32,7 +32,7 @@ from .fileio import atomic_path, ensure_dir
 from .framing import check_hop, window_count, window_timestamps
 from .layers import check_layer
 from .media import AudioReader, VideoReader, iter_audio, iter_video_frames, load_image, probe
-from .models import L3Net
+from .models import L3Net, choose_layer
 
 PathLike = str | os.PathLike[str]
 
@@ -66,7 +66,9 @@ def _embed_audio_file(
         with contextlib.suppress(MediaError):
             duration = probe(path).duration
             if duration:
-                total = window_count(round(duration * SAMPLE_RATE), hop_size, center, model.config.clip_samples)
+                total = window_count(
+                    round(duration * SAMPLE_RATE), hop_size, center, model.config.clip_samples, framing=model.config.framing
+                )
     return _embed_audio_stream(
         model, iter_audio(path, SAMPLE_RATE) if reader is None else reader, hop_size=hop_size, center=center, batch_size=batch_size,
         layer=layer, precision=precision, total=total, verbose=verbose, desc=path.name,
@@ -82,6 +84,7 @@ def process_audio_file(
     batch_size: int = DEFAULT_BATCH_SIZE,
     layer: str = "pool4",
     *,
+    embedding_size: int | None = None,
     suffix: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
@@ -97,6 +100,7 @@ def process_audio_file(
     hop_size = check_hop(hop_size)
     batch_size = _check_batch_size(batch_size)
     net = resolve_model(model, device)
+    layer = choose_layer(net, "audio", layer, embedding_size)
     check_layer(net.audio, layer)
     out = output_path(path, output_dir, suffix or "")
     if output_dir is not None:
@@ -112,6 +116,7 @@ def process_image_file(
     batch_size: int = DEFAULT_BATCH_SIZE,
     layer: str = "pool4",
     *,
+    embedding_size: int | None = None,
     suffix: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
@@ -120,6 +125,7 @@ def process_image_file(
     ``timestamps`` ``[0.0]``; returns its path."""
     path = Path(path)
     net = resolve_model(model, device)
+    layer = choose_layer(net, "vision", layer, embedding_size)
     check_layer(net.vision, layer)
     out = output_path(path, output_dir, suffix or "")
     if output_dir is not None:
@@ -127,7 +133,7 @@ def process_image_file(
     image = load_image(path)
     resize, crop = _image_sizes(net, layer)
     embedding = _embed_images(
-        net, [prepare_image(image, resize, crop, str(path))], layer, _check_batch_size(batch_size), precision, 1, False
+        net, [prepare_image(image, resize, crop, str(path), net.config.image_upscale)], layer, _check_batch_size(batch_size), precision, 1, False
     )
     return save_embedding(out, embedding, np.zeros(1), **_metadata(net, layer))
 
@@ -142,6 +148,8 @@ def process_video_file(
     layer: str = "pool4",
     *,
     image_layer: str | None = None,
+    embedding_size: int | None = None,
+    image_embedding_size: int | None = None,
     suffix: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
@@ -154,7 +162,7 @@ def process_video_file(
     and ``<stem><suffix>_image.npz``: for each audio timestamp, the embedding of the frame on
     screen at that time (the last frame for times past the end of the picture). The two
     ``timestamps`` arrays are equal. ``layer`` applies to both towers unless ``image_layer`` is
-    given. A video without sound gets only the image file (timestamps
+    given (``embedding_size`` / ``image_embedding_size``: OpenL3's names for them, e.g. 6144 / 8192). A video without sound gets only the image file (timestamps
     framed over the video's duration), with a warning naming the file; a file without pictures is
     a :class:`MediaError` (use :func:`process_audio_file`). Both files are written only when both
     embeddings are computed. Sound and pictures are read on the file's one clock
@@ -168,6 +176,8 @@ def process_video_file(
     batch_size = _check_batch_size(batch_size)
     net = resolve_model(model, device)
     audio_layer, image_layer = layer, image_layer or layer
+    audio_layer = choose_layer(net, "audio", audio_layer, embedding_size)
+    image_layer = choose_layer(net, "vision", image_layer, image_embedding_size)
     check_layer(net.audio, audio_layer)
     check_layer(net.vision, image_layer)
     suffix = suffix or ""
@@ -187,7 +197,8 @@ def process_video_file(
         warnings.warn(f"{path}: the video has no audio stream; writing image embeddings only", stacklevel=2)
         if not info.duration:
             raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
-        stamps = window_timestamps(window_count(round(info.duration * SAMPLE_RATE), hop_size, center, window), hop_size)
+        count = window_count(round(info.duration * SAMPLE_RATE), hop_size, center, window, framing=net.config.framing)
+        stamps = window_timestamps(count, hop_size)
     pictures = VideoReader(path, times=stamps, smaller_side=_image_sizes(net, image_layer)[0])
     image_emb = _embed_video_frames(net, path, stamps, image_layer, batch_size, precision, verbose, pictures)
     results.append((output_path(path, output_dir, f"{suffix}_image"), image_emb, stamps, image_layer))
@@ -212,11 +223,11 @@ def _embed_video_frames(
         for _, frame in source:
             found += 1
             last[:] = [frame]
-            yield prepare_image(frame, resize, crop, str(path))
+            yield prepare_image(frame, resize, crop, str(path), model.config.image_upscale)
         # Times past the last frame (audio can outlast the picture): the frame left on screen.
         for _ in range(count - found):
             if not last:
                 raise MediaError(path, "no video frame could be decoded")
-            yield prepare_image(last[0], resize, crop, str(path))
+            yield prepare_image(last[0], resize, crop, str(path), model.config.image_upscale)
 
     return _embed_images(model, frames(), layer, batch_size, precision, count, verbose)

@@ -14,6 +14,10 @@ Framing (audio at 48 kHz, windows of ``model.config.clip_samples`` = 1 s, hop ``
   and the last one runs past the end by less than a hop: ``1 + ceil((num_samples - window) / hop)``
   windows (hop in samples), one for up to a second of audio.
 - Audio shorter than a window is zero-padded, never dropped: there is always at least one window.
+- ``framing="openl3"`` (a model config's ``framing``, the ``openl3-*`` presets): centred windows
+  follow the non-centred rule on the centred starts, as openl3 0.4.2 counts them: window ``k`` is
+  added while window ``k - 1`` ended before the end of the audio (``1 + ceil((num_samples -
+  window / 2) / hop)`` windows), so the last timestamps are up to half a window before the end.
 
 Windows are cut lazily, one batch at a time, and files are decoded in chunks through the same
 framer, so neither all windows nor (for files) the whole waveform is ever in memory.
@@ -48,19 +52,21 @@ def window_start(k: int, hop_size: float, center: bool, window: int, sample_rate
 
 
 def window_included(
-    k: int, num_samples: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE
+    k: int, num_samples: int, hop_size: float, center: bool, window: int, sample_rate: int = SAMPLE_RATE,
+    framing: str = "l3net",
 ) -> bool:
     """Whether window ``k`` belongs to audio of ``num_samples`` samples (see the module docstring)."""
     if k == 0:
         return True
-    if center:
+    if center and framing != "openl3":
         return round(k * hop_size * sample_rate) <= num_samples
-    start = window_start(k, hop_size, False, window, sample_rate)
-    return start < num_samples and window_start(k - 1, hop_size, False, window, sample_rate) + window < num_samples
+    start = window_start(k, hop_size, center, window, sample_rate)
+    return start < num_samples and window_start(k - 1, hop_size, center, window, sample_rate) + window < num_samples
 
 
 def window_count(
-    num_samples: int, hop_size: float, center: bool = True, window: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE
+    num_samples: int, hop_size: float, center: bool = True, window: int = SAMPLE_RATE, sample_rate: int = SAMPLE_RATE,
+    framing: str = "l3net",
 ) -> int:
     """Number of windows for ``num_samples`` samples (at ``sample_rate`` Hz); always >= 1."""
     hop_size = check_hop(hop_size, sample_rate)
@@ -71,9 +77,9 @@ def window_count(
     else:
         count = 1 + max(0, min(math.ceil((num_samples - window) / hop), math.ceil(num_samples / hop) - 1))
     count = max(1, count)
-    while window_included(count, num_samples, hop_size, center, window, sample_rate):
+    while window_included(count, num_samples, hop_size, center, window, sample_rate, framing):
         count += 1
-    while count > 1 and not window_included(count - 1, num_samples, hop_size, center, window, sample_rate):
+    while count > 1 and not window_included(count - 1, num_samples, hop_size, center, window, sample_rate, framing):
         count -= 1
     return count
 
@@ -84,7 +90,8 @@ def window_timestamps(count: int, hop_size: float) -> np.ndarray:
 
 
 def iter_windows(
-    chunks: Iterable[np.ndarray], hop_size: float, center: bool = True, window: int = SAMPLE_RATE
+    chunks: Iterable[np.ndarray], hop_size: float, center: bool = True, window: int = SAMPLE_RATE,
+    framing: str = "l3net",
 ) -> Iterator[np.ndarray]:
     """Cut a stream of mono float32 chunks (48 kHz) into windows of ``window`` samples, lazily.
 
@@ -124,7 +131,7 @@ def iter_windows(
             yield cut(start, None)
             k += 1
     total = buf_start + buf.size
-    while window_included(k, total, hop_size, center, window):
+    while window_included(k, total, hop_size, center, window, framing=framing):
         yield cut(window_start(k, hop_size, center, window), total)
         k += 1
 

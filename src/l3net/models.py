@@ -423,6 +423,19 @@ class L3Net(nn.Module):
         return directory
 
 
+def choose_layer(model: L3Net, modality: str, layer: str, embedding_size: int | None) -> str:
+    """``layer``, or the layer OpenL3's ``embedding_size`` names (see
+    :meth:`L3Net.layer_for_embedding_size`); an error when both are given and disagree."""
+    if embedding_size is None:
+        return layer
+    chosen = model.layer_for_embedding_size(modality, embedding_size)
+    if layer not in ("pool4", chosen):  # "pool4" is the default layer: embedding_size overrides it
+        raise InputError(
+            f"layer={layer!r} and embedding_size={embedding_size} disagree ({embedding_size} is {chosen}); give one"
+        )
+    return chosen
+
+
 def _tower_flops(tower: VGGTower, height: int, width: int) -> int:
     shapes = tower.output_shapes(height, width)
     flops, c_in, h, w = 0, tower.in_channels, height, width

@@ -60,6 +60,25 @@ class NonFiniteLossError(L3NetError):
     """The loss became NaN or infinite; the run stopped without saving the broken weights."""
 
 
+def init_towers(model: L3Net, source: str) -> None:
+    """Copy both towers of the model ``source`` names (a model directory, ``openl3:NAME``) into
+    ``model``, in place; its head stays as built. The two must share the architecture."""
+    from .models import load_model
+
+    trained = load_model(source)
+    trained.require("vision", "audio")
+    mine = dataclasses.replace(model.config, name="", head_hidden=0)
+    theirs = dataclasses.replace(trained.config, name="", head_hidden=0)
+    if mine != theirs:
+        differ = [f.name for f in dataclasses.fields(mine) if getattr(mine, f.name) != getattr(theirs, f.name)]
+        raise InputError(
+            f"--init-from {source}: its towers are a '{trained.config.name}' network, not '{model.config.name}' "
+            f"(they differ in {', '.join(differ)}); train with --preset {trained.config.name}"
+        )
+    for part in ("vision", "audio"):
+        getattr(model, part).load_state_dict(getattr(trained, part).state_dict())
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved in the run's ``config.json`` under ``"train"``).
@@ -89,6 +108,7 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = False
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None: the sampler's defaults
+    init_from: str | None = None  # a model directory (or openl3:NAME) whose towers start the run; new head
 
     @property
     def total_steps(self) -> int:
@@ -414,7 +434,10 @@ class Trainer:
 
         # The model, the optimizer (Adam with L2 weight decay, as the paper) and the fp16 loss scaler.
         seed_everything(cfg.seed, world.rank)
-        model = build_model(self.model_config, seed=cfg.seed).to(self.device)
+        model = build_model(self.model_config, seed=cfg.seed)
+        if cfg.init_from:  # the towers of a trained or converted model, a new (random) head
+            init_towers(model, cfg.init_from)
+        model = model.to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and world.distributed:

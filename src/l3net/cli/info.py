@@ -28,7 +28,7 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a preset name (paper, small) or a model / run directory")
+    parser.add_argument("model", metavar="MODEL", help="a preset name (paper, small, openl3-mel256...), a model / run directory, or openl3:NAME")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -55,14 +55,16 @@ def describe(model: L3Net, source: str) -> dict[str, Any]:
         "embedding_layer": emb,
         "spectrogram_shape": list(c.spectrogram_shape),
         "clip_samples": c.clip_samples,
+        "absent": sorted(model.absent),
     }
 
 
-def _source(spec: str) -> tuple[str, dict[str, Any]]:
+def _source(spec: str, model: L3Net) -> tuple[str, dict[str, Any]]:
     path = Path(spec)
-    if not path.exists() and spec in PRESETS:
+    if model.directory is None and spec in PRESETS:
         return f"preset '{spec}' (random weights, seed 0)", {}
-    directory = path.parent if path.is_file() else path
+    # the directory load_model read (for openl3:NAME, the converted model in the cache)
+    directory = model.directory if model.directory is not None else path.parent if path.is_file() else path
     data = read_json(directory / CONFIG_FILE)
     extra = {k: v for k, v in data.items() if k not in ("model", "architecture", "l3net_format")}
     return f"model directory {directory.resolve()}", extra
@@ -93,7 +95,7 @@ def _render(info: dict[str, Any], extra: dict[str, Any]) -> str:
         "parameters:",
         f"  vision tower  {p['vision']:>12,}",
         f"  audio tower   {p['audio']:>12,}",
-        f"  fusion head   {p['head']:>12,}",
+        f"  fusion head   {p['head']:>12,}" + ("  (absent: none was published or trained)" if "head" in info["absent"] else ""),
         f"  total         {p['total']:>12,}",
         "",
         "forward FLOPs per pair (multiply-add = 2):",
@@ -124,7 +126,7 @@ def _render(info: dict[str, Any], extra: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)  # validates the files, not only the config
-    source, extra = _source(args.model)
+    source, extra = _source(args.model, model)
     info = describe(model, source)
     if args.json:
         print(json.dumps({**info, "extra_config": extra}, indent=2, default=str))

@@ -31,6 +31,7 @@ checkpoint (--save-every); options left out are taken from the run. With several
 Examples:
   l3net train --data shards/ --out runs/small --preset small --batch-size 64 --steps 2000
   l3net train --out runs/small --resume --steps 4000        # continue, and train longer
+  l3net train --data shards/ --out runs/o3 --preset openl3-mel256 --init-from openl3:mel256-env  # OpenL3's towers, new head
   torchrun --nproc_per_node 8 -m l3net train --data shards/ --out runs/paper --precision bf16
 """
 
@@ -61,13 +62,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="data loader processes per process (default: 1 on CPU, <=8 per GPU)")
     parser.add_argument("--seed", type=int, help=f"seed of the weights and the pair stream (default: {_D['seed']})")
     parser.add_argument("--device", help="cpu, cuda or auto (default); torchrun uses cuda:LOCAL_RANK")
+    parser.add_argument("--init-from", metavar="MODEL",
+                        help="start from the towers of a trained or converted model (a model directory, or "
+                             "openl3:mel256-env) with a new fusion head; its architecture must be --preset's")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines still go to log.jsonl)")
 
 
 #: TrainConfig fields that come straight from options of the same name.
 _FIELDS = ("data", "preset", "batch_size", "lr", "lr_schedule", "weight_decay", "steps", "pairs", "val_every", "val_pairs",
-           "save_every", "log_every", "precision", "compile", "channels_last", "sync_bn", "workers", "seed", "device")
+           "save_every", "log_every", "precision", "compile", "channels_last", "sync_bn", "workers", "seed", "device",
+           "init_from")
 
 
 def run(args: argparse.Namespace) -> int:
