@@ -204,3 +204,11 @@ def test_remove_stale_temporaries_removes_only_our_temporaries(tmp_path):
     assert sorted(p.name for p in removed) == [".frame_00001.png.00ff00ff.tmp.png", ".result.json.1a2b3c4d.tmp"]
     assert leftovers(tmp_path) == [".other.json.1a2b3c4d.tmp", ".result.json.keep", "frame_00001.png", "result.json"]
     assert remove_stale_temporaries(tmp_path / "missing", ["x"]) == []
+
+
+def test_importing_l3net_changes_no_pillow_setting():
+    code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS\n"
+            "import l3net, l3net.media, l3net.cli, l3net.evaluate.report\n"
+            "print(before == Image.MAX_IMAGE_PIXELS)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "True"

@@ -38,15 +38,12 @@ PathLike = str | os.PathLike[str]
 
 #: Options of FFmpeg's resampler: longer filters than its default (32) for a flatter passband.
 RESAMPLER_OPTIONS = "filter_size=64:phase_shift=10:cutoff=0.97"
-#: Pillow refuses images above this many pixels (a decompression bomb guard); JPEGs are decoded
-#: at a reduced scale long before that.
-MAX_IMAGE_PIXELS = 400_000_000
 #: Seconds by which a requested time may precede a frame's timestamp and still get that frame.
 TIME_TOLERANCE = 1e-6
 #: Images smaller than this (either side) are accepted but warned about.
 MIN_IMAGE_SIDE = 32
-
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Pillow's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS, process-wide) is left as the user has
+# it: an image beyond it is a MediaError saying so (load_image), never a global raised for everyone.
 
 #: File name extensions (lower case, with the dot) of media l3net expects to read. Files are always
 #: recognised by content (:func:`probe`); these only tell, when scanning a folder, a media file that
