@@ -46,7 +46,7 @@ from tqdm import tqdm
 from .. import media
 from ..config import CLIP_SECONDS, SAMPLE_RATE
 from ..errors import DatasetError, InputError, MediaError
-from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, write_json
+from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, remove_stale_temporaries, write_json
 from ..runtime import worker_pool
 from . import shards as fmt
 from .synth import read_boxes
@@ -500,11 +500,9 @@ def _finished(out: Path, plan: ShardPlan) -> dict[str, Any] | None:
 
 
 def _remove_stale_temporaries(out: Path, slice_index: int) -> None:
-    """Temporary files a killed run of this slice left behind (other slices' are theirs)."""
-    patterns = (f".*-{slice_index:05d}-*.tar*.tmp*", f".{fmt.manifest_name(slice_index)}.*.tmp*")
-    for pattern in patterns:
-        for tmp in out.glob(pattern):
-            tmp.unlink(missing_ok=True)
+    """Temporary files a killed run of this slice left behind (other slices' are theirs): its shards'
+    (``.tar`` and ``.tar.json``) and its manifest's."""
+    remove_stale_temporaries(out, [f"*-{slice_index:05d}-*.tar", fmt.manifest_name(slice_index)])
 
 
 def _write_shard(
