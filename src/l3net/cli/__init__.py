@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from .. import __version__
 from ..errors import L3NetError
@@ -38,8 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and video, and reproduce the paper's evaluations. Run 'l3net COMMAND --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"l3net {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS:
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"), COMMANDS, "_run")
+    return parser
+
+
+def add_commands(sub: Any, table: list[tuple[str, str]], run_attribute: str) -> None:
+    """One sub-parser per ``(name, module)`` of ``table``; the module's ``run`` is stored as
+    ``run_attribute`` of the parsed arguments (used here and by ``l3net eval``)."""
+    for name, module_name in table:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -53,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)
-        command.set_defaults(_run=module.run)
-    return parser
+        command.set_defaults(**{run_attribute: module.run})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

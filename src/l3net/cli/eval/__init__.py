@@ -10,7 +10,6 @@ matplotlib) are imported only when a protocol runs, so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib
 
 HELP = "Reproduce the paper's evaluations (AVC accuracy, baselines, transfer, clustering, units, localization)"
 DESCRIPTION = """Reproduce the paper's tables and figures on your data. Every protocol writes JSON (for
@@ -30,22 +29,9 @@ PROTOCOLS: list[tuple[str, str]] = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="protocol", metavar="PROTOCOL")
-    for name, module_name in PROTOCOLS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a protocol not built yet
-        command = sub.add_parser(
-            name,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(command)
-        command.set_defaults(_protocol_run=module.run)
+    from .. import add_commands
+
+    add_commands(parser.add_subparsers(dest="protocol", metavar="PROTOCOL"), PROTOCOLS, "_protocol_run")
     parser.set_defaults(_eval_parser=parser)
 
 
