@@ -47,13 +47,14 @@ class PeerWorker:
     ) -> None:
         self.peer = peer
         self._tmp = tempfile.TemporaryDirectory(prefix=f"l3net-{peer}-")
+        self._log = open(os.path.join(self._tmp.name, "stderr.txt"), "w+")  # noqa: SIM115 - closed in close()
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads))
         self._process = subprocess.Popen(
             [str(python), str(HERE / "_peer_worker.py"), peer, "--input-repr", input_repr,
              "--embedding-size", str(embedding_size), "--content-type", content_type],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env,
         )
         ready = self._read()
         if ready.get("ready") != peer:
@@ -64,7 +65,9 @@ class PeerWorker:
         for line in self._process.stdout:
             if line.startswith("{"):
                 return json.loads(line)
-        raise RuntimeError(f"{self.peer} exited (status {self._process.wait()})")
+        status = self._process.wait()
+        self._log.seek(0)
+        raise RuntimeError(f"{self.peer} exited (status {status}):\n{self._log.read()[-3000:]}")
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self._process.stdin is not None
@@ -110,6 +113,7 @@ class PeerWorker:
                 self._process.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 self._process.kill()
+        self._log.close()
         self._tmp.cleanup()
 
     def __enter__(self) -> "PeerWorker":
