@@ -23,6 +23,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,7 +106,35 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_train_resume.py",),
         "a resumed run reads the pair stream from its beginning again",
     ),
+    Mutant(
+        "train-no-weight-decay", "src/l3net/train.py",
+        "model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=",
+        "model.parameters(), lr=cfg.lr, fused=",
+        ("tests/test_train_ddp.py",),
+        "Adam without the paper's L2 weight decay",
+    ),
+    Mutant(
+        "train-validates-on-train-split", "src/l3net/train.py",
+        '            "train" if train else "val",',
+        '            "train",',
+        ("tests/test_train_ddp.py",),
+        "validation (and the choice of the best model) on training videos",
+    ),
+    Mutant(
+        "sampler-eval-keeps-augmentation", "src/l3net/data/sampler.py",
+        "        self.augment = augment if train else NO_AUGMENT",
+        "        self.augment = augment",
+        ("tests/test_sampler.py", "-k", "evaluation_pairs"),
+        "evaluation keeps the training augmentation settings",
+    ),
     # -- front end and model --------------------------------------------------------------------------
+    Mutant(
+        "openl3-pytorch-batchnorm-eps", "src/l3net/config.py",
+        "    batchnorm_eps=1e-3,",
+        "    batchnorm_eps=1e-5,",
+        ("tests/test_golden.py", "-k", "openl3-linear"),
+        "OpenL3's BatchNorm with PyTorch's eps (1e-5) instead of Keras' (1e-3)",
+    ),
     Mutant(
         "spectrogram-symmetric-window", "src/l3net/spectrogram.py",
         'window_fn = {"hann": torch.hann_window,',
@@ -143,8 +172,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "subclips-not-to-the-end", "src/l3net/evaluate/sound.py",
-        "    return np.round(np.linspace(0, span, count)).astype(np.int64)",
-        "    return np.round(np.linspace(0, span, count, endpoint=False)).astype(np.int64)",
+        "    hop = span / (count - 1)",
+        "    hop = span / count",
         ("tests/test_eval_sound.py", "-k", "subclip"),
         "Table 2's subclips stop a step before the end of the recording",
     ),
@@ -207,6 +236,20 @@ MUTANTS: tuple[Mutant, ...] = (
         "return torch.softmax(model(images, waveforms).float(), dim=-1)[:, 0]",
         ("tests/test_eval_avc.py",),
         "AVC scores a pair with the probability of 'does not correspond'",
+    ),
+    Mutant(
+        "recordings-summed", "src/l3net/evaluate/sound.py",
+        "    return sums / counts[:, None]",
+        "    return sums",
+        ("tests/test_protocol_reference.py", "tests/test_eval_sound.py", "-m", "not slow"),
+        "a recording's scores are the sum of its subclips' (the same top class; other numbers)",
+    ),
+    Mutant(
+        "units-bottom-inputs", "src/l3net/evaluate/units.py",
+        "        order = np.lexsort((tiebreak, -acts[:, u]))",
+        "        order = np.lexsort((tiebreak, acts[:, u]))",
+        ("tests/test_eval_units.py", "-k", "top_inputs or ties"),
+        "a unit's 'top' inputs are its least activating ones",
     ),
     # -- prepare --------------------------------------------------------------------------------------
     Mutant(
@@ -302,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name:38s} {m.path:32s} {m.bug}")
         return 0
 
+    # A TERM (make's or a user's kill) unwinds like ^C: the running tests are killed, the copies removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="l3net-mutants-"))
     rows = []
     try:
