@@ -53,12 +53,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import av
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, write_json
+from ..fileio import atomic_open, ensure_dir, read_json, write_json
+from ..media import VideoWriter
 
 #: The 34 Kinetics-Sounds classes (PAPER_SPEC 2.3), used as the names of the synthetic classes.
 CLASS_NAMES: tuple[str, ...] = (
@@ -582,36 +582,14 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
 
 
 def write_video(
-    path: Path, frames: Iterator[np.ndarray], audio: np.ndarray, *, fps: float, size: int, threads: int = 1
+    path: Path, frames: Iterator[np.ndarray], audio: np.ndarray, *, fps: float, threads: int = 1
 ) -> None:
-    """Encode RGB frames (H.264, ultrafast) and mono audio at AUDIO_RATE (AAC) into an MP4, atomically."""
-    rate = av.utils.Fraction(int(round(fps * 1000)), 1000) if fps != int(fps) else int(fps)
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as out:
-            video = out.add_stream("libx264", rate=rate)
-            video.width = video.height = size
-            video.pix_fmt = "yuv420p"
-            video.options = {"preset": "ultrafast", "crf": "20"}
-            video.codec_context.thread_count = threads
-            sound = out.add_stream("aac", rate=AUDIO_RATE)
-            sound.layout = "mono"
-            for i, rgb in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = i
-                for packet in video.encode(frame):
-                    out.mux(packet)
-            for packet in video.encode():
-                out.mux(packet)
-            chunk = AUDIO_RATE  # one second per AudioFrame
-            for start in range(0, len(audio), chunk):
-                piece = np.ascontiguousarray(audio[None, start : start + chunk], dtype=np.float32)
-                frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
-                frame.sample_rate = AUDIO_RATE
-                frame.pts = start
-                for packet in sound.encode(frame):
-                    out.mux(packet)
-            for packet in sound.encode():
-                out.mux(packet)
+    """Encode RGB frames (H.264, ultrafast) and mono audio at AUDIO_RATE (AAC) into an MP4, atomically
+    (:class:`l3net.media.VideoWriter`, the one MP4 writer)."""
+    with VideoWriter(path, fps, audio, audio_rate=AUDIO_RATE, options={"preset": "ultrafast", "crf": "20"},
+                     threads=threads) as writer:
+        for rgb in frames:
+            writer.write(rgb)
 
 
 def make_video(out_dir: Path, config: WorldConfig, plan: VideoPlan, threads: int = 1) -> Path:
@@ -619,7 +597,7 @@ def make_video(out_dir: Path, config: WorldConfig, plan: VideoPlan, threads: int
     specs = class_table(config.classes)
     frames, audio, boxes = render_video(config, plan)
     path = out_dir / "videos" / f"{plan.name}.mp4"
-    write_video(path, frames(), audio, fps=config.fps, size=config.size, threads=threads)
+    write_video(path, frames(), audio, fps=config.fps, threads=threads)
     write_json(
         path.with_name(plan.name + BOXES_SUFFIX),
         {
