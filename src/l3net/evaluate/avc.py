@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from ..data.shards import ShardSet
 from ..errors import DatasetError, InputError
 from ..fileio import read_json
+from ..inference import inference_model
 from ..models import L3Net
 from ..runtime import autocast, resolve_device
 from . import paper
@@ -102,7 +103,8 @@ def l3_scorer(model: L3Net) -> Scorer:
     """The network's own probability that a frame and a clip correspond."""
 
     def score(images: torch.Tensor, waveforms: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(model(images, waveforms).float(), dim=-1)[:, 1]
+        # The inference copy (l3net.inference), looked up per call: the model may move between calls.
+        return torch.softmax(inference_model(model)(images, waveforms).float(), dim=-1)[:, 1]
 
     return score
 
