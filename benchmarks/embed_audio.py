@@ -1,7 +1,8 @@
 """Audio embeddings per second: ``l3net.get_audio_embedding`` against the bare network, same run.
 
-- **bare**: ``model.embed("audio", windows)`` on batches of 1-second windows already at 48 kHz and
-  already in memory (under inference mode and the same autocast): the most the network gives.
+- **bare**: ``inference_model(model).embed("audio", windows)`` (the inference copy the API runs, see
+  ``l3net.inference``) on batches of 1-second windows already at 48 kHz and already in memory (under
+  inference mode and the same autocast): the most the network gives.
 - **API**: ``get_audio_embedding(audio, 44100, ...)`` on an array at 44.1 kHz that it must resample,
   validate, frame (lazily, batch by batch) and batch into exactly the same number of full batches.
 
@@ -30,6 +31,7 @@ from _machine import describe_machine  # noqa: E402
 from l3net import get_audio_embedding  # noqa: E402
 from l3net.config import SAMPLE_RATE  # noqa: E402
 from l3net.framing import batch_windows as _batches, iter_windows  # noqa: E402
+from l3net.inference import inference_model  # noqa: E402
 from l3net.media import prepare_audio_array  # noqa: E402
 from l3net.models import load_model  # noqa: E402
 from l3net.runtime import autocast, cpu_has_native_bf16, resolve_device  # noqa: E402
@@ -76,7 +78,7 @@ def main() -> int:
         wall, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode(), autocast(precision, device):
             for _ in range(args.batches):
-                model.embed("audio", bare_input).float().cpu()
+                inference_model(model, precision=precision).embed("audio", bare_input).float().cpu()
         sync()
         return time.perf_counter() - wall, time.process_time() - cpu
 
@@ -100,7 +102,7 @@ def main() -> int:
                   "bf16 convolutions ~100x slower than fp32 (--force-bf16 to time it anyway)", flush=True)
             continue
         with torch.inference_mode(), autocast(precision, device):
-            model.embed("audio", bare_input[:2])  # warm-up: kernel selection, allocator
+            inference_model(model, precision=precision).embed("audio", bare_input[:2])  # warm-up: copy, kernels
         bare_times, api_times = [], []
         for _ in range(args.repeats):
             bare_times.append(bare(precision))
