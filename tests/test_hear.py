@@ -122,3 +122,19 @@ def test_hear_validator_passes(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Looks good!" in result.stdout
+
+
+def test_hear_frames_are_the_embedding_apis_frames():
+    """HEAR's batched framer (framing.frame_tensor) and the API's streaming one (iter_windows) agree."""
+    import numpy as np
+
+    from l3net.framing import frame_tensor, iter_windows
+
+    window = 4800
+    rng = np.random.default_rng(0)
+    for num_samples in (1000, 4800, 13_337, 48_000):
+        audio = rng.standard_normal(num_samples).astype(np.float32)
+        for hop, center in ((0.05, True), (0.1, False), (0.05, False)):
+            framed = frame_tensor(torch.from_numpy(audio)[None], hop, center, window)[0].numpy()
+            streamed = np.stack([w.copy() for w in iter_windows([audio], hop, center, window)])
+            np.testing.assert_array_equal(framed, streamed)

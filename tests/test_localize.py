@@ -214,3 +214,22 @@ def test_cli_bad_arguments_are_clear(data_dir, tmp_path, capsys):
     assert rc == 2 and "cannot write" in capsys.readouterr().err
     rc = main(["localize", str(data_dir / REAL_VIDEO), "--model", "random:small", "--out", str(tmp_path), "--fps", "0"])
     assert rc == 2 and "fps must be a positive number" in capsys.readouterr().err
+
+
+def test_video_writer_sound_sizes_and_abort(tmp_path):
+    """media.VideoWriter, the one MP4 writer (overlays here, the synthetic world in data/synth.py)."""
+    from l3net.media import VideoWriter, load_audio
+
+    sound = 0.1 * np.sin(np.linspace(0, 2000, 24_000, dtype=np.float32))
+    with VideoWriter(tmp_path / "v.mp4", 4, sound, audio_rate=24_000) as writer:
+        for i in range(6):  # 1.5 s of pictures for 1 s of sound: padded with silence
+            writer.write(np.full((65, 81, 3), 40 * i, np.uint8))
+    info = probe(tmp_path / "v.mp4")
+    assert (info.width, info.height) == (80, 64)  # even sizes for 4:2:0
+    assert info.has_audio and info.duration == pytest.approx(1.5, abs=0.1)
+    assert abs(load_audio(tmp_path / "v.mp4").size / 48_000 - 1.5) < 0.1
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "w.mp4", 4) as writer:
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]  # nothing partial left
