@@ -283,6 +283,11 @@ def test_real_files_timeline(data_dir):
     audio = media.AudioReader(path, duration=1.0)
     assert np.concatenate(list(audio)).size == 48_000
     assert video.report.offset == pytest.approx(0.007) and audio.report.offset == 0.0 and audio.report.padded_start == 0.0
+    # tears_of_steel: AAC packets whose timestamps jitter by up to 20 ms around the sample count,
+    # without drifting: no gap, no overlap, every decoded sample kept
+    jittery = media.AudioReader(data_dir / "real_av" / "tears_of_steel_seg12s_h264_aac.mp4")
+    assert np.concatenate(list(jittery)).size == 384_523
+    assert jittery.report.gaps == 0.0 and jittery.report.overlaps == 0.0
     # an audio file's timeline ends with its sound: no padding after it
     song = media.AudioReader(data_dir / "audio" / "t_rex_roar.mp3")
     list(song)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -158,6 +159,9 @@ def probe(path: PathLike) -> MediaInfo:
 #: timestamps (Matroska to 1 ms), which is no gap; a drift never grows past this (half a frame
 #: interval at 50 fps).
 AUDIO_SYNC_TOLERANCE = 0.01
+#: Decoded audio frames looked at after one whose timestamp disagrees with the samples so far:
+#: only a disagreement they all share (a real gap or overlap, not timestamp jitter) is corrected.
+AUDIO_SYNC_LOOKAHEAD = 8
 #: Seconds before a seek target to seek to, tried in turn while a seek lands after the target.
 #: The first is pre-roll (AAC and Opus decoders need a frame or two); the others are for files
 #: whose seeks land on no keyframe (MPEG-TS carries no keyframe index: the video decoder then
@@ -538,6 +542,54 @@ class AudioReader:
             position = round(self.start * in_rate)  # timeline sample (input rate) of the next sample out
             target = clock.origin + self.start if self.start > 0 else None
             last: av.AudioFrame | None = None
+            ahead: deque[tuple[av.AudioFrame, int | None]] = deque()  # decoded, not yet placed
+
+            def persistent(lead: int, after: int) -> int:
+                """The part of ``lead`` (samples) that the frames waiting after this one share.
+
+                Some muxers write timestamps that jitter around the sample count (+-20 ms) without
+                drifting: one frame off is no gap. A real gap (or overlap) moves every frame after
+                it: only the offset all of the next ``AUDIO_SYNC_LOOKAHEAD`` frames share is corrected.
+                """
+                shared = abs(lead)
+                for waiting, waiting_at in ahead:
+                    if waiting_at is None:
+                        continue
+                    offset = waiting_at - after
+                    if offset * lead <= 0 or abs(offset) <= tolerance:
+                        return 0
+                    shared = min(shared, abs(offset))
+                    after += waiting.samples
+                return shared if lead > 0 else -shared
+
+            def place(frame: av.AudioFrame, at: int | None) -> Iterator[np.ndarray]:
+                nonlocal position, last
+                if at is not None:
+                    lead = at - position  # > 0: the frame starts after the samples so far end
+                    if last is not None and abs(lead) > tolerance:
+                        lead = persistent(lead, position + frame.samples) if len(ahead) else 0
+                    if lead > 0 and (last is None or abs(lead) > tolerance):
+                        if last is None:
+                            report.padded_start += lead / in_rate
+                        else:
+                            report.gaps += lead / in_rate
+                        yield from silence(frame, lead)
+                        position += lead
+                    elif lead < 0 and (last is None or abs(lead) > tolerance):
+                        drop = min(-lead, frame.samples)
+                        if last is None:
+                            if self.start == 0:  # (from a seek, the samples before `start` are no news)
+                                report.trimmed_start += drop / in_rate
+                        else:
+                            report.overlaps += drop / in_rate
+                        if drop == frame.samples:
+                            return
+                        frame = _drop_front(frame, drop)
+                frame.pts = None  # the resampler must not try to fix timestamps: this loop does
+                last = frame
+                position += frame.samples
+                yield from drain(graph.push(frame), final=False)
+
             frames = _frames_from(path, container, stream, target, bad, seeks)
             while limit is None or emitted < limit:
                 try:
@@ -546,32 +598,14 @@ class AudioReader:
                     break
                 except av.error.FFmpegError as exc:
                     raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
-                if frame.time is not None:
-                    at = round((frame.time - clock.origin) * in_rate)
-                    if report.offset is None:
-                        report.offset = at / in_rate if self.start == 0 else None
-                    lead = at - position  # > 0: the frame starts after the samples so far end
-                    if last is None or abs(lead) > tolerance:
-                        if lead > 0:
-                            if last is None:
-                                report.padded_start += lead / in_rate
-                            else:
-                                report.gaps += lead / in_rate
-                            yield from silence(frame, lead)
-                            position += lead
-                        elif lead < 0:
-                            drop = min(-lead, frame.samples)
-                            if last is None:
-                                report.trimmed_start += drop / in_rate
-                            else:
-                                report.overlaps += drop / in_rate
-                            if drop == frame.samples:
-                                continue
-                            frame = _drop_front(frame, drop)
-                frame.pts = None  # the resampler must not try to fix timestamps: this loop does
-                last = frame
-                position += frame.samples
-                yield from drain(graph.push(frame), final=False)
+                at = None if frame.time is None else round((frame.time - clock.origin) * in_rate)
+                if report.offset is None and at is not None and self.start == 0:
+                    report.offset = at / in_rate
+                ahead.append((frame, at))
+                if len(ahead) > AUDIO_SYNC_LOOKAHEAD:
+                    yield from place(*ahead.popleft())
+            while ahead and (limit is None or emitted < limit):
+                yield from place(*ahead.popleft())
             if last is not None and end is not None and (limit is None or emitted < limit):
                 missing = round(end * in_rate) - position
                 if missing > tolerance:
