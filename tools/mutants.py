@@ -164,7 +164,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the audio transfer feature is taken after the ReLU (the paper: before)",
     ),
     Mutant(
-        "framing-windows-not-centred", "src/l3net/embed.py",
+        "framing-windows-not-centred", "src/l3net/framing.py",
         "    return round(k * hop_size * sample_rate) - (window // 2 if center else 0)",
         "    return round(k * hop_size * sample_rate)",
         ("tests/test_embed.py", "-k", "window or frame or golden or center"),
@@ -179,7 +179,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # -- evaluation protocols -------------------------------------------------------------------------
     Mutant(
-        "svm-z-score-refit-on-test", "src/l3net/evaluate/sound.py",
+        "svm-z-score-refit-on-test", "src/l3net/evaluate/classify.py",
         "        sub_scores = class_scores(classifier, features[test_sub], n_classes)",
         "        classifier.steps[0][1].fit(features[test_sub])\n"
         "        sub_scores = class_scores(classifier, features[test_sub], n_classes)",
@@ -201,7 +201,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the probe centres its features but does not scale them",
     ),
     Mutant(
-        "recordings-by-vote", "src/l3net/evaluate/sound.py",
+        "recordings-by-vote", "src/l3net/evaluate/classify.py",
         "        predicted = rec_scores.argmax(axis=1)",
         "        predicted = recording_scores(np.eye(n_classes)[sub_scores.argmax(axis=1)], local,"
         " len(split.test)).argmax(axis=1)",
@@ -209,7 +209,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "a test recording is decided by a vote of its subclips, not their mean score",
     ),
     Mutant(
-        "folds-mix-groups", "src/l3net/evaluate/datasets.py",
+        "folds-mix-groups", "src/l3net/evaluate/splits.py",
         "        parts = list(splitter.split(indices, labels, groups))",
         "        parts = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(indices, labels))",
         ("tests/test_protocol_reference.py", "tests/test_eval_datasets.py"),
@@ -238,7 +238,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "AVC scores a pair with the probability of 'does not correspond'",
     ),
     Mutant(
-        "recordings-summed", "src/l3net/evaluate/sound.py",
+        "recordings-summed", "src/l3net/evaluate/classify.py",
         "    return sums / counts[:, None]",
         "    return sums",
         ("tests/test_protocol_reference.py", "tests/test_eval_sound.py", "-m", "not slow"),
