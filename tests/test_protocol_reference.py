@@ -32,16 +32,15 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from l3net.evaluate import probe
+from l3net.evaluate.classify import classify_recordings
 from l3net.evaluate.cluster import kmeans_nmi, random_assignment_nmi
-from l3net.evaluate.datasets import Example, LabelledFiles, Split, make_splits
-from l3net.evaluate.probe import make_probe
-from l3net.evaluate.sound import classify_recordings, make_svm
+from l3net.evaluate.datasets import Example, LabelledFiles, Split, read_image_folder
+from l3net.evaluate.probe import evaluate_probe, make_probe
+from l3net.evaluate.sound import make_svm
+from l3net.evaluate.splits import make_splits
 from l3net.models import build_model
-
-try:  # the evaluations' one resolver (moving there while this file was written)
-    from l3net.modelspec import random_twin
-except ImportError:  # pragma: no cover - the older home
-    from l3net.evaluate.cluster import random_twin
+from l3net.modelspec import random_twin
 
 C = 0.01  # the SVM's and the probe's default; every reference uses the same
 
@@ -259,3 +258,24 @@ def test_the_random_twin_shares_no_weight_with_the_model(seed: int) -> None:
             assert p.data_ptr() != theirs[name].data_ptr(), f"{name}: the twin shares the model's tensor"
             if p.numel() > 1 and p.std() > 0:  # batch-norm's constant initial weights are equal by design
                 assert not torch.equal(p, theirs[name]), f"{name}: the twin has the model's weights"
+
+
+def test_the_probe_random_row_runs_another_network(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Table 3's "L3 random weights" row: its features come from a network that shares no weight with
+    the probed model (the default twin), and both rows are probed on the same splits."""
+    used = []
+    original = probe.probe_features
+
+    def recording(dataset, model, **kwargs):
+        used.append(model)
+        return original(dataset, model, **kwargs)
+
+    monkeypatch.setattr(probe, "probe_features", recording)
+    model = build_model("small", seed=0).eval()  # seed 0, as the twin's run seed: the case a shared seed would break
+    result = evaluate_probe(read_image_folder(data_dir / "photos"), model, seed=0, n_splits=2, progress=False)
+    assert len(used) == 2 and used[0] is model and used[1] is not model
+    for (name, p), q in zip(model.named_parameters(), used[1].parameters()):
+        if p.numel() > 1 and p.std() > 0:
+            assert not torch.equal(p, q), f"{name}: the random row runs the probed model's weights"
+    rows = result.results
+    assert [s.n_test for s in rows[probe.TRAINED_ROW].splits] == [s.n_test for s in rows[probe.RANDOM_ROW].splits]

@@ -223,6 +223,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "the 'random weights' row is the trained network itself",
     ),
     Mutant(
+        "probe-random-row-is-the-model", "src/l3net/evaluate/probe.py",
+        "models[RANDOM_ROW] = random_model if random_model is not None else random_twin(model, seed)",
+        "models[RANDOM_ROW] = random_model if random_model is not None else model",
+        ("tests/test_protocol_reference.py", "-k", "probe"),
+        "Table 3's 'random weights' row probes the trained network again",
+    ),
+    Mutant(
         "nmi-adjusted-for-chance", "src/l3net/evaluate/cluster.py",
         "return float(normalized_mutual_info_score(np.asarray(labels), np.asarray(assignment)))",
         "return float(__import__('sklearn.metrics').metrics.adjusted_mutual_info_score("
