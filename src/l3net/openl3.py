@@ -34,6 +34,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .config import get_preset
 from .errors import InputError, ModelFileError
 from .fileio import read_json
 from .models import CONFIG_FILE, OPENL3_PREFIX, WEIGHTS_FILE, L3Net, VGGTower, build_model
@@ -240,7 +241,8 @@ def inspect_keras_file(path: PathLike, front_end: str | None = None) -> OpenL3Fi
     if front_layers and modality == "vision":
         raise ModelFileError(f"{path}: an image network with weighted layers before its input BatchNorm: not OpenL3's")
 
-    expected = _expected_tower_shapes(build_model(PRESET_OF[chosen or "mel256"], seed=0).tower(modality))
+    # The tower alone (not a whole model): its layer shapes are what the file must hold.
+    expected = _expected_tower_shapes(VGGTower.from_config(get_preset(PRESET_OF[chosen or "mel256"]), modality))
     what = "audio" if modality == "audio" else "image"
     if len(tower_layers) != len(expected):
         raise ModelFileError(
