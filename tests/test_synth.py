@@ -203,6 +203,24 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "classes" in capsys.readouterr().err
 
 
+def test_class_surface_gives_each_class_its_own_hue_and_pitch() -> None:
+    import colorsys
+
+    config = WorldConfig(videos=6, classes=2, seconds=1.0, size=64, fps=2.0, seed=1, noise=0.0, distractors=0.0,
+                         class_surface=1.0)
+    for plan in plan_videos(config):
+        frames, audio, _ = _render(config, plan)
+        hidden, _, _ = _render(config, plan, hide_sounding=True)
+        drawn = np.any(frames[0] != hidden[0], axis=2)
+        r, g, b = np.median(frames[0][drawn], axis=0) / 255
+        hue = colorsys.rgb_to_hsv(r, g, b)[0]
+        assert min(abs(hue - synth.class_hue(plan.visual_class)), 1 - abs(hue - synth.class_hue(plan.visual_class))) < 0.05
+        peak = np.argmax(np.abs(np.fft.rfft(audio))[50:]) + 50  # Hz (1 s)
+        assert abs(peak / synth.class_pitch(plan.visual_class, config.pitch_range) - 1) < 0.05, (plan, peak)
+    with pytest.raises(InputError, match="probability"):
+        WorldConfig(class_surface=1.5).validate()
+
+
 def test_pitch_range_is_shared_by_every_class_and_validated():
     from l3net.data.synth import AUDIO_RATE, _class_sound
 

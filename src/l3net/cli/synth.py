@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"range of the object's side as a fraction of the frame's (default {d.object_scale[0]:g} {d.object_scale[1]:g})")
     parser.add_argument("--clutter", type=int, default=d.clutter,
                         help=f"at most this many irregular coloured blobs in each background, 0-20 (default {d.clutter})")
+    parser.add_argument("--class-surface", type=float, default=d.class_surface,
+                        help="probability that a video's object wears its class's own hue and its sound keeps its class's own "
+                        f"pitch, cues an untrained network already separates (default {d.class_surface:g}: only shape and "
+                        "timbre/rhythm tell the classes)")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes to render with (default: the CPU count, at most 8)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         videos=args.videos, classes=args.classes, seconds=args.seconds, size=args.size, fps=args.fps,
         seed=args.seed, noise=args.noise, distractors=args.distractors, unrelated=args.unrelated,
         offscreen=args.offscreen, pitch_range=tuple(args.pitch_range), loudness_db=args.loudness_db,
-        object_scale=tuple(args.scale), clutter=args.clutter,
+        object_scale=tuple(args.scale), clutter=args.clutter, class_surface=args.class_surface,
     )
     out = make_world(args.out, config, workers=max(1, args.workers), progress=not args.quiet)
     print(f"wrote {config.videos} videos of {config.classes} classes to {out}/videos ({out}/labels.csv, {out}/world.json)")

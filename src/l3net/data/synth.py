@@ -146,6 +146,9 @@ class WorldConfig:
     loudness_db: float = 20.0  # a video's level is U(0, loudness_db) dB below the loudest (peak 0.6)
     object_scale: tuple[float, float] = (0.25, 0.55)  # object side / frame side
     clutter: int = 4  # at most this many irregular coloured blobs in the background
+    # probability that a video's object wears its class's own hue and its sound keeps its class's
+    # own pitch: cues an untrained network sees (0 in the demo: only shape and timbre/rhythm tell)
+    class_surface: float = 0.0
 
     def validate(self) -> None:
         if self.seed < 0:
@@ -159,7 +162,7 @@ class WorldConfig:
             raise InputError(f"--size must be an even number of pixels in [32, 2048], got {self.size}")
         if not 1 <= self.fps <= 60:
             raise InputError(f"--fps must be in [1, 60], got {self.fps}")
-        for name in ("distractors", "unrelated", "offscreen"):
+        for name in ("distractors", "unrelated", "offscreen", "class_surface"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"--{name} is a probability in [0, 1], got {value}")
@@ -274,15 +277,31 @@ def _tone(timbre: str, t: np.ndarray, f0: np.ndarray, note: np.ndarray, rng: np.
     return x / (np.abs(x).max() + 1e-9)
 
 
+def class_pitch(index: int, pitch_range: tuple[float, float]) -> float:
+    """A class's own pitch (Hz) inside ``pitch_range``, used only for ``class_surface`` videos."""
+    lo, hi = pitch_range
+    return float(lo * (hi / lo) ** ((index * 0.618034 + 0.1) % 1.0))
+
+
+def class_hue(index: int) -> float:
+    """A class's own hue in [0, 1), used only for ``class_surface`` videos (golden-angle spacing)."""
+    return (index * 0.381966 + 0.05) % 1.0
+
+
 def _class_sound(
-    spec: ClassSpec, t: np.ndarray, rng: np.random.Generator, pitch_range: tuple[float, float]
+    spec: ClassSpec, t: np.ndarray, rng: np.random.Generator, pitch_range: tuple[float, float],
+    own_pitch: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(signal, loudness envelope) of one source of the class; every note's pitch is drawn from
-    ``pitch_range`` (log-uniform), so pitch tells neither the class nor the video."""
+    ``pitch_range`` (log-uniform), so pitch tells neither the class nor the video, unless
+    ``own_pitch``: then every note is at the class's own pitch (+-3 %)."""
     env, note = _envelope(spec.rhythm, t, rng)
     note = note - note.min()
     lo, hi = pitch_range
-    pitches = np.exp(rng.uniform(np.log(lo), np.log(hi), size=int(note.max()) + 1))
+    if own_pitch:
+        pitches = class_pitch(spec.index, pitch_range) * rng.uniform(0.97, 1.03, size=int(note.max()) + 1)
+    else:
+        pitches = np.exp(rng.uniform(np.log(lo), np.log(hi), size=int(note.max()) + 1))
     f0 = pitches[note]
     return _tone(spec.timbre, t, f0, note, rng) * env, env
 
@@ -303,12 +322,14 @@ def _background_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return x / (np.abs(x).max() + 1e-9)
 
 
-def render_audio(config: WorldConfig, plan: VideoPlan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def render_audio(
+    config: WorldConfig, plan: VideoPlan, rng: np.random.Generator, own_surface: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(float32 soundtrack at AUDIO_RATE, loudness envelope of the visible object's sound)."""
     specs = class_table(config.classes)
     n_samples = int(round(config.seconds * AUDIO_RATE))
     t_audio = np.arange(n_samples) / AUDIO_RATE
-    main, env = _class_sound(specs[plan.audio_class], t_audio, rng, config.pitch_range)
+    main, env = _class_sound(specs[plan.audio_class], t_audio, rng, config.pitch_range, own_pitch=own_surface)
     # the level and the noise drift within the video too, so that neither names the video
     level = 0.6 * 10 ** (-_drift(n_samples, 0.0, config.loudness_db, rng) / 20)
     audio = level * main
@@ -393,8 +414,9 @@ def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
     return (255 * r, 255 * g, 255 * b)
 
 
-def _random_look(rng: np.random.Generator) -> _Look:
-    hue, sat, val = rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0)
+def _random_look(rng: np.random.Generator, hue: float | None = None) -> _Look:
+    """A random surface; ``hue`` (in [0, 1)) fixes the body's hue."""
+    hue, sat, val = rng.random() if hue is None else hue, rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0)
     dark = rng.random() < 0.5  # the accent is much darker or much lighter than the body
     return _Look(
         colour=_hsv(hue, sat, val),
@@ -525,7 +547,9 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
     """
     specs = class_table(config.classes)
     rng = np.random.default_rng([config.seed, plan.index, 2])
-    audio, env = render_audio(config, plan, rng)
+    # (no draw when class_surface is 0, so that knob leaves other worlds unchanged)
+    own_surface = config.class_surface > 0 and bool(rng.random() < config.class_surface)
+    audio, env = render_audio(config, plan, rng, own_surface)
     n_samples = len(audio)
 
     size = config.size
@@ -535,7 +559,8 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
     spec = specs[plan.visual_class]
     side = rng.uniform(lo, hi) * size
     motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
-    objects.append((spec, side, _Mover(motion, size, side * 1.15, rng), _random_look(rng), True))
+    objects.append((spec, side, _Mover(motion, size, side * 1.15, rng),
+                    _random_look(rng, class_hue(spec.index) if own_surface else None), True))
     for d in plan.distractor_classes:
         dside = rng.uniform(lo, hi) * size * 0.8
         dmotion = MOTIONS[int(rng.integers(len(MOTIONS)))]
