@@ -266,7 +266,7 @@ def test_compiled_copy_pads_every_length_to_one_graph():
     """Compiled (inductor, freezing) equals eager fp32, and clips of any length reuse one graph."""
     torch.manual_seed(0)
     model = _with_statistics(build_model(_tiny_config()), seed=3)
-    fast = InferenceModel(model, compile=True)
+    fast = InferenceModel(model, compile=True, pad_batch=4)
     rng = np.random.default_rng(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a compile failure would only warn: fail instead

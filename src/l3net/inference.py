@@ -13,8 +13,9 @@
   that precedes a conv (OpenL3's input BatchNorm) or follows a ReLU (OpenL3's image conv1_2);
 - **channels_last** weights and inputs (oneDNN's and cuDNN's fast layout);
 - **torch.compile** (inductor with ``freezing``: weights become constants) when ``compile`` says so.
-  Each batch smaller than the largest one seen by a graph is zero-padded to it and the outputs cut
-  back, so the last, short batch of every clip reuses the graph instead of compiling a new one.
+  Each batch is zero-padded to the graph's batch (the largest seen, at least :data:`PAD_BATCH` = the
+  API's default batch size) and the outputs cut back, so the last, short batch of every clip and
+  clips of every length reuse one graph instead of compiling new ones.
   When compilation fails, one warning and the eager copy from then on.
 - the ``precision``'s autocast and inference mode around every call, so callers need neither.
 
@@ -33,8 +34,9 @@ Defaults (environment variable :data:`COMPILE_ENV`, ``L3NET_COMPILE``):
 
 - ``compile=None`` reads ``L3NET_COMPILE`` (``1``/``0``/``auto``; unset = ``auto``). ``auto``
   compiles where it pays for itself: on a GPU, and in bf16 on a CPU with bf16 instructions.
-  Elsewhere (fp32 on a CPU) inductor gains little over the folded channels_last copy and its first
-  call costs tens of seconds per graph (85 s for the paper audio tower on 2 AVX2 cores, BENCHMARKS.md).
+  Elsewhere (fp32 on a CPU) inductor gains nothing over the folded channels_last copy (measured: 2.02
+  against 2.24 windows per CPU-second, paper preset, 2 AVX2 cores) and its first call costs minutes
+  (254 s against 45 s eager on that machine, shared with other jobs: BENCHMARKS.md).
 - ``precision="auto"``: bf16 on a GPU that supports it or a CPU with AMX/AVX512-BF16, else fp32
   (:func:`resolve_precision`). The embedding API's default stays fp32 (see docs/DESIGN.md).
 """
@@ -58,6 +60,9 @@ from .runtime import PRECISIONS, autocast, check_precision, cpu_has_native_bf16
 
 #: Environment variable read when ``compile=None``: ``1`` (always), ``0`` (never) or ``auto``.
 COMPILE_ENV = "L3NET_COMPILE"
+#: A compiled graph's batch is at least this (the embedding API's default batch size): smaller batches
+#: (the last one of a clip, a short clip, one image) are zero-padded to it, so they reuse its graph.
+PAD_BATCH = 32
 #: What ``precision=`` accepts everywhere a model runs for inference.
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 
@@ -185,11 +190,15 @@ class InferenceModel(nn.Module):
 
     ``precision``: "fp32", "bf16", "fp16" (GPU) or "auto" (:func:`resolve_precision`) on the
     model's device. ``compile``: True, False or None (``$L3NET_COMPILE``, :func:`resolve_compile`).
-    The copy stays in eval mode (``train()`` does nothing) and has no gradients.
+    ``pad_batch``: the smallest batch a compiled graph is made for (see :data:`PAD_BATCH`). The copy
+    stays in eval mode (``train()`` does nothing) and has no gradients.
     """
 
-    def __init__(self, model: L3Net, *, precision: str = "fp32", compile: bool | None = None) -> None:
+    def __init__(
+        self, model: L3Net, *, precision: str = "fp32", compile: bool | None = None, pad_batch: int = PAD_BATCH
+    ) -> None:
         super().__init__()
+        self.pad_batch = pad_batch
         device = next(model.parameters()).device
         if precision not in PRECISION_CHOICES:
             raise InputError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
@@ -284,7 +293,7 @@ class InferenceModel(nn.Module):
                         torch.compile(tower_part, dynamic=False, options={"freezing": True})
                     )
                 n = x.shape[0]
-                graph.batch = max(graph.batch, n)
+                graph.batch = max(graph.batch, n, self.pad_batch)
                 if n < graph.batch:  # one graph per input shape: pad, then cut the outputs back
                     x = torch.cat([x, x.new_zeros((graph.batch - n, *x.shape[1:]))])
                 inputs = self._tower_input(modality, x)
