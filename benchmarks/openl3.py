@@ -84,27 +84,20 @@ def main() -> int:
     if missing:
         print(f"(peers not found under {args.peers}: {', '.join(sorted(missing))}; build them with "
               "../shared/tools/install-peers DIR)")
-    rows = []
     with tempfile.TemporaryDirectory(prefix="l3net-bench-openl3-") as scratch:
         for front_end in args.front_ends:
             model, what = l3net_model(front_end, Path(scratch))
-            times = {
-                f"l3net openl3-{front_end} ({what})": best_of(
-                    lambda: get_audio_embedding(samples, SAMPLE_RATE, model=model, hop_size=0.1, batch_size=32) and None,
-                    args.repeats,
-                )
-            }
-            for peer, python in sorted(peers.items()):
-                with PeerWorker(peer, python, input_repr=front_end, embedding_size=512) as worker:
-                    times[f"{peer} {front_end}"] = best_of(
-                        lambda: worker.audio(samples, hop=0.1, batch=32)["seconds"], args.repeats
-                    )
-            ours = next(iter(times.values()))
-            for name, seconds in times.items():
-                rows.append((name, seconds, windows / seconds, seconds / ours))
             print(f"{'system':<52}{'seconds':>9}{'windows/s':>11}{'l3net speed-up':>16}")
-            for name, seconds, rate, ratio in rows[-len(times):]:
-                print(f"{name:<52}{seconds:>9.2f}{rate:>11.1f}{ratio:>15.2f}x")
+            ours = best_of(
+                lambda: get_audio_embedding(samples, SAMPLE_RATE, model=model, hop_size=0.1, batch_size=32) and None,
+                args.repeats,
+            )
+            print(f"{f'l3net openl3-{front_end} ({what})':<52}{ours:>9.2f}{windows / ours:>11.1f}{1.0:>15.2f}x", flush=True)
+            for peer, python in sorted(peers.items()):  # each printed as soon as it is measured
+                with PeerWorker(peer, python, input_repr=front_end, embedding_size=512) as worker:
+                    seconds = best_of(lambda: worker.audio(samples, hop=0.1, batch=32)["seconds"], args.repeats)
+                print(f"{f'{peer} {front_end}':<52}{seconds:>9.2f}{windows / seconds:>11.1f}{seconds / ours:>15.2f}x",
+                      flush=True)
             print()
     return 0
 
