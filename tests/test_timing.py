@@ -436,3 +436,15 @@ def test_interlaced_frames_are_deinterlaced(tmp_path) -> None:
     reader = media.VideoReader(path, times=[0.2])
     [(_, frame)] = list(reader)
     assert reader.report.deinterlaced and combing(frame) < 0.1 * combing(comb)
+
+
+def test_embed_chooses_the_audio_stream(corpus, tmp_path, monkeypatch) -> None:
+    """`l3net embed --audio-stream 0` on a video whose default sound is stream 1."""
+    from l3net.cli import main
+
+    path = _clapper_path(corpus, _by_name("mkv_two_audio"))
+    spy = _Spy(monkeypatch)
+    assert main(["embed", str(path), "--model", "small", "--audio-stream", "0", "-o", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    assert beep_onset(np.concatenate(spy.audio)) == pytest.approx(2.5, abs=SLACK)  # stream 0 beeps at 2.5 s
+    with np.load(tmp_path / f"{path.stem}_audio.npz") as saved:
+        assert json.loads(str(saved["timing"]))["audio_stream"] == 0
