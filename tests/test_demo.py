@@ -23,7 +23,11 @@ def test_demo_writes_everything_into_one_folder_and_continues(tmp_path: Path,
     for line in ("everything is in", "test accuracy", "NMI", "localization.png", "report.html"):
         assert line in printed
     assert summary["train"]["steps"] == 3 and summary["train"]["pairs"] == 24
-    assert 0.0 <= summary["test_avc_accuracy"] <= 1.0 and summary["test_pairs"] > 0
+    avc = json.loads((out / "run" / "eval" / "avc.json").read_text())["metrics"]
+    assert summary["test_avc_accuracy"] == avc["accuracy"] and summary["test_pairs"] == avc["pairs"] > 0
+    right = summary["test_avc_accuracy"] * summary["test_pairs"]
+    assert right == pytest.approx(round(right), abs=1e-6)  # a whole number of test pairs right
+    assert summary["nmi"] == json.loads((out / "run" / "eval" / "cluster.json").read_text())["metrics"]["nmi"]
     assert set(summary["nmi"]) == {"vision", "audio"} and summary["cluster_k"] == 4
     assert min(summary["videos"].values()) >= 2
     for path in ("run/config.json", "run/model.safetensors", "run/last/model.safetensors", "run/checkpoint/state.pt",
@@ -45,3 +49,5 @@ def test_demo_refuses_a_folder_of_other_files(tmp_path: Path, capsys: pytest.Cap
     assert "already holds other files (notes.txt)" in err and "Traceback" not in err
     assert main(["demo", "--out", str(tmp_path / "d"), "--videos", "0"]) == 2
     assert "--videos must be at least 1" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "e"), "--class-surface", "2"]) == 2
+    assert "--class-surface is a probability" in capsys.readouterr().err and not (tmp_path / "e").exists()
