@@ -71,12 +71,16 @@ def test_baselines_end_to_end_and_avc_shows_them(synth_shards, tmp_path, capsys)
     assert (out / "eval" / "baselines_training.png").read_bytes()[:4] == b"\x89PNG"
     avc = data["metrics"]["avc"]
     assert set(avc) == {"Supervised direct", "Supervised pretraining"}
-    assert all(0.0 <= v <= 1.0 for v in avc.values())
     direct = data["metrics"]["direct"]
     assert direct["positives"] == direct["negatives"]  # the balanced test pairs
+    assert avc["Supervised direct"] == direct["accuracy"]
+    for v in avc.values():  # both scored on the same test pairs: a whole number of them right
+        assert v * direct["pairs"] == pytest.approx(round(v * direct["pairs"]), abs=1e-6)
     for modality in ("vision", "audio"):
         assert len(data["metrics"]["training"][modality]["loss"]) == 1  # one epoch
-        assert 0.0 <= data["metrics"]["classifiers"][modality]["accuracy"] <= 1.0
+        classifier = data["metrics"]["classifiers"][modality]
+        assert classifier["chance"] == 0.25  # the fixture's 4 classes
+        assert classifier["accuracy"] * classifier["inputs"] == pytest.approx(round(classifier["accuracy"] * classifier["inputs"]), abs=1e-6)
     # The supervised-pretraining network is a model directory the other evaluations take, and
     # 'eval avc' in the same folder shows the supervised rows beside the network's own accuracy.
     model_dir = data["metrics"]["model_dir"]
