@@ -27,8 +27,19 @@ resumable: re-running the same command skips finished shards, and an interrupted
 half-written shard. For a cluster, run slice I of M on each machine into the same --out with
 --num-shards M --shard-index I (a Slurm array, Ray, any scheduler).
 
+A published split (Kinetics, VGGSound): give the labels CSV a 'split' column (train, val or test);
+it overrides the hash for each row with a value, and rows left empty are split by the hash
+(--split-ratios). dataset.json then records split_source "labels" and the videos per split.
+
+--classes FILE keeps only the classes listed in FILE (one name per line; blank lines and '#'
+comments ignored); --classes kinetics-sounds keeps the paper's 34 Kinetics-Sounds classes (also
+under their Kinetics-400 spellings, e.g. "dribbling basketball"). Names match ignoring case, '_'
+and extra spaces. Every other video is listed in the manifest as skipped ("class not kept")
+without being decoded; a listed class that no row of the labels has gets a warning.
+
 example:
   l3net prepare ~/videos --labels ~/videos/labels.csv --out shards/ --workers 8
+  l3net prepare ~/kinetics/videos --labels ~/kinetics/labels.csv --classes kinetics-sounds --out ks-shards/
   l3net prepare world/videos --labels world/labels.csv --out shards/ --frame-size 112   # small preset
 """
 
@@ -37,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = PrepareConfig()
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or directories")
     parser.add_argument("--out", required=True, metavar="SHARDS_DIR", help="output directory for the shards (created)")
-    parser.add_argument("--labels", metavar="CSV", help="CSV with a header and columns video,class (video paths relative to the CSV)")
+    parser.add_argument("--labels", metavar="CSV", help="CSV with a header and columns video,class and optionally split (train/val/test: overrides the hash for that row); video paths relative to the CSV")
+    parser.add_argument("--classes", metavar="FILE", help="keep only these classes: a file with one class per line, or 'kinetics-sounds' (the paper's 34); needs --labels")
     parser.add_argument("--seconds", type=float, default=d.seconds, help=f"keep SECONDS of each video (default {d.seconds:g}, as the paper)")
     parser.add_argument("--start", type=float, default=d.start, metavar="SECONDS", help="where the kept part starts on each video's timeline (default 0: the beginning)")
     parser.add_argument("--audio-stream", type=int, default=d.audio_stream, metavar="N", help="use audio stream N (0: the first; default: the stream marked default, else the first)")
@@ -57,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         split_ratios=tuple(args.split_ratios), shard_size=args.shard_size,
     )
     summary = prepare(
-        args.inputs, args.out, labels=args.labels, config=config, workers=args.workers,
+        args.inputs, args.out, labels=args.labels, classes=args.classes, config=config, workers=args.workers,
         num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet,
     )
     print(summary.table())

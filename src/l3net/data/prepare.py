@@ -16,6 +16,12 @@ Identity, keys and splits:
   which slice a video belongs to would then mean reading every video on every machine.)
 - key = the first 16 hex digits of SHA-1(identity); split and slice come from independent
   hashes of the key, so a video never crosses splits and a re-run gives the same split.
+- A published split (Kinetics, VGGSound) can be given instead: a ``split`` column in the labels
+  CSV (train/val/test) overrides the hash for each row that has a value; rows with an empty value
+  fall back to the hash, so a CSV can fix the test set only.
+- ``classes`` (a :class:`~l3net.data.classes.ClassList`, a classes file or the built-in
+  ``kinetics-sounds``) keeps only videos of the listed classes; the others are recorded in the
+  manifest as skipped (``class not kept``) without being decoded.
 
 Work plan: the inputs of one slice (``num_shards``/``shard_index``) are grouped by split,
 sorted by key and cut into shards of ``shard_size`` videos. A shard is finished when its tar and
@@ -49,6 +55,7 @@ from ..errors import DatasetError, InputError, MediaError
 from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, remove_stale_temporaries, write_json
 from ..runtime import worker_pool
 from . import shards as fmt
+from .classes import ClassList, resolve_classes
 from .synth import read_boxes
 
 #: File extensions looked at inside input directories (named files are always tried).
@@ -65,7 +72,15 @@ REASON_NO_AUDIO = "no audio stream"
 REASON_NO_VIDEO = "no video stream"
 REASON_TOO_SHORT = "shorter than 1 s"
 REASON_DUPLICATE = "duplicate"
-REASONS = (REASON_EMPTY, REASON_NOT_MEDIA, REASON_UNDECODABLE, REASON_NO_AUDIO, REASON_NO_VIDEO, REASON_TOO_SHORT, REASON_DUPLICATE)
+REASON_CLASS_NOT_KEPT = "class not kept"  # --classes: its label is not listed (or it has none)
+REASONS = (
+    REASON_EMPTY, REASON_NOT_MEDIA, REASON_UNDECODABLE, REASON_NO_AUDIO, REASON_NO_VIDEO, REASON_TOO_SHORT, REASON_DUPLICATE,
+    REASON_CLASS_NOT_KEPT,
+)
+
+#: Where a video's split came from (dataset.json ``split_source``).
+SPLIT_FROM_HASH = "hash"
+SPLIT_FROM_LABELS = "labels"
 
 # Signatures of container formats: a file that starts with one but cannot be opened is
 # "undecodable" (truncated, corrupt); anything else FFmpeg refuses is "not media".
@@ -168,9 +183,19 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path,
     return found
 
 
-def read_labels(path: str | os.PathLike[str]) -> dict[Path, str]:
-    """A CSV of ``video,class`` rows (header required; columns named video|path|file and
-    class|label), video paths relative to the CSV's folder -> {resolved path: class}."""
+@dataclass(frozen=True)
+class LabelRow:
+    """One row of a labels CSV."""
+
+    label: str
+    split: str | None  # train | val | test from a ``split`` column; None: no column, or no value
+    line: int  # 1-based line in the CSV
+
+
+def read_labels(path: str | os.PathLike[str]) -> dict[Path, LabelRow]:
+    """A CSV of ``video,class[,split]`` rows (header required; columns named video|path|file and
+    class|label, and optionally split), video paths relative to the CSV's folder -> {resolved path:
+    row}. A split value must be train, val or test (any case); an empty one means "use the hash"."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -190,14 +215,21 @@ def read_labels(path: str | os.PathLike[str]) -> dict[Path, str]:
             f"{path}: the header must name a video column (video/path/file) and a class column "
             f"(class/label/category); got {rows[0]}"
         ) from None
-    labels: dict[Path, str] = {}
+    scol = next((i for i, h in enumerate(header) if h == "split"), None)
+    labels: dict[Path, LabelRow] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(vcol, ccol) or not row[vcol].strip() or not row[ccol].strip():
             raise DatasetError(f"{path}, line {line}: expected a video and a class, got {row}")
+        split = row[scol].strip().lower() if scol is not None and scol < len(row) else ""
+        if split and split not in fmt.SPLITS:
+            raise DatasetError(
+                f"{path}, line {line}: split {row[scol].strip()!r} is not one of {', '.join(fmt.SPLITS)} "
+                "(or empty, to use the hash)"
+            )
         video = (path.parent / row[vcol].strip()).resolve()
-        labels[video] = row[ccol].strip()
+        labels[video] = LabelRow(row[ccol].strip(), split or None, line)
     if not labels:
         raise DatasetError(f"{path}: no labelled videos")
     return labels
@@ -408,6 +440,7 @@ class PrepareSummary:
     class_counts: Counter  # class -> kept videos
     unlabelled: int  # kept videos without a label when labels were given
     outcomes: list[Outcome]
+    absent_classes: list[str] = field(default_factory=list)  # listed by --classes, in no row of the labels
 
     def table(self) -> str:
         """The summary as a plain-text table."""
@@ -429,11 +462,23 @@ class PrepareSummary:
                 lines.append(f"warning: {len(empty)} class(es) have no kept video: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}")
             if self.unlabelled:
                 lines.append(f"warning: {self.unlabelled} kept video(s) have no row in the labels file")
+        if self.absent_classes:
+            lines.append(_absent_warning(self.absent_classes))
         return "\n".join(lines)
 
 
-def _dataset_description(config: PrepareConfig, classes: list[str] | None) -> dict[str, Any]:
-    return {
+def _absent_warning(absent: Sequence[str]) -> str:
+    shown = ", ".join(absent[:10]) + (" ..." if len(absent) > 10 else "")
+    return f"warning: {len(absent)} class(es) listed by --classes are in no row of the labels file: {shown}"
+
+
+def _dataset_description(
+    config: PrepareConfig, classes: list[str] | None, split_counts: Counter | None = None,
+    hashed: int = 0, class_list: ClassList | None = None,
+) -> dict[str, Any]:
+    """dataset.json (docs/DESIGN.md, Shards). ``split_counts``: inputs per split when the labels
+    file has a split column (``hashed`` of them had no value there and were split by the hash)."""
+    description = {
         "format": fmt.FORMAT,
         "version": fmt.VERSION,
         "seconds": config.seconds,
@@ -446,6 +491,17 @@ def _dataset_description(config: PrepareConfig, classes: list[str] | None) -> di
         "splits": config.normalised_ratios,
         "classes": classes,
     }
+    # Keys below appear only when used, so shard directories made without them still resume.
+    if split_counts is not None:
+        total = sum(split_counts.values())
+        description["splits"] = {s: (split_counts[s] / total if total else 0.0) for s in fmt.SPLITS}
+        description["split_source"] = SPLIT_FROM_LABELS
+        description["split_counts"] = {s: split_counts[s] for s in fmt.SPLITS}
+        description["split_from_hash"] = hashed
+        description["hash_splits"] = config.normalised_ratios
+    if class_list is not None:
+        description["class_filter"] = class_list.describe()
+    return description
 
 
 def _check_or_write_dataset(out: Path, description: dict[str, Any]) -> None:
@@ -455,9 +511,10 @@ def _check_or_write_dataset(out: Path, description: dict[str, Any]) -> None:
             existing = read_json(path)
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: unreadable ({exc}); delete it or choose another --out") from exc
-        differing = [k for k in description if existing.get(k) != description[k] and k != "jpeg_quality"]
+        keys = list(description) + [k for k in existing if k not in description]
+        differing = [k for k in keys if existing.get(k) != description.get(k) and k != "jpeg_quality"]
         if differing:
-            detail = ", ".join(f"{k}: {existing.get(k)!r} there, {description[k]!r} now" for k in differing if k != "classes")
+            detail = ", ".join(f"{k}: {existing.get(k)!r} there, {description.get(k)!r} now" for k in differing if k != "classes")
             if "classes" in differing:
                 detail = (detail + "; " if detail else "") + "the class list differs (another labels file?)"
             raise DatasetError(
@@ -543,6 +600,7 @@ def prepare(
     out: str | os.PathLike[str],
     *,
     labels: str | os.PathLike[str] | None = None,
+    classes: ClassList | str | os.PathLike[str] | None = None,
     config: PrepareConfig = PrepareConfig(),
     workers: int = 1,
     num_shards: int = 1,
@@ -554,6 +612,9 @@ def prepare(
     ``num_shards``/``shard_index`` select one slice of the inputs (by a hash of each video's
     identity), so ``num_shards`` machines can each run one ``shard_index`` into the same ``out``.
     Bad inputs are skipped and recorded in the manifest with the reason.
+
+    ``classes`` (needs ``labels``): keep only videos whose label is listed (a ClassList, a file of
+    names, or ``"kinetics-sounds"``); a listed class in no row of the labels gives a warning.
     """
     config.validate()
     if num_shards < 1 or not 0 <= shard_index < num_shards:
@@ -562,38 +623,67 @@ def prepare(
         raise InputError(f"--workers must be at least 1, got {workers}")
     if not inputs:
         raise InputError("no inputs given")
+    if classes is not None and labels is None:
+        raise InputError("--classes needs --labels (the classes of the videos come from the labels file)")
+    class_list = classes if isinstance(classes, ClassList) or classes is None else resolve_classes(classes)
     out = Path(out)
     found = collect_inputs(inputs)
     if not found:
         raise DatasetError(f"no media files found in {', '.join(str(i) for i in inputs)}")
     label_map = read_labels(labels) if labels is not None else None
-    classes = sorted(set(label_map.values())) if label_map is not None else None
-    labels_by_name: dict[str, str] = {}
+    absent: list[str] = []
+    class_names: list[str] | None = None
+    rows_by_name: dict[str, LabelRow] = {}
     if label_map is not None:
+        if class_list is not None:
+            absent = class_list.absent_from(row.label for row in label_map.values())
+            if absent:
+                warnings.warn(_absent_warning(absent).removeprefix("warning: "), stacklevel=2)
+        class_names = sorted({r.label for r in label_map.values() if class_list is None or class_list.listed_as(r.label)})
         names = Counter(p.name for p in label_map)
-        labels_by_name = {p.name: c for p, c in label_map.items() if names[p.name] == 1}
-    ensure_dir(out)
-    _check_or_write_dataset(out, _dataset_description(config, classes))
-    _remove_stale_temporaries(out, shard_index)
+        rows_by_name = {p.name: r for p, r in label_map.items() if names[p.name] == 1}
+
+    def row_of(path: Path) -> LabelRow | None:
+        if label_map is None:
+            return None
+        # a CSV written elsewhere: match by file name when that is unambiguous
+        return label_map.get(path.resolve()) or rows_by_name.get(path.name)
 
     ratios = config.normalised_ratios
+    published = label_map is not None and any(r.split is not None for r in label_map.values())
+    split_counts: Counter | None = Counter() if published else None
+    hashed = 0
+    planned: list[tuple[Path, str, str, str, LabelRow | None]] = []  # path, identity, key, split, row
+    seen_keys: set[str] = set()
+    for path, identity in found:
+        key, row = video_key(identity), row_of(path)
+        split = row.split if row is not None and row.split is not None else assign_split(key, ratios)
+        planned.append((path, identity, key, split, row))
+        kept_class = class_list is None or (row is not None and class_list.listed_as(row.label) is not None)
+        if split_counts is not None and kept_class and key not in seen_keys:  # over all slices: same in each
+            seen_keys.add(key)
+            split_counts[split] += 1
+            hashed += row is None or row.split is None
+    ensure_dir(out)
+    _check_or_write_dataset(out, _dataset_description(config, class_names, split_counts, hashed, class_list))
+    _remove_stale_temporaries(out, shard_index)
+
     seen: dict[str, str] = {}
     videos: list[InputVideo] = []
-    duplicates: list[Outcome] = []
-    for path, identity in found:
-        key = video_key(identity)
+    unplanned: list[Outcome] = []  # skipped before decoding: duplicates, classes not kept
+    for path, identity, key, split, row in planned:
         if assign_slice(key, num_shards) != shard_index:
             continue
         if key in seen:
-            duplicates.append(Outcome(identity, str(path), "skipped", REASON_DUPLICATE, f"same identity as {seen[key]}"))
+            unplanned.append(Outcome(identity, str(path), "skipped", REASON_DUPLICATE, f"same identity as {seen[key]}"))
             continue
         seen[key] = str(path)
-        label = None
-        if label_map is not None:
-            label = label_map.get(path.resolve())
-            if label is None:  # a CSV written elsewhere: match by file name when that is unambiguous
-                label = labels_by_name.get(path.name)
-        videos.append(InputVideo(path, identity, key, assign_split(key, ratios), shard_index, label))
+        label = row.label if row is not None else None
+        if class_list is not None and (label is None or class_list.listed_as(label) is None):
+            detail = f"{label!r} is not in {class_list.source}" if label is not None else "no row in the labels file"
+            unplanned.append(Outcome(identity, str(path), "skipped", REASON_CLASS_NOT_KEPT, detail, key=key, label=label))
+            continue
+        videos.append(InputVideo(path, identity, key, split, shard_index, label))
 
     plans = plan_shards(videos, config.shard_size, shard_index)
     done: dict[str, dict[str, Any]] = {}
@@ -636,15 +726,15 @@ def prepare(
     # The manifest and the summary come from the sidecars (this run's and earlier runs').
     summary = PrepareSummary(
         out=out, manifest=out / fmt.manifest_name(shard_index), kept=Counter(), hours=Counter(), shards=Counter(),
-        skipped=Counter(), reused_shards=len(done), written_shards=len(written), classes=classes,
-        class_counts=Counter(), unlabelled=0, outcomes=[],
+        skipped=Counter(), reused_shards=len(done), written_shards=len(written), classes=class_names,
+        class_counts=Counter(), unlabelled=0, outcomes=[], absent_classes=absent,
     )
     for plan in plans:
         sidecar = done.get(plan.name) or written[plan.name]
         summary.shards[plan.split] += 1
         for entry in sidecar["outcomes"]:
             summary.outcomes.append(Outcome(**entry))
-    summary.outcomes.extend(duplicates)
+    summary.outcomes.extend(unplanned)
     summary.outcomes.sort(key=lambda o: o.source)
     for outcome in summary.outcomes:
         if outcome.status == "kept":
