@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--hop", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="rounds; the best of each system counts")
+    parser.add_argument("--peer-names", nargs="+", default=["openl3", "torchopenl3"], help="peers to run")
     parser.add_argument("--compiled", action="store_true", help="add l3net fp32 with torch.compile (slow first call)")
     parser.add_argument("--no-training-model", action="store_true", help="leave out the eager training-model row")
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 even where it is emulated (very slow)")
@@ -158,7 +159,7 @@ def main() -> int:
             seconds = l3net_audio(fresh)(one_second)[0]
             print(f"  {name:<24}{seconds:8.2f} s   (a second call: {l3net_audio(fresh)(one_second)[0]:.2f} s)", flush=True)
 
-    peers = find_peers(args.peers)
+    peers = {name: python for name, python in find_peers(args.peers).items() if name in args.peer_names}
     if not peers:
         print(f"\nno peers under {args.peers} (build them with ../shared/tools/install-peers DIR): l3net only")
     workers: dict[str, PeerWorker] = {}
@@ -207,7 +208,8 @@ def main() -> int:
             single_rates = single_rates or rates  # the first clip length is the mixed-length reference
 
         if args.mixed:
-            clips = [real_audio(data, s)[round(i * 0.37 * SAMPLE_RATE):] for i, s in enumerate(args.mixed)]
+            # different recordings' parts: each clip starts 0.37 s later in the tiled audio
+            clips = [real_audio(data, s + i * 0.37)[round(i * 0.37 * SAMPLE_RATE):] for i, s in enumerate(args.mixed)]
             counts = [window_count(len(c), args.hop, True, model.config.clip_samples) for c in clips]
             print(f"\nmixed lengths: {len(clips)} clips of {', '.join(f'{s:g}' for s in args.mixed)} s "
                   f"({sum(counts)} windows), after one warm-up call; against the {args.clips[0]:g} s clip")
