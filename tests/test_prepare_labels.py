@@ -139,6 +139,20 @@ def test_help_explains_split_and_classes(capsys: pytest.CaptureFixture[str]) -> 
     assert "'split' column" in text and "--classes kinetics-sounds" in text and "class not kept" in text
 
 
+def test_cli_classes_and_split(tiny_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = _labels(tmp_path, ["v00000.mp4,playing_drums,test", "v00001.mp4,playing cello,"])
+    out = tmp_path / "s"
+    args = ["prepare", str(tiny_world / "videos" / "v00000.mp4"), str(tiny_world / "videos" / "v00001.mp4"), "--out", str(out),
+            "--labels", str(labels), "--classes", "kinetics-sounds", "--seconds", "2", "--fps", "2", "--frame-size", "48",
+            "--workers", "1", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert printed.err.count("l3net prepare: warning: 33 class(es) listed by --classes") == 1
+    assert "class not kept" in printed.out and "Warning" not in printed.err
+    (kept,) = ShardSet(out).videos("test")
+    assert kept.meta["label"] == "playing_drums"
+
+
 def test_classes_do_not_warn_when_all_present(tiny_world: Path, tmp_path: Path) -> None:
     labels = _labels(tmp_path, ["v00000.mp4,bowling,"])
     classes = tmp_path / "keep.txt"

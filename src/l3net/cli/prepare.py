@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import warnings
 
 from ..data.prepare import PrepareConfig, prepare
 
@@ -68,10 +70,15 @@ def run(args: argparse.Namespace) -> int:
         seconds=args.seconds, start=args.start, audio_stream=args.audio_stream, fps=args.fps, frame_size=args.frame_size,
         split_ratios=tuple(args.split_ratios), shard_size=args.shard_size,
     )
-    summary = prepare(
-        args.inputs, args.out, labels=args.labels, classes=args.classes, config=config, workers=args.workers,
-        num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet,
-    )
+    def show(message: Warning | str, *_: object, **__: object) -> None:  # one plain line, when it happens
+        print(f"l3net prepare: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        summary = prepare(
+            args.inputs, args.out, labels=args.labels, classes=args.classes, config=config, workers=args.workers,
+            num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet,
+        )
     print(summary.table())
     reused = f" ({summary.reused_shards} already finished)" if summary.reused_shards else ""
     print(f"\nshards in {summary.out}{reused}; one line per input in {summary.manifest}")
