@@ -35,7 +35,7 @@ def _labels(tmp_path: Path, rows: list[str], header: str = "file,class,split") -
 
 def test_split_column_overrides_the_hash(tiny_world: Path, tmp_path: Path) -> None:
     labels = _labels(tmp_path, [
-        "v00000.mp4,bowling,test", "v00001.mp4,bowling,VAL", "v00002.mp4,typing,", "v00003.mp4,typing,train",
+        "v00000.mp4,bowling,test", "v00001.mp4,bowling,Validation", "v00002.mp4,typing,", "v00003.mp4,typing,train",
         "v00004.mp4,tickling,test", "v00005.mp4,tickling",  # a short row: no split value, hashed
     ])
     out = tmp_path / "s"

@@ -81,6 +81,8 @@ REASONS = (
 #: Where a video's split came from (dataset.json ``split_source``).
 SPLIT_FROM_HASH = "hash"
 SPLIT_FROM_LABELS = "labels"
+#: Other spellings of a split accepted in a labels CSV's ``split`` column (after lower-casing).
+SPLIT_ALIASES = {"validation": "val", "validate": "val", "valid": "val"}
 
 # Signatures of container formats: a file that starts with one but cannot be opened is
 # "undecodable" (truncated, corrupt); anything else FFmpeg refuses is "not media".
@@ -195,7 +197,8 @@ class LabelRow:
 def read_labels(path: str | os.PathLike[str]) -> dict[Path, LabelRow]:
     """A CSV of ``video,class[,split]`` rows (header required; columns named video|path|file and
     class|label, and optionally split), video paths relative to the CSV's folder -> {resolved path:
-    row}. A split value must be train, val or test (any case); an empty one means "use the hash"."""
+    row}. A split value must be train, val or test (any case; validation, validate and valid mean val);
+    an empty one means "use the hash"."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -223,6 +226,7 @@ def read_labels(path: str | os.PathLike[str]) -> dict[Path, LabelRow]:
         if len(row) <= max(vcol, ccol) or not row[vcol].strip() or not row[ccol].strip():
             raise DatasetError(f"{path}, line {line}: expected a video and a class, got {row}")
         split = row[scol].strip().lower() if scol is not None and scol < len(row) else ""
+        split = SPLIT_ALIASES.get(split, split)
         if split and split not in fmt.SPLITS:
             raise DatasetError(
                 f"{path}, line {line}: split {row[scol].strip()!r} is not one of {', '.join(fmt.SPLITS)} "
