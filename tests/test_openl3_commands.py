@@ -230,14 +230,21 @@ def test_train_full_openl3_mel256_from_converted_towers(data_dir, synth_shards, 
 # HEAR
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_hear_validator_passes_with_an_openl3_model(openl3_model):
+def test_hear_validator_passes_with_an_openl3_model(tmp_path):
+    """hear-validator on OpenL3's architecture as a converted model has it (the dB mel front end, conv
+    biases, input BatchNorms, plain conv4_2, openl3's framing, no fusion head), at a CPU width: the
+    full network costs ~10 GFLOPs a window and the validator embeds hundreds of windows (a converted
+    model took over 15 minutes on the shared 2-core test machine)."""
     validator = shutil.which("hear-validator", path=os.path.dirname(sys.executable)) or shutil.which("hear-validator")
     if validator is None:
         pytest.fail("hear-validator is not installed (pip install -e '.[hear]')")
+    model = build_model(PRESETS["openl3-mel128"].replace(name="openl3-mel128-cpu", channels=(8, 16, 32, 64)))
+    model.absent = frozenset({"head"})
+    model.save(tmp_path / "model")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
-        [validator, "l3net.hear", "-m", str(openl3_model), "-d", "cpu"], capture_output=True, text=True, env=env,
-        timeout=900,
+        [validator, "l3net.hear", "-m", str(tmp_path / "model"), "-d", "cpu"], capture_output=True, text=True,
+        env=env, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Looks good!" in result.stdout
