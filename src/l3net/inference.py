@@ -19,8 +19,8 @@
   When compilation fails, one warning and the eager copy from then on.
 - the ``precision``'s autocast and inference mode around every call, so callers need neither.
 
-Outputs equal the model's own eager fp32 outputs up to float rounding (fp32: relative error ~1e-5,
-``tests/test_inference.py``); bf16 differs as bf16 does (see BENCHMARKS.md). The model it was made
+Outputs equal the model's own eager fp32 outputs up to float rounding (fp32: max error / max value
+<= 4e-6 measured on every preset, 1e-4 tested in ``tests/test_inference.py``); bf16 differs as bf16 does (see BENCHMARKS.md). The model it was made
 from is never modified: the copy owns its own weights, made with :func:`copy.deepcopy`.
 
 Where copies live (no process-wide registry that keeps models alive): :func:`inference_model`
@@ -33,7 +33,8 @@ yourself to manage its lifetime explicitly.
 Defaults (environment variable :data:`COMPILE_ENV`, ``L3NET_COMPILE``):
 
 - ``compile=None`` reads ``L3NET_COMPILE`` (``1``/``0``/``auto``; unset = ``auto``). ``auto``
-  compiles where it pays for itself: on a GPU, and in bf16 on a CPU with bf16 instructions.
+  compiles where it is expected to pay for itself: on a GPU (not measured yet: ``benchmarks/gpu.sh``),
+  and in bf16 on a CPU with bf16 instructions (2.3x eager bf16 on a 2-core AMX Xeon, issue #12).
   Elsewhere (fp32 on a CPU) inductor gains nothing over the folded channels_last copy (measured: 2.02
   against 2.24 windows per CPU-second, paper preset, 2 AVX2 cores) and its first call costs minutes
   (254 s against 45 s eager on that machine, shared with other jobs: BENCHMARKS.md).
