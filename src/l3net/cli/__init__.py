@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("info", "l3net.cli.info"),
     ("convert", "l3net.cli.convert"),
     ("synth", "l3net.cli.synth"),
+    ("labels", "l3net.cli.labels"),
     ("prepare", "l3net.cli.prepare"),
     ("pairs", "l3net.cli.pairs"),
     ("train", "l3net.cli.train"),
