@@ -23,14 +23,14 @@ Layouts:
 Videos are found below --videos (class sub-folders are fine) by their file names:
 YOUTUBEID_START_END.mp4 (Kinetics' downloader), YOUTUBEID_START.mp4 (START with or without
 leading zeros) or YOUTUBEID.mp4 (when the lists name that id once); any extension prepare reads.
-The published split is kept (validate -> val). Clips listed but not found and files found but not
+The published split is kept (validate -> val); --val-from-train holds out part of train as val. Clips listed but not found and files found but not
 listed are counted here and written, one per line, to OUT.missing.txt and OUT.unlisted.txt. Only
 found clips get a row; files not listed are not in the CSV ('prepare' would take them as unlabelled
 videos: move them out of the folder, or use --classes, which skips them).
 
 examples:
   l3net labels kinetics k400/train.csv k400/validate.csv k400/test.csv --videos k400/videos --out k400/labels.csv
-  l3net labels vggsound vggsound.csv --videos vggsound/videos --out vggsound/labels.csv
+  l3net labels vggsound vggsound.csv --videos vggsound/videos --out vggsound/labels.csv --val-from-train 0.05
 """
 
 
@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", required=True, metavar="DIR", help="folder of the downloaded videos (searched recursively)")
     parser.add_argument("--out", required=True, metavar="LABELS_CSV",
                         help="labels CSV to write (video paths relative to its folder, as prepare reads them)")
+    parser.add_argument("--val-from-train", type=float, default=0.0, metavar="FRACTION",
+                        help="move this fraction of the training clips to val, chosen by a stable hash of the YouTube "
+                        "id (default 0; VGGSound has no val split and 'l3net train' needs one: e.g. 0.05)")
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -50,7 +53,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     clips = read_published(args.layout, args.csv)
-    found = match_published(clips, args.videos, out.parent)
+    found = match_published(clips, args.videos, out.parent, val_fraction=args.val_from_train)
     if not found.rows:
         raise DatasetError(f"none of the {found.listed} listed clips was found in {args.videos} "
                                              "(file names must start with the YouTube id: ID_START_END.mp4, ID_START.mp4 or ID.mp4)")

@@ -20,6 +20,7 @@ clips listed but not found, and the files found but not listed; it writes nothin
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 from collections import defaultdict
@@ -195,15 +196,29 @@ def find_video_files(directory: str | os.PathLike[str]) -> dict[tuple[str, int |
     return found
 
 
+def held_out_for_val(youtube_id: str, fraction: float) -> bool:
+    """Whether a training clip goes to val when ``fraction`` of them is held out: a stable hash of
+    its YouTube id (the same every run, and the same for every clip of one YouTube video)."""
+    digest = hashlib.sha1(f"val:{youtube_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
 def match_published(
-    clips: Sequence[PublishedClip], videos: str | os.PathLike[str], labels_dir: str | os.PathLike[str]
+    clips: Sequence[PublishedClip],
+    videos: str | os.PathLike[str],
+    labels_dir: str | os.PathLike[str],
+    val_fraction: float = 0.0,
 ) -> PublishedLabels:
     """Match published ``clips`` with the files below ``videos``; paths in the rows are relative
     to ``labels_dir`` (the folder the labels CSV will be written to, as ``prepare`` reads them).
 
     A clip is found by its file ``ID_START[_END].ext``, or ``ID.ext`` when the lists name ID once.
     Clips without a split (a Kinetics list without that column) get an empty split (prepare's hash).
+    ``val_fraction`` (0-1) of the training clips, chosen by :func:`held_out_for_val`, become val:
+    VGGSound publishes no val split, and ``l3net train`` needs one.
     """
+    if not 0.0 <= val_fraction < 1.0:
+        raise DatasetError(f"the fraction of training clips held out for val must be in [0, 1), got {val_fraction}")
     files = find_video_files(videos)
     labels_dir = Path(labels_dir).resolve()
     ids = defaultdict(int)
@@ -224,7 +239,10 @@ def match_published(
         if len(paths) > 1:
             result.duplicates.append((clip, paths[1:]))
         relative = os.path.relpath(paths[0].resolve(), labels_dir)
-        result.rows.append((Path(relative).as_posix(), clip.label, clip.split or ""))
+        split = clip.split or ""
+        if split == "train" and held_out_for_val(clip.youtube_id, val_fraction):
+            split = "val"
+        result.rows.append((Path(relative).as_posix(), clip.label, split))
     for key, paths in sorted(files.items(), key=lambda item: (item[0][0], item[0][1] or -1)):
         if key not in used:
             result.unlisted.extend(paths)
