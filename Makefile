@@ -41,7 +41,7 @@ test-fast: setup-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The mutation check (not part of `make test`): plausible bugs applied one at a time to a copy of
-# src/, and the tests that cover each; see tools/mutants.py and docs/TESTING.md. ~15-30 min on 2 cores.
+# src/, and the tests that cover each; see tools/mutants.py and docs/TESTING.md. Tens of minutes on 2 cores.
 MUTANTS_ARGS ?=
 mutants: setup-test
 	$(BIN)/python tools/mutants.py $(MUTANTS_ARGS)
