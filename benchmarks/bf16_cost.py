@@ -32,7 +32,7 @@ from _machine import describe_machine  # noqa: E402
 from l3net import get_audio_embedding, get_image_embedding  # noqa: E402
 from l3net.config import SAMPLE_RATE  # noqa: E402
 from l3net.evaluate.datasets import load_audio_dataset  # noqa: E402
-from l3net.evaluate.sound import evaluate_sound  # noqa: E402
+from l3net.evaluate.sound import SoundConfig, evaluate_sound  # noqa: E402
 from l3net.inference import InferenceModel  # noqa: E402
 from l3net.media import load_audio, load_image  # noqa: E402
 from l3net.models import load_model  # noqa: E402
@@ -84,7 +84,8 @@ def main() -> int:
                   f"   (fp32 {rows['fp32'][2]:.1f} s, bf16 {rows['bf16'][2]:.1f} s)", flush=True)
         if not args.no_sound_eval:
             dataset = load_audio_dataset(f"folder:{data / 'labelled_audio'}")
-            results = {p: evaluate_sound(dataset, model, ["l3"], precision=p, progress=False, untrained=True).results["l3"]
+            results = {p: evaluate_sound(dataset, model, SoundConfig(feature_sets=("l3",), precision=p, progress=False),
+                                         untrained=True).results["l3"]
                        for p in ("fp32", "bf16")}
             same = np.mean(results["fp32"].predictions == results["bf16"].predictions)
             print(f"  eval sound, labelled_audio ({len(dataset.classes)} classes, {len(dataset.examples)} recordings, "

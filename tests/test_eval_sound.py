@@ -20,6 +20,7 @@ from l3net.evaluate.sound import (
     class_scores,
     classify_recordings,
     cut_subclips,
+    SoundConfig,
     evaluate_sound,
     make_svm,
     recording_scores,
@@ -218,7 +219,7 @@ def test_eval_sound_on_esc50_mini(data_dir, tmp_path, capsys):
 
 def test_eval_sound_on_labelled_audio_with_groups(data_dir):
     ds = load_audio_dataset(f"folder:{data_dir / 'labelled_audio'}")
-    result = evaluate_sound(ds, None, ["mfcc"], progress=False)
+    result = evaluate_sound(ds, None, SoundConfig(feature_sets=("mfcc",), progress=False))
     assert result.n_subclips == 40  # every clip under 1 s: padded to one subclip
     assert len(result.splits) == 3
     assert sum(s.n_test for s in result.results["mfcc"].splits) == 40
@@ -263,7 +264,7 @@ def test_every_recording_unreadable(tmp_path):
             (tmp_path / cls).mkdir(exist_ok=True)
             (tmp_path / cls / f"{i}.wav").write_text("text")
     with pytest.raises(DatasetError, match="no recording could be decoded"):
-        evaluate_sound(load_audio_dataset(f"folder:{tmp_path}"), None, ["mfcc"], progress=False)
+        evaluate_sound(load_audio_dataset(f"folder:{tmp_path}"), None, SoundConfig(feature_sets=("mfcc",), progress=False))
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

@@ -89,8 +89,8 @@ def run_demo(
     from .data.shards import ShardSet
     from .data.synth import WorldConfig, make_world
     from .evaluate import paper
-    from .evaluate.avc import evaluate_avc
-    from .evaluate.cluster import evaluate_clustering
+    from .evaluate.avc import AVCConfig, evaluate_avc
+    from .evaluate.cluster import ClusterConfig, evaluate_clustering
     from .evaluate.report import write_report
     from .evaluate.result import write_result
     from .localize import localize_video
@@ -147,9 +147,10 @@ def run_demo(
     device = resolve_device(config.device)
     model = load_model(run_dir, device=device)
     eval_dir = ensure_dir(run_dir / "eval")
-    avc = evaluate_avc(model, shards, "test", progress=progress)
+    avc = evaluate_avc(model, shards, AVCConfig(split="test", progress=progress))
     write_result(eval_dir, avc)
-    cluster = evaluate_clustering(model, shards, split="test", k=config.classes, seed=config.seed, progress=progress)
+    cluster = evaluate_clustering(model, shards, ClusterConfig(split="test", k=config.classes, seed=config.seed,
+                                                               progress=progress))
     write_result(eval_dir, cluster)
     timings["evaluate"] = time.perf_counter() - t
 

@@ -40,6 +40,33 @@ TITLE = "Audio-visual correspondence (Table 1)"
 #: Pairs per video of the evaluation list (half positives, half negatives).
 PAIRS_PER_VIDEO = 10
 
+
+@dataclass(frozen=True)
+class AVCConfig:
+    """Settings of :func:`evaluate_avc` (defaults: the paper's evaluation pairs)."""
+
+    #: Split whose fixed pairs are scored ("train", "val" or "test").
+    split: str = "test"
+    #: Evaluation pairs per video, alternately positive and negative.
+    pairs_per_video: int = PAIRS_PER_VIDEO
+    #: Pairs per forward pass.
+    batch_size: int = 32
+    #: DataLoader worker processes decoding pairs (0: in this process).
+    num_workers: int = 0
+    #: "cpu", "cuda", "cuda:N", "auto", or None for the model's own device.
+    device: str | None = None
+    #: Numeric precision of the forward pass (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Seed of the pair list (the same seed gives the same pairs).
+    seed: int = 0
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, low in (("pairs_per_video", 1), ("batch_size", 1), ("num_workers", 0)):
+            if getattr(self, name) < low:
+                raise InputError(f"{name} must be at least {low}, got {getattr(self, name)}")
+
 #: ``scorer(images, waveforms) -> (B,)`` correspondence scores; a pair corresponds when score > threshold.
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -207,28 +234,24 @@ class AVCResult(Result):
 def evaluate_avc(
     model: L3Net,
     shards_dir: str | os.PathLike[str] | ShardSet,
-    split: str = "test",
+    config: AVCConfig | None = None,
     *,
     model_name: str = "L3-Net (ours)",
     supervised: dict[str, float] | None = None,
-    pairs_per_video: int = PAIRS_PER_VIDEO,
-    batch_size: int = 32,
-    num_workers: int = 0,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    seed: int = 0,
-    progress: bool = True,
 ) -> AVCResult:
-    """AVC accuracy of ``model`` on the fixed, balanced pairs of ``split`` (Table 1).
+    """AVC accuracy of ``model`` on the fixed, balanced pairs of ``config.split`` (Table 1).
 
-    ``supervised``: the supervised baselines' accuracies on the same pairs (``{"Supervised direct":
+    ``model_name`` labels the model's row. ``supervised``: the supervised baselines' accuracies on the same pairs (``{"Supervised direct":
     ..., "Supervised pretraining": ...}``, see :func:`read_supervised_rows`), shown in the table.
     """
+    config = config or AVCConfig()
+    split, pairs_per_video, batch_size, seed = config.split, config.pairs_per_video, config.batch_size, config.seed
+    device, precision, progress = config.device, config.precision, config.progress
     shards = open_shards(shards_dir)
     target = resolve_device(device) if device is not None else next(model.parameters()).device
     model = model.to(target).eval()
     dataset = eval_pairs(shards, split, model.config, batch_size=batch_size, seed=seed, pairs_per_video=pairs_per_video)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=config.num_workers)
     scored = score_pairs(l3_scorer(model), loader, device=target, precision=precision, progress=progress,
                          total=dataset.num_pairs, desc=f"AVC {split} pairs")
     metrics = summarise(scored)
@@ -272,7 +295,7 @@ def evaluate_avc(
             f"{metrics['same_class_negatives']} pairs): they can only be told apart by the exact sound."
         )
     return AVCResult(title=TITLE, model=model_name, dataset=str(shards.root), tables=tables, metrics=metrics,
-                     notes=notes, scored=scored)
+                     notes=notes, config=config, scored=scored)
 
 
 def _r(x: float | None) -> float | None:

@@ -23,12 +23,12 @@ random crop and flip of frames, a random 1 s clip with a random gain, from the s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from ..config import ModelConfig, get_preset
 from ..data.shards import ShardSet
@@ -56,6 +56,52 @@ TITLE = "Supervised baselines (Table 1)"
 MODEL_SUBDIR = os.path.join("baselines", "supervised_pretraining")
 
 
+@dataclass(frozen=True)
+class BaselinesConfig:
+    """Settings of :func:`evaluate_baselines` (defaults suit a laptop CPU with the small preset; the
+    optimiser's are the paper's, from :class:`l3net.train.TrainConfig`)."""
+
+    #: Architecture of the towers: a preset name or a ModelConfig.
+    preset: str | ModelConfig = "small"
+    #: Split whose AVC pairs are scored ("val" or "test"); the threshold is always chosen on "val".
+    split: str = "test"
+    #: Classifier training epochs.
+    epochs: int = 10
+    #: Random frames / 1 s clips drawn from each train video per epoch.
+    samples_per_video: int = 4
+    #: Steps training the fusion head of supervised pretraining.
+    head_steps: int = 500
+    #: Examples (or AVC pairs) per step and per forward pass.
+    batch_size: int = 32
+    #: Adam learning rate of the classifiers.
+    lr: float = TrainConfig.lr
+    #: Adam learning rate of the fusion head alone, on frozen towers (a small head from scratch
+    #: learns faster with a larger step; the paper gives none).
+    head_lr: float = 10 * TrainConfig.lr
+    #: Adam weight decay.
+    weight_decay: float = TrainConfig.weight_decay
+    #: Evaluation pairs per video, as :class:`l3net.evaluate.avc.AVCConfig`.
+    pairs_per_video: int = PAIRS_PER_VIDEO
+    #: "cpu", "cuda", "cuda:N", "auto" or None (auto).
+    device: str | None = None
+    #: Numeric precision (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Seed of initialisation, sampling and the pair list.
+    seed: int = 0
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value, low in (("epochs", self.epochs, 1), ("samples per video", self.samples_per_video, 1),
+                                 ("head steps", self.head_steps, 1), ("batch size", self.batch_size, 2),
+                                 ("pairs per video", self.pairs_per_video, 1)):
+            if value < low:
+                raise InputError(f"{name} must be at least {low}, got {value}")
+        lr, head_lr, weight_decay = self.lr, self.head_lr, self.weight_decay
+        if not all(x > 0 and np.isfinite(x) for x in (lr, head_lr)) or not (weight_decay >= 0 and np.isfinite(weight_decay)):
+            raise InputError(f"learning rates must be positive and the weight decay >= 0, got {lr}, {head_lr} and {weight_decay}")
+
+
 @dataclass
 class BaselinesResult(Result):
     """Table 1's supervised rows: ``metrics["avc"]`` = ``{"Supervised direct": ..., "Supervised
@@ -77,36 +123,21 @@ class BaselinesResult(Result):
 # ------------------------------------------------------------------------------------------------
 def evaluate_baselines(
     shards_dir: str | os.PathLike[str] | ShardSet,
-    *,
-    preset: str | ModelConfig = "small",
-    split: str = "test",
-    epochs: int = 10,
-    samples_per_video: int = 4,
-    head_steps: int = 500,
-    batch_size: int = 32,
-    lr: float = TrainConfig.lr,
-    head_lr: float = 10 * TrainConfig.lr,
-    weight_decay: float = TrainConfig.weight_decay,
-    pairs_per_video: int = PAIRS_PER_VIDEO,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    seed: int = 0,
-    progress: bool = True,
+    config: BaselinesConfig | None = None,
 ) -> BaselinesResult:
     """Train and score Table 1's supervised baselines on a labelled shard set.
 
     ``result.metrics["avc"]`` holds the AVC accuracies on the ``split`` pairs:
     ``{"Supervised direct": ..., "Supervised pretraining": ...}``; ``result.network`` the
-    supervised-pretraining network.
+    supervised-pretraining network. ``result.metrics["settings"]`` records ``config``.
     """
-    for name, value, low in (("epochs", epochs, 1), ("samples per video", samples_per_video, 1),
-                             ("head steps", head_steps, 1), ("batch size", batch_size, 2)):
-        if value < low:
-            raise InputError(f"{name} must be at least {low}, got {value}")
-    if not all(x > 0 and np.isfinite(x) for x in (lr, head_lr)) or not (weight_decay >= 0 and np.isfinite(weight_decay)):
-        raise InputError(f"learning rates must be positive and the weight decay >= 0, got {lr}, {head_lr} and {weight_decay}")
+    settings = config or BaselinesConfig()
+    split, epochs, samples_per_video, head_steps = settings.split, settings.epochs, settings.samples_per_video, settings.head_steps
+    batch_size, lr, head_lr, weight_decay = settings.batch_size, settings.lr, settings.head_lr, settings.weight_decay
+    pairs_per_video, precision, seed, progress = settings.pairs_per_video, settings.precision, settings.seed, settings.progress
+    preset = settings.preset
     config = get_preset(preset) if isinstance(preset, str) else preset
-    target = resolve_device(device)
+    target = resolve_device(settings.device)
     check_precision(precision, target)
     shards = open_shards(shards_dir)
     classes = class_names(shards, "the supervised baselines")
@@ -180,13 +211,10 @@ def evaluate_baselines(
                 **{m: {"loss": histories[m].loss, "accuracy": histories[m].accuracy} for m in MODALITIES},
                 "fusion_head": {"loss": head_history.loss, "accuracy": head_history.accuracy},
             },
-            "settings": {"preset": config.name, "epochs": epochs, "samples_per_video": samples_per_video,
-                         "head_steps": head_steps, "batch_size": batch_size, "lr": lr, "head_lr": head_lr,
-                         "weight_decay": weight_decay,
-                         "pairs_per_video": pairs_per_video, "seed": seed, "precision": precision},
+            "settings": {**dataclasses.asdict(settings), "preset": config.name},
             "classes": classes,
         },
-        network=network, histories={**histories, "fusion_head": head_history},
+        config=settings, network=network, histories={**histories, "fusion_head": head_history},
     )
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ..data.shards import ShardSet
@@ -130,6 +129,39 @@ def tsne_map(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
 METHODS = ("random assignment", "L3 without training", "L3-Net")
 
 
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Settings of :func:`evaluate_clustering` (defaults: the paper's Table 4)."""
+
+    #: Shard split whose inputs are clustered.
+    split: str = "test"
+    #: Number of k-means clusters (at least 2; the paper's 32; fewer when there are fewer inputs).
+    k: int = paper.CLUSTER_K
+    #: Frames (and centred 1 s clips) per video.
+    per_video: int = 1
+    #: Cluster only these classes (None: all).
+    classes: tuple[str, ...] | None = None
+    #: Also compute the t-SNE maps of Figure 10 (the slow part on large sets).
+    tsne: bool = True
+    #: Inputs per forward pass.
+    batch_size: int = 32
+    #: "cpu", "cuda", "cuda:N", "auto", or None for the model's own device.
+    device: str | None = None
+    #: Numeric precision of the forward pass (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Seed of k-means, random assignment, t-SNE and the random twin.
+    seed: int = 0
+    #: k-means restarts; the best is kept.
+    n_init: int = 10
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.k < 2 or self.per_video < 1 or self.n_init < 1 or self.batch_size < 1:
+            raise InputError(f"k must be at least 2, per_video, n_init and batch_size at least 1 (got {self.k}, "
+                             f"{self.per_video}, {self.n_init} and {self.batch_size})")
+
+
 @dataclass
 class ClusterResult(Result):
     """Table 4: ``metrics["nmi"][modality][method]``; ``tsne[method][modality]`` holds the t-SNE map
@@ -154,29 +186,23 @@ class ClusterResult(Result):
 def evaluate_clustering(
     model: L3Net,
     shards_dir: str | os.PathLike[str] | ShardSet,
+    config: ClusterConfig | None = None,
     *,
-    split: str = "test",
-    k: int = paper.CLUSTER_K,
-    per_video: int = 1,
-    classes: Sequence[str] | None = None,
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
-    tsne: bool = True,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    seed: int = 0,
-    n_init: int = 10,
-    progress: bool = True,
 ) -> ClusterResult:
     """Table 4 on a labelled shard split: NMI of k-means on pool4 embeddings, vision and audio.
 
     ``random_model``: the untrained network of the reference row (default: ``model``'s random twin,
-    :func:`l3net.modelspec.random_twin`). ``tsne``: also compute the t-SNE maps of Figure 10.
+    :func:`l3net.modelspec.random_twin`); ``model_name`` labels the model's row.
     ``result.metrics["nmi"]`` holds the numbers::
 
         {"vision": {"random assignment": ..., "L3 without training": ..., "L3-Net": ...}, "audio": {...}}
     """
+    config = config or ClusterConfig()
+    split, k, per_video, classes, tsne = config.split, config.k, config.per_video, config.classes, config.tsne
+    batch_size, device, precision, seed = config.batch_size, config.device, config.precision, config.seed
+    n_init, progress = config.n_init, config.progress
     shards = open_shards(shards_dir)
     items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="clustering")
     labels = label_array(items)
@@ -234,7 +260,7 @@ def evaluate_clustering(
             "split": split,
             "classes": present,
         },
-        labels=labels, tsne=maps, tsne_inputs=chosen,
+        config=config, labels=labels, tsne=maps, tsne_inputs=chosen,
     )
 
 

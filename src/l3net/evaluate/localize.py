@@ -155,6 +155,30 @@ def examples_figure(
     return fig
 
 
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """Settings of :func:`evaluate_localization`."""
+
+    #: Grow each box by this many pixels (>= 0; 0: a strict hit).
+    tolerance: float = 0.0
+    #: Frames per forward pass.
+    batch_size: int = 16
+    #: Numeric precision of the forward pass (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Seed of the random twin (:func:`l3net.modelspec.random_twin`).
+    seed: int = 0
+    #: Examples drawn in the figure (0: none).
+    figure_examples: int = 6
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.tolerance >= 0:
+            raise InputError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
 @dataclass
 class LocalizeResult(Result):
     """The pointing game: ``metrics["accuracy"]`` = ``{"model", "centre_guess", "random_weights"}``
@@ -177,6 +201,7 @@ def evaluate_localization(
     model: L3Net,
     examples: Sequence[BoxedFrame],
     counts: dict[str, Any],
+    config: LocalizeConfig | None = None,
     *,
     model_name: str = "L3-Net (ours)",
     untrained: bool = False,
@@ -184,18 +209,16 @@ def evaluate_localization(
     dataset: str = "",
     split: str | None = None,
     fps: float | None = None,
-    tolerance: float = 0.0,
-    batch_size: int = 16,
-    precision: str = "fp32",
-    seed: int = 0,
-    figure_examples: int = 6,
-    progress: bool = True,
 ) -> LocalizeResult:
     """The pointing game of ``model`` on boxed frames (and their ``counts``, from :func:`load_boxed_frames`),
     beside the centre guess and the random twin (none when ``untrained``: the model is random itself).
 
-    ``tolerance`` (pixels) grows each box. Raises :class:`DatasetError` when there is no frame to score.
+    ``config.tolerance`` (pixels) grows each box. ``dataset``, ``split`` and ``fps`` say where the frames
+    came from (recorded in the result). Raises :class:`DatasetError` when there is no frame to score.
     """
+    config = config or LocalizeConfig()
+    tolerance, batch_size, precision, seed = config.tolerance, config.batch_size, config.precision, config.seed
+    figure_examples, progress = config.figure_examples, config.progress
     if not examples:
         raise DatasetError(
             f"{dataset or 'the data'}: no frame has a visible sounding object ({counts['videos']} videos, "
@@ -203,8 +226,6 @@ def evaluate_localization(
             f"{counts['no_visible_source']} frames whose source is absent or off-screen); the pointing game "
             "needs ground-truth boxes, as 'l3net synth' makes"
         )
-    if tolerance < 0:
-        raise InputError(f"tolerance must be >= 0, got {tolerance}")
     common = {"batch_size": batch_size, "precision": precision, "tolerance": tolerance, "progress": progress}
     hits, peaks, maps = pointing_scores(model, examples, desc=f"pointing game ({model_name})", **common)
     rows = [(model_name, hits, peaks, maps)]
@@ -259,5 +280,5 @@ def evaluate_localization(
             "columns": ["method", "pointing-game accuracy", "95% interval", "hits"],
             "rows": table_rows,
         }],
-        metrics=metrics, notes=notes, examples=examples, rows=rows, figure_examples=figure_examples,
+        metrics=metrics, notes=notes, config=config, examples=examples, rows=rows, figure_examples=figure_examples,
     )

@@ -81,6 +81,33 @@ def probe_features(
     return feats, dataset.without(failures)
 
 
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Settings of :func:`evaluate_probe` (defaults: the paper's probe; C, which the paper does not
+    give, see :data:`DEFAULT_C`)."""
+
+    #: Inverse L2 regularisation of the linear layer (> 0).
+    C: float = DEFAULT_C
+    #: Cross-validation splits when the folder has no train/ val/ split (at least 2).
+    n_splits: int = 5
+    #: Seed of the splits and of the random twin (:func:`l3net.modelspec.random_twin`).
+    seed: int = 0
+    #: Images per forward pass.
+    batch_size: int = 32
+    #: Numeric precision of the forward pass (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.C > 0:
+            raise InputError(f"the probe's C must be positive, got {self.C}")
+        if self.n_splits < 2:
+            raise InputError(f"n_splits must be at least 2, got {self.n_splits}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
 @dataclass
 class ProbeResult(Result):
     """Table 3: top-1 accuracy of the linear probe per row (``results[row]``, rows :data:`TRAINED_ROW`
@@ -101,24 +128,21 @@ class ProbeResult(Result):
 def evaluate_probe(
     dataset: LabelledFiles,
     model: L3Net,
+    config: ProbeConfig | None = None,
     *,
     untrained: bool = False,
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
-    C: float = DEFAULT_C,
-    n_splits: int = 5,
-    seed: int = 0,
-    batch_size: int = 32,
-    precision: str = "fp32",
-    progress: bool = True,
 ) -> ProbeResult:
     """Table 3: the linear probe on ``model``'s frozen conv4_2 features, and on ``random_model``'s
     (default: the random twin, :func:`l3net.modelspec.random_twin`) on the same splits.
 
     ``untrained``: ``model`` itself has random weights; it fills the random-weights row alone.
+    ``model_name`` labels the model's row.
     """
-    if not C > 0:
-        raise InputError(f"the probe's C must be positive, got {C}")
+    config = config or ProbeConfig()
+    C, n_splits, seed = config.C, config.n_splits, config.seed
+    batch_size, precision, progress = config.batch_size, config.precision, config.progress
     models = {RANDOM_ROW if untrained else TRAINED_ROW: model}
     if not untrained:  # the paper's random-weights row: same architecture, fresh weights, same run
         models[RANDOM_ROW] = random_model if random_model is not None else random_twin(model, seed)
@@ -168,5 +192,5 @@ def evaluate_probe(
                      "confusion": r.confusion.tolist()}
                for row, r in results.items()},
         },
-        files=dataset, splits=splits, results=results,
+        config=config, files=dataset, splits=splits, results=results,
     )

@@ -52,6 +52,8 @@ class Result:
     tables: list[dict[str, Any]]
     metrics: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    #: The protocol's settings (its frozen ``<Name>Config``) this result was computed with.
+    config: Any = field(default=None, repr=False)
 
     def figures(self) -> list[FigureSpec]:
         """The pictures of this result (none by default)."""

@@ -221,6 +221,40 @@ L3_ROW = {True: "L3 random weights", False: "L3-Net"}
 MFCC_ROW = "SVM-MFCC"
 
 
+@dataclass(frozen=True)
+class SoundConfig:
+    """Settings of :func:`evaluate_sound` (defaults: the paper's protocol; C, which the paper does not
+    give, see :data:`DEFAULT_C`)."""
+
+    #: Which rows to compute: "l3" (the model's features), "mfcc" (the baseline), or both.
+    feature_sets: tuple[str, ...] = FEATURE_SETS
+    #: The SVMs' C (> 0), or "auto" to choose it from :data:`C_GRID` inside each training split.
+    C: float | str = DEFAULT_C
+    #: Cross-validation splits for datasets without predefined folds (at least 2).
+    n_splits: int = 5
+    #: Seed of the cross-validation splits.
+    seed: int = 0
+    #: Subclips per forward pass.
+    batch_size: int = 32
+    #: "cpu", "cuda", "cuda:N", "auto", or None for the model's own device.
+    device: str | None = None
+    #: Numeric precision of the forward pass (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.feature_sets) - set(FEATURE_SETS))
+        if unknown or not self.feature_sets:
+            raise InputError(f"feature sets must be among {FEATURE_SETS}, got {list(self.feature_sets)}")
+        if self.C != "auto" and not (isinstance(self.C, (int, float)) and self.C > 0 and np.isfinite(self.C)):
+            raise InputError(f"C must be a positive number or 'auto', got {self.C!r}")
+        if self.n_splits < 2:
+            raise InputError(f"n_splits must be at least 2, got {self.n_splits}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
 @dataclass
 class SoundResult(Result):
     """Table 2: ``results[name]`` per feature set ("l3", "mfcc") on ``splits`` of ``files`` (the
@@ -244,22 +278,20 @@ class SoundResult(Result):
 def evaluate_sound(
     dataset: LabelledFiles,
     model: L3Net | None,
-    feature_sets: Sequence[str] = FEATURE_SETS,
+    config: SoundConfig | None = None,
     *,
-    C: float | str = DEFAULT_C,
-    n_splits: int = 5,
-    seed: int = 0,
-    batch_size: int = 32,
-    device: str | None = None,
-    precision: str = "fp32",
     model_name: str = "L3-Net (ours)",
     untrained: bool = False,
-    progress: bool = True,
 ) -> SoundResult:
-    """Run Table 2's protocol on ``dataset`` for the requested feature sets ("l3", "mfcc").
+    """Run Table 2's protocol on ``dataset`` for ``config.feature_sets`` ("l3", "mfcc"; ``model`` may
+    be None for "mfcc" alone).
 
-    ``untrained``: the model has random weights, so its accuracy fills the "L3 random weights" row.
+    ``model_name`` labels the model's row; ``untrained``: the model has random weights, so its accuracy
+    fills the "L3 random weights" row.
     """
+    config = config or SoundConfig()
+    feature_sets, C, n_splits, seed = config.feature_sets, config.C, config.n_splits, config.seed
+    batch_size, device, precision, progress = config.batch_size, config.device, config.precision, config.progress
     extracted = extract_subclip_features(
         dataset, model, feature_sets, batch_size=batch_size, device=device, precision=precision, progress=progress
     )
@@ -277,7 +309,7 @@ def evaluate_sound(
     result = SoundResult(title=TITLE, model=model_name if model is not None else "none (MFCC only)",
                          dataset=dataset.name, tables=[], metrics={}, files=dataset, splits=splits, results=results,
                          n_subclips=len(extracted.recording), extract_seconds=extracted.seconds,
-                         classify_seconds=time.perf_counter() - start)
+                         classify_seconds=time.perf_counter() - start, config=config)
     result.tables = result_tables(result, untrained)
     result.metrics = result_metrics(result, C)
     result.notes = sorted({n for r in results.values() for s in r.splits for n in s.notes})

@@ -43,6 +43,35 @@ TITLE = "High-preference units of pool4 (Section 3.5.3, Figures 3-4 and 9)"
 FIGURE_UNITS = 6
 
 
+@dataclass(frozen=True)
+class UnitsConfig:
+    """Settings of :func:`evaluate_units` (defaults: the paper's Section 3.5.3)."""
+
+    #: Shard split whose inputs are ranked.
+    split: str = "test"
+    #: Frames (and centred 1 s clips) per video.
+    per_video: int = 1
+    #: Rank only inputs of these classes (None: all).
+    classes: tuple[str, ...] | None = None
+    #: Units drawn in each picture grid (0: no grids).
+    figure_units: int = FIGURE_UNITS
+    #: Inputs per forward pass.
+    batch_size: int = 32
+    #: "cpu", "cuda", "cuda:N", "auto", or None for the model's own device.
+    device: str | None = None
+    #: Numeric precision of the forward pass (runtime.PRECISIONS).
+    precision: str = "fp32"
+    #: Seed of tie-breaking in the rankings and of the random twin.
+    seed: int = 0
+    #: Show tqdm progress bars.
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.figure_units < 0 or self.per_video < 1 or self.batch_size < 1:
+            raise InputError(f"figure_units must be 0 or more, per_video and batch_size at least 1 "
+                             f"(got {self.figure_units}, {self.per_video} and {self.batch_size})")
+
+
 # ------------------------------------------------------------------------------------------------
 # metrics
 # ------------------------------------------------------------------------------------------------
@@ -143,25 +172,22 @@ def select_units(top: np.ndarray, labels: Sequence[Any], alive: np.ndarray, acti
 def evaluate_units(
     model: L3Net,
     shards_dir: str | os.PathLike[str] | ShardSet,
+    config: UnitsConfig | None = None,
     *,
-    split: str = "test",
-    per_video: int = 1,
-    classes: Sequence[str] | None = None,
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
-    figure_units: int = FIGURE_UNITS,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    seed: int = 0,
-    progress: bool = True,
 ) -> "UnitsResult":
     """Section 3.5.3 on a labelled shard split: classes with a high-preference unit, trained vs random.
 
     ``result.metrics["classes_with_unit"][threshold][network][modality]`` holds the counts
     (threshold "4" and "3", network "trained" and "random"); ``result.grids`` the top inputs and
-    heatmaps of ``figure_units`` units per tower (Figures 3-4 and 9).
+    heatmaps of ``config.figure_units`` units per tower (Figures 3-4 and 9). ``random_model``: the
+    untrained network (default: ``model``'s random twin); ``model_name`` labels the model's row.
     """
+    config = config or UnitsConfig()
+    split, per_video, classes, figure_units = config.split, config.per_video, config.classes, config.figure_units
+    batch_size, device, precision, seed, progress = (config.batch_size, config.device, config.precision, config.seed,
+                                                     config.progress)
     shards = open_shards(shards_dir)
     items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="the unit analysis")
     labels = label_array(items)
@@ -251,7 +277,7 @@ def evaluate_units(
             "inputs": [item.describe() for item in items],
             "units": units_out,
         },
-        grids=grids,
+        config=config, grids=grids,
     )
 
 

@@ -4,6 +4,7 @@ results go, the model spec, and printing a result."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -21,8 +22,16 @@ if TYPE_CHECKING:
 EVAL_DIRNAME = "eval"
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
-    """--model, --out, --device, --precision, --batch-size, --seed: the same everywhere."""
+def config_defaults(config_class: type) -> dict[str, Any]:
+    """The defaults of a protocol's settings dataclass by field name: options read their defaults
+    here, so the dataclass stays the one home of each (as cli/train.py reads TrainConfig's)."""
+    return {f.name: f.default for f in dataclasses.fields(config_class) if f.default is not dataclasses.MISSING}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, *, model: bool = True) -> None:
+    """--model, --out, --device, --precision, --batch-size, --seed: the same everywhere; the defaults of
+    --precision, --batch-size and --seed are those of ``config_class`` (the protocol's settings)."""
+    defaults = config_defaults(config_class)
     if model:
         parser.add_argument(
             "--model",
@@ -36,11 +45,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, model: bool = True)
         help="directory whose eval/ folder receives the results (default: the --model run directory)",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="numeric precision (default: fp32)")
-    parser.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default: 32)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for random weights and sampling (default: 0; the random-weights reference "
-                        "row uses seed + 1000)")
+    parser.add_argument("--precision", default=defaults["precision"], choices=PRECISIONS,
+                        help=f"numeric precision (default: {defaults['precision']})")
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"],
+                        help=f"inputs per forward pass (default: {defaults['batch_size']})")
+    parser.add_argument("--seed", type=int, default=defaults["seed"],
+                        help=f"seed for random weights and sampling (default: {defaults['seed']}; the random-weights "
+                        "reference row uses seed + 1000)")
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ...evaluate.avc import PAIRS_PER_VIDEO
-from ._common import add_common_arguments, eval_dir, load_model, write_and_report
+from ...evaluate.avc import AVCConfig
+from ._common import add_common_arguments, config_defaults, eval_dir, load_model, write_and_report
+
+_D = config_defaults(AVCConfig)
 
 HELP = "Table 1: audio-visual correspondence accuracy on a split's fixed balanced pairs"
 DESCRIPTION = """Score the fixed, seeded, balanced evaluation pairs of a shard split (half corresponding
@@ -21,11 +23,13 @@ example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="SHARDS", help="a shard directory (l3net prepare)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split whose pairs are scored (default: test)")
-    parser.add_argument("--pairs-per-video", type=int, default=PAIRS_PER_VIDEO,
-                        help=f"evaluation pairs per video, alternately positive and negative (default: {PAIRS_PER_VIDEO})")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes decoding pairs (default: 0)")
-    add_common_arguments(parser)
+    parser.add_argument("--split", default=_D["split"], choices=("train", "val", "test"),
+                        help=f"split whose pairs are scored (default: {_D['split']})")
+    parser.add_argument("--pairs-per-video", type=int, default=_D["pairs_per_video"],
+                        help=f"evaluation pairs per video, alternately positive and negative (default: {_D['pairs_per_video']})")
+    parser.add_argument("--workers", type=int, default=_D["num_workers"],
+                        help=f"DataLoader worker processes decoding pairs (default: {_D['num_workers']})")
+    add_common_arguments(parser, AVCConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     shards = open_shards(args.data)  # a wrong --data fails before anything is created
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     resolved = load_model(args)
+    config = AVCConfig(split=args.split, pairs_per_video=args.pairs_per_video, batch_size=args.batch_size,
+                       num_workers=args.workers, device=args.device, precision=args.precision, seed=args.seed)
     result = evaluate_avc(
-        resolved.model, shards, args.split, model_name=resolved.label,
+        resolved.model, shards, config, model_name=resolved.label,
         supervised=read_supervised_rows(out, shards, args.split, args.pairs_per_video, args.seed),
-        pairs_per_video=args.pairs_per_video, batch_size=args.batch_size, num_workers=args.workers,
-        device=args.device, precision=args.precision, seed=args.seed,
     )
     write_and_report(out, result)
     return 0

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from ...config import PRESETS
-from ...evaluate.avc import PAIRS_PER_VIDEO
-from ...train import TrainConfig
-from ._common import add_common_arguments, eval_dir, write_and_report
+from ...evaluate.baselines import BaselinesConfig
+from ._common import add_common_arguments, config_defaults, eval_dir, write_and_report
+
+_D = config_defaults(BaselinesConfig)
 
 HELP = "Table 1's supervised baselines: classifiers, 'supervised direct' and 'supervised pretraining'"
 DESCRIPTION = """Train Table 1's supervised baselines on a labelled shard set and score them on the same
@@ -31,22 +32,24 @@ example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare --labels)")
-    parser.add_argument("--preset", default="small", choices=sorted(PRESETS), help="architecture of the towers (default: small)")
-    parser.add_argument("--split", default="test", choices=("val", "test"), help="split whose pairs are scored (default: test)")
-    parser.add_argument("--epochs", type=int, default=10, help="classifier training epochs (default: 10)")
-    parser.add_argument("--samples-per-video", type=int, default=4,
-                        help="random frames / 1 s clips drawn from each train video per epoch (default: 4)")
-    parser.add_argument("--head-steps", type=int, default=500,
-                        help="steps training the fusion head of supervised pretraining (default: 500)")
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr, help=f"Adam learning rate (default: {TrainConfig.lr:g})")
-    parser.add_argument("--head-lr", type=float, default=10 * TrainConfig.lr,
-                        help=f"Adam learning rate of the fusion head alone, on frozen towers (default: {10 * TrainConfig.lr:g}: "
+    parser.add_argument("--preset", default=_D["preset"], choices=sorted(PRESETS),
+                        help=f"architecture of the towers (default: {_D['preset']})")
+    parser.add_argument("--split", default=_D["split"], choices=("val", "test"),
+                        help=f"split whose pairs are scored (default: {_D['split']})")
+    parser.add_argument("--epochs", type=int, default=_D["epochs"], help=f"classifier training epochs (default: {_D['epochs']})")
+    parser.add_argument("--samples-per-video", type=int, default=_D["samples_per_video"],
+                        help=f"random frames / 1 s clips drawn from each train video per epoch (default: {_D['samples_per_video']})")
+    parser.add_argument("--head-steps", type=int, default=_D["head_steps"],
+                        help=f"steps training the fusion head of supervised pretraining (default: {_D['head_steps']})")
+    parser.add_argument("--lr", type=float, default=_D["lr"], help=f"Adam learning rate (default: {_D['lr']:g})")
+    parser.add_argument("--head-lr", type=float, default=_D["head_lr"],
+                        help=f"Adam learning rate of the fusion head alone, on frozen towers (default: {_D['head_lr']:g}: "
                         "a small head from scratch learns faster with a larger step; the paper gives none)")
-    parser.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay,
-                        help=f"Adam weight decay (default: {TrainConfig.weight_decay:g})")
-    parser.add_argument("--pairs-per-video", type=int, default=PAIRS_PER_VIDEO,
-                        help=f"evaluation pairs per video, as 'l3net eval avc' (default: {PAIRS_PER_VIDEO})")
-    add_common_arguments(parser, model=False)
+    parser.add_argument("--weight-decay", type=float, default=_D["weight_decay"],
+                        help=f"Adam weight decay (default: {_D['weight_decay']:g})")
+    parser.add_argument("--pairs-per-video", type=int, default=_D["pairs_per_video"],
+                        help=f"evaluation pairs per video, as 'l3net eval avc' (default: {_D['pairs_per_video']})")
+    add_common_arguments(parser, BaselinesConfig, model=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,13 +58,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is None:
         raise InputError("pass --out DIR: where the results (DIR/eval/) and the baseline network go")
-    out = eval_dir(None, args.out)  # an unwritable place fails before training
-    result = evaluate_baselines(
-        args.data, preset=args.preset, split=args.split, epochs=args.epochs,
-        samples_per_video=args.samples_per_video, head_steps=args.head_steps, batch_size=args.batch_size,
-        lr=args.lr, head_lr=args.head_lr, weight_decay=args.weight_decay, pairs_per_video=args.pairs_per_video,
-        device=args.device, precision=args.precision, seed=args.seed,
+    config = BaselinesConfig(
+        preset=args.preset, split=args.split, epochs=args.epochs, samples_per_video=args.samples_per_video,
+        head_steps=args.head_steps, batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr,
+        weight_decay=args.weight_decay, pairs_per_video=args.pairs_per_video, device=args.device,
+        precision=args.precision, seed=args.seed,
     )
+    out = eval_dir(None, args.out)  # bad settings or an unwritable place fail before training
+    result = evaluate_baselines(args.data, config)
     model_dir = Path(args.out) / MODEL_SUBDIR
     result.network.save(model_dir, extra_config={"baseline": "supervised pretraining", "classes": result.metrics["classes"]})
     result.metrics["model_dir"] = str(model_dir)

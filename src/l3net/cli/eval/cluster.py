@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ...evaluate import paper
-from ._common import add_common_arguments, eval_dir, load_model, write_and_report
+from ...evaluate.cluster import ClusterConfig
+from ._common import add_common_arguments, config_defaults, eval_dir, load_model, write_and_report
+
+_D = config_defaults(ClusterConfig)
 
 HELP = "Table 4 and Figure 10: k-means on pool4 embeddings, NMI against the labels, t-SNE pictures"
 DESCRIPTION = """Cluster the pool4 embeddings of a labelled test split with k-means and score the
@@ -23,13 +25,16 @@ example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to cluster (default: test)")
-    parser.add_argument("--k", type=int, default=paper.CLUSTER_K, help=f"number of k-means clusters (default: {paper.CLUSTER_K}, the paper's)")
-    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
+    parser.add_argument("--split", default=_D["split"], choices=("train", "val", "test"),
+                        help=f"split to cluster (default: {_D['split']})")
+    parser.add_argument("--k", type=int, default=_D["k"], help=f"number of k-means clusters (default: {_D['k']}, the paper's)")
+    parser.add_argument("--per-video", type=int, default=_D["per_video"],
+                        help=f"frames (and centred 1 s clips) per test video (default: {_D['per_video']})")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="cluster only these classes (default: all)")
-    parser.add_argument("--n-init", type=int, default=10, help="k-means restarts; the best is kept (default: 10)")
+    parser.add_argument("--n-init", type=int, default=_D["n_init"],
+                        help=f"k-means restarts; the best is kept (default: {_D['n_init']})")
     parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE pictures (the slow part on large sets)")
-    add_common_arguments(parser)
+    add_common_arguments(parser, ClusterConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     select_classes(class_names(shards, "clustering"), args.classes)
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     resolved = load_model(args)
-    result = evaluate_clustering(
-        resolved.model, shards, split=args.split, k=args.k, per_video=args.per_video, classes=args.classes,
-        model_name=resolved.label, tsne=not args.no_tsne, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, seed=args.seed, n_init=args.n_init,
+    config = ClusterConfig(
+        split=args.split, k=args.k, per_video=args.per_video, classes=tuple(args.classes) if args.classes else None,
+        tsne=not args.no_tsne, batch_size=args.batch_size, device=args.device, precision=args.precision,
+        seed=args.seed, n_init=args.n_init,
     )
+    result = evaluate_clustering(resolved.model, shards, config, model_name=resolved.label)
     write_and_report(out, result)
     return 0

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ...evaluate.localize import LocalizeConfig
 from ...localize import DEFAULT_FPS
-from ._common import add_common_arguments, eval_dir, is_run_dir, load_model, say, write_and_report
+from ._common import add_common_arguments, config_defaults, eval_dir, is_run_dir, load_model, say, write_and_report
+
+_D = config_defaults(LocalizeConfig)
 
 HELP = "Pointing game: is the heatmap's peak inside the sounding object's box? (synthetic world)"
 DESCRIPTION = """The pointing game on videos whose sounding object has a known box (the synthetic world
@@ -39,10 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-videos", type=int, help="use at most this many videos (default: all)")
     parser.add_argument(
-        "--tolerance", type=float, default=0.0, help="grow each box by this many pixels (default: 0, a strict hit)"
+        "--tolerance", type=float, default=_D["tolerance"],
+        help=f"grow each box by this many pixels (default: {_D['tolerance']:g}; 0 is a strict hit)"
     )
-    parser.add_argument("--examples", type=int, default=6, help="examples drawn in the figure (default: 6)")
-    add_common_arguments(parser)
+    parser.add_argument("--examples", type=int, default=_D["figure_examples"],
+                        help=f"examples drawn in the figure (default: {_D['figure_examples']})")
+    add_common_arguments(parser, LocalizeConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--tolerance must be >= 0, got {args.tolerance}")
     if args.max_videos is not None and args.max_videos <= 0:
         raise InputError(f"--max-videos must be positive, got {args.max_videos}")
+    config = LocalizeConfig(tolerance=args.tolerance, batch_size=args.batch_size, precision=args.precision,
+                            seed=args.seed, figure_examples=args.examples)
     if args.out is None and not is_run_dir(args.model):
         eval_dir(args.model, None, create=False)  # the clear "pass --out" error, before any work
     resolved = load_model(args)
@@ -60,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for message in counts["unreadable"]:
         say(f"l3net eval localize: skipped {message}")
     result = evaluate_localization(
-        resolved.model, examples, counts, model_name=resolved.label, untrained=resolved.untrained,
-        dataset=str(args.data), split=args.split, fps=args.fps, tolerance=args.tolerance,
-        batch_size=args.batch_size, precision=args.precision, seed=args.seed, figure_examples=args.examples,
+        resolved.model, examples, counts, config, model_name=resolved.label, untrained=resolved.untrained,
+        dataset=str(args.data), split=args.split, fps=args.fps,
     )
     out = eval_dir(args.model, args.out)  # created only now: a bad model or data leaves no empty folder
     write_and_report(out, result)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ...evaluate.probe import DEFAULT_C
-from ._common import add_common_arguments, eval_dir, load_model, say, write_and_report
+from ...evaluate.probe import ProbeConfig
+from ._common import add_common_arguments, config_defaults, eval_dir, load_model, say, write_and_report
+
+_D = config_defaults(ProbeConfig)
 
 HELP = "Table 3: linear probe (top-1) on frozen conv4_2 image features, trained vs random weights"
 DESCRIPTION = """Table 3 of the paper on your images: a linear classifier (one layer, cross-entropy) on the
@@ -27,11 +29,11 @@ Examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR",
                         help="folder of images, one sub-folder per class (optionally inside train/ and val/)")
-    add_common_arguments(parser)
-    parser.add_argument("--probe-c", type=float, default=DEFAULT_C,
-                        help=f"inverse L2 regularisation of the linear layer (default: {DEFAULT_C:g})")
-    parser.add_argument("--folds", type=int, default=5,
-                        help="cross-validation splits when the folder has no train/ val/ split (default: 5)")
+    add_common_arguments(parser, ProbeConfig)
+    parser.add_argument("--probe-c", type=float, default=_D["C"],
+                        help=f"inverse L2 regularisation of the linear layer (default: {_D['C']:g})")
+    parser.add_argument("--folds", type=int, default=_D["n_splits"],
+                        help=f"cross-validation splits when the folder has no train/ val/ split (default: {_D['n_splits']})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -44,16 +46,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--probe-c must be positive, got {args.probe_c}")
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
+    config = ProbeConfig(C=args.probe_c, n_splits=args.folds, seed=args.seed, batch_size=args.batch_size,
+                         precision=args.precision, progress=not args.no_progress)
     dataset = read_image_folder(args.images)
     if dataset.skipped:
         say(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}")
     resolved = load_model(args)
     out = eval_dir(args.model, args.out)  # before any feature is computed: is there somewhere to write?
-    result = evaluate_probe(
-        dataset, resolved.model, untrained=resolved.untrained, model_name=resolved.label, C=args.probe_c,
-        n_splits=args.folds, seed=args.seed, batch_size=args.batch_size, precision=args.precision,
-        progress=not args.no_progress,
-    )
+    result = evaluate_probe(dataset, resolved.model, config, untrained=resolved.untrained, model_name=resolved.label)
     newly = result.files.skipped[len(dataset.skipped):]
     if newly:
         say(f"could not read {len(newly)} image(s), skipped:\n{format_skipped(newly)}")

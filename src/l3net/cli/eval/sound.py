@@ -6,8 +6,10 @@ import argparse
 
 import numpy as np
 
-from ...evaluate.sound import C_GRID, DEFAULT_C, FEATURE_SETS, L3_ROW, MFCC_ROW
-from ._common import add_common_arguments, eval_dir, load_model, say, write_and_report
+from ...evaluate.sound import C_GRID, FEATURE_SETS, L3_ROW, MFCC_ROW, SoundConfig
+from ._common import add_common_arguments, config_defaults, eval_dir, load_model, say, write_and_report
+
+_D = config_defaults(SoundConfig)
 
 HELP = "Table 2: sound classification transfer (ESC-50, DCASE 2013 or your labelled audio), L3 vs MFCC"
 DESCRIPTION = """Table 2 of the paper on your data: sound classification with a linear SVM on the frozen
@@ -36,14 +38,14 @@ Examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, metavar="KIND:DIR",
                         help="esc50:DIR, dcase2013:DIR or folder:DIR|CSV (a bare DIR: the layout is detected)")
-    add_common_arguments(parser)
+    add_common_arguments(parser, SoundConfig)
     parser.add_argument("--features", default="both", choices=("both", *FEATURE_SETS),
                         help="which rows to compute: the L3 features, the MFCC baseline, or both (default)")
-    parser.add_argument("--svm-c", type=_svm_c, default=DEFAULT_C,
+    parser.add_argument("--svm-c", type=_svm_c, default=_D["C"],
                         help=f"the SVMs' regularisation C, or 'auto' to choose it by cross-validation inside "
-                        f"each training split from {', '.join(f'{c:g}' for c in C_GRID)} (default: {DEFAULT_C:g})")
-    parser.add_argument("--folds", type=int, default=5,
-                        help="cross-validation splits for datasets without predefined folds (default: 5)")
+                        f"each training split from {', '.join(f'{c:g}' for c in C_GRID)} (default: {_D['C']:g})")
+    parser.add_argument("--folds", type=int, default=_D["n_splits"],
+                        help=f"cross-validation splits for datasets without predefined folds (default: {_D['n_splits']})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -67,16 +69,16 @@ def run(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise InputError(f"--folds must be at least 2, got {args.folds}")
     feature_sets = FEATURE_SETS if args.features == "both" else (args.features,)
+    config = SoundConfig(feature_sets=feature_sets, C=args.svm_c, n_splits=args.folds, seed=args.seed,
+                         batch_size=args.batch_size, precision=args.precision, progress=not args.no_progress)
     dataset = load_audio_dataset(args.dataset)
     if dataset.skipped:
         say(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}")
     resolved = load_model(args) if "l3" in feature_sets else None
     out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
     result = evaluate_sound(
-        dataset, resolved.model if resolved else None, feature_sets, C=args.svm_c, n_splits=args.folds,
-        seed=args.seed, batch_size=args.batch_size, precision=args.precision,
+        dataset, resolved.model if resolved else None, config,
         model_name=resolved.label if resolved else "", untrained=bool(resolved and resolved.untrained),
-        progress=not args.no_progress,
     )
     newly = result.files.skipped[len(dataset.skipped):]
     if newly:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ...evaluate.units import FIGURE_UNITS
-from ._common import add_common_arguments, eval_dir, load_model, write_and_report
+from ...evaluate.units import UnitsConfig
+from ._common import add_common_arguments, config_defaults, eval_dir, load_model, write_and_report
+
+_D = config_defaults(UnitsConfig)
 
 HELP = "Section 3.5.3 and Figures 3-4, 9: top inputs of pool4 units, classes with high-preference units, heatmaps"
 DESCRIPTION = """For every pool4 unit of each tower, rank the labelled test inputs (frames for vision,
@@ -25,12 +27,14 @@ example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split whose inputs are ranked (default: test)")
-    parser.add_argument("--per-video", type=int, default=1, help="frames (and centred 1 s clips) per test video (default: 1)")
+    parser.add_argument("--split", default=_D["split"], choices=("train", "val", "test"),
+                        help=f"split whose inputs are ranked (default: {_D['split']})")
+    parser.add_argument("--per-video", type=int, default=_D["per_video"],
+                        help=f"frames (and centred 1 s clips) per test video (default: {_D['per_video']})")
     parser.add_argument("--classes", nargs="+", metavar="CLASS", help="rank only inputs of these classes (default: all)")
-    parser.add_argument("--figure-units", type=int, default=FIGURE_UNITS,
-                        help=f"units drawn in each picture grid (default: {FIGURE_UNITS}; 0: no grids)")
-    add_common_arguments(parser)
+    parser.add_argument("--figure-units", type=int, default=_D["figure_units"],
+                        help=f"units drawn in each picture grid (default: {_D['figure_units']}; 0: no grids)")
+    add_common_arguments(parser, UnitsConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     select_classes(class_names(shards, "the unit analysis"), args.classes)
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     resolved = load_model(args)
-    result = evaluate_units(
-        resolved.model, shards, split=args.split, per_video=args.per_video, classes=args.classes,
-        model_name=resolved.label, figure_units=args.figure_units, batch_size=args.batch_size,
-        device=args.device, precision=args.precision, seed=args.seed,
+    config = UnitsConfig(
+        split=args.split, per_video=args.per_video, classes=tuple(args.classes) if args.classes else None,
+        figure_units=args.figure_units, batch_size=args.batch_size, device=args.device, precision=args.precision,
+        seed=args.seed,
     )
+    result = evaluate_units(resolved.model, shards, config, model_name=resolved.label)
     write_and_report(out, result)
     return 0
