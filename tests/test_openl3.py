@@ -22,7 +22,7 @@ from l3net.config import PRESETS, SpectrogramConfig
 from l3net.errors import InputError, ModelFileError
 from l3net.models import CONFIG_FILE, WEIGHTS_FILE, build_model
 from l3net.openl3 import CACHE_ENV, OPENL3_DIR_ENV, convert, inspect_keras_file, openl3_model_dir, read_keras_weights
-from l3net.spectrogram import LogSpectrogram, _hz_to_mel, _mel_to_hz, mel_filterbank
+from l3net.spectrogram import LogSpectrogram, _hz_to_mel, _mel_to_hz, mel_filterbank, tensorflow_hann_window
 
 FIXTURES = ("linear", "mel128", "mel256")
 
@@ -93,6 +93,76 @@ def test_linear_front_end_frames_whole_windows_and_mel_pads_the_end():
     sine = torch.sin(torch.arange(48_000) * 2 * torch.pi * 1000 / 48_000).unsqueeze(0)
     out = LogSpectrogram(mel)(sine)[0, 0]
     assert out[:, -1].max() < out[:, 100].max()
+
+
+@pytest.mark.parametrize("length", [512, 2048])
+def test_shipped_windows_are_float32_periodic_hann(length):
+    window = tensorflow_hann_window(length)
+    assert window.dtype == np.float32 and window.shape == (length,)
+    hann64 = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)  # periodic: length, not length - 1
+    # TensorFlow computes the cosine in float32: a few float32 steps (1.2e-7 near 1) from the exact one
+    assert np.abs(window - hann64).max() <= 3e-7
+    # the openl3 presets use them (the paper's keeps torch's 480-point window)
+    for name in ("openl3-linear", "openl3-mel128", "openl3-mel256"):
+        front = LogSpectrogram(PRESETS[name].spectrogram)
+        if front.config.win_length == length:
+            assert np.array_equal(front.window.numpy(), window)
+    assert torch.equal(LogSpectrogram(PRESETS["paper"].spectrogram).window, torch.hann_window(480))
+
+
+def test_a_damaged_window_file_is_refused_by_name(tmp_path):
+    torch_window = tmp_path / "float64.npz"
+    np.savez(torch_window, hann_512=torch.hann_window(512, dtype=torch.float64).numpy())
+    symmetric = tmp_path / "symmetric.npz"
+    np.savez(symmetric, hann_512=np.hanning(512).astype(np.float32))
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file")
+    for path in (torch_window, symmetric, garbage):
+        with pytest.raises(ModelFileError, match=path.name):
+            tensorflow_hann_window(512, path)
+    with pytest.raises(ModelFileError, match="hann_2048"):
+        tensorflow_hann_window(2048, symmetric)
+    with pytest.raises(ValueError, match="tensorflow_stft"):
+        SpectrogramConfig(tensorflow_stft=True).validate()  # 480-point window: none shipped
+
+
+def test_configs_written_before_tensorflow_stft_get_it_for_the_db_scale():
+    from l3net.config import ModelConfig
+
+    for name, expected in (("openl3-mel256", True), ("openl3-linear", True), ("paper", False), ("small", False)):
+        data = PRESETS[name].to_dict()
+        del data["spectrogram"]["tensorflow_stft"]  # a config.json from before the field
+        assert ModelConfig.from_dict(data).spectrogram.tensorflow_stft is expected, name
+
+
+def test_openl3_front_end_computes_pocketfft_spectra_on_the_cpu():
+    """The CPU STFT is SciPy's pocketfft on TensorFlow's window (bit-identical to tf.signal.stft):
+    the same values batched or alone, under no_grad, inference_mode and with autograd on."""
+    import scipy.fft
+
+    config = PRESETS["openl3-linear"].spectrogram
+    front = LogSpectrogram(config)
+    torch.manual_seed(0)
+    x = torch.randn(3, 24_000)
+    frames = x.unfold(-1, 512, 242) * torch.tensor(tensorflow_hann_window(512))
+    magnitude = torch.from_numpy(scipy.fft.rfft(frames.numpy(), n=512)).abs()
+    decibels = 10.0 * torch.log10(magnitude.clamp(min=config.db_amin))
+    expected = torch.maximum(decibels - decibels.amax(dim=(1, 2), keepdim=True), torch.tensor(-80.0))
+    expected = expected.transpose(1, 2).unsqueeze(1)
+    out = front(x)
+    assert torch.equal(out, expected)
+    with torch.no_grad():
+        assert torch.equal(front(x), expected)
+        assert torch.equal(front(x[1:2]), expected[1:2])
+    with torch.inference_mode():
+        assert torch.equal(front(x), expected)
+    # a waveform that needs a gradient takes torch.fft (differentiable): the same up to round-off
+    leaf = x.clone().requires_grad_(True)
+    with_grad = front(leaf)
+    loud = expected > -60.0  # away from the round-off floor
+    assert torch.allclose(with_grad[loud], expected[loud], atol=1e-3)
+    with_grad.sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
 
 
 def test_mel_filterbank_is_slaney_normalised():

@@ -1,15 +1,13 @@
 """l3net runs OpenL3's networks as openl3 0.4.2 does: every reference key of
 ../shared/data/openl3/reference.npz (openl3's own outputs, random weights in the published layout).
 
-Images match to 1e-4 of the largest reference value. Audio: the towers and framing are exact, but
-the front end cannot be: kapre takes 10 log10 of STFT *magnitudes* and keeps 80 dB below each
-clip's maximum, so its bottom 20-30 dB are magnitudes 1e-6 to 1e-8 of the maximum, the float32
-round-off of TensorFlow's FFT (ducc0) and window (Eigen's cos). With random weights those
-noise-level bins move the embeddings by up to ~1e-2 (linear) / ~3e-3 (mel) of their range; fed
-TensorFlow's own window and FFT values, the same l3net network matches to 3e-6 (measured while
-building this; see the README section). The audio tolerances below are what is reached, with a
-margin, and the mean error is held far lower; the end-to-end rows (``*_native``: l3net's downmix
-and resampler instead of resampy's) have their own.
+Images and audio match to 1e-4 of the largest reference value (measured: images 2e-6, audio
+~3e-6 for every front end). For audio that needs TensorFlow's own STFT, not just the same formula:
+kapre takes 10 log10 of STFT magnitudes and keeps 80 dB below each clip's maximum, so its bottom
+20-30 dB are float32 FFT round-off, which random BatchNorm weights amplify. l3net's openl3 presets
+use TensorFlow's float32 Hann window (shipped) and, on the CPU, pocketfft's rfft through SciPy,
+bit-identical to ``tf.signal.stft`` (with torch's window and FFT: 1e-3..1e-2). The end-to-end rows
+(``*_native``: l3net's downmix and resampler instead of resampy's) have their own tolerance.
 """
 
 from __future__ import annotations
@@ -24,12 +22,11 @@ from l3net.framing import window_count
 from l3net.openl3 import convert
 
 FRONT_ENDS = ("linear", "mel128", "mel256")
-#: Largest |diff| / max|ref| reached per front end on the 48 kHz rows (measured: linear 1.7e-2,
-#: mel128 1.7e-3, mel256 2.8e-3), and on the *_native rows (linear 1.4e-1, mel128 8e-2, mel256 1.1e-1).
-MAX_TOLERANCE = {"linear": 3e-2, "mel128": 4e-3, "mel256": 5e-3}
-NATIVE_TOLERANCE = {"linear": 0.25, "mel128": 0.15, "mel256": 0.2}
-#: Mean |diff| / max|ref|: the bulk of each embedding is much closer than its worst element.
-MEAN_TOLERANCE = {"linear": 2e-3, "mel128": 3e-4, "mel256": 4e-4}
+#: Largest |diff| / max|ref| on every 48 kHz row (the issue's bar; reached: 1.6e-6 to 3e-6).
+AUDIO_TOLERANCE = 1e-4
+#: ... and on the *_native rows, where the resamplers differ (reached: linear 8.1e-2,
+#: mel128 3.4e-2, mel256 8.0e-2): what is reached, with a margin.
+NATIVE_TOLERANCE = {"linear": 0.12, "mel128": 0.06, "mel256": 0.12}
 IMAGE_TOLERANCE = 1e-4
 
 
@@ -65,11 +62,10 @@ def _relative(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(diff.max()) / scale, float(diff.mean()) / scale
 
 
-def _check(key: str, ours: np.ndarray, ref: np.ndarray, front_end: str) -> None:
+def _check(key: str, ours: np.ndarray, ref: np.ndarray) -> None:
     assert ours.shape == ref.shape, key
-    worst, mean = _relative(ours, ref)
-    assert worst <= MAX_TOLERANCE[front_end], f"{key}: max |diff| = {worst:.2e} of max |ref|"
-    assert mean <= MEAN_TOLERANCE[front_end], f"{key}: mean |diff| = {mean:.2e} of max |ref|"
+    worst, _ = _relative(ours, ref)
+    assert worst <= AUDIO_TOLERANCE, f"{key}: max |diff| = {worst:.2e} of max |ref|"
 
 
 # OpenL3's networks cost ~10-20 GFLOPs a window, so most rows are checked on a prefix of the
@@ -95,7 +91,7 @@ def test_hop_05_centred_to_the_end(reference, models, front_end):
     # recording (its window 0 sees zeros before the cut), the last ones zero-padded at the end.
     emb, ts = _embed(models[front_end], audio[7 * 24_000 :], hop_size=0.5, embedding_size=6144)
     assert len(ts) == full - 7
-    _check(key, emb[1:], reference[key][8:], front_end)
+    _check(key, emb[1:], reference[key][8:])
 
 
 @pytest.mark.parametrize("front_end", PARAMS)
@@ -104,10 +100,10 @@ def test_hop_01_centred_6144_and_512(reference, models, front_end):
     emb, ts = _embed(models[front_end], prefix, hop_size=0.1, embedding_size=6144)
     rows = len(ts)
     assert rows == 11 and np.array_equal(ts, reference[f"audio_{front_end}_6144_hop0.1_c_ts"][:rows])
-    _check(f"audio_{front_end}_6144_hop0.1_c", emb, reference[f"audio_{front_end}_6144_hop0.1_c"][:rows], front_end)
+    _check(f"audio_{front_end}_6144_hop0.1_c", emb, reference[f"audio_{front_end}_6144_hop0.1_c"][:rows])
     # 512 = the max over all positions of conv4_2 = the max over the 4 x 3 grid of the 6144-D feature
     pooled = emb.reshape(rows, 4, 3, 512).max(axis=(1, 2))
-    _check(f"audio_{front_end}_512_hop0.1_c", pooled, reference[f"audio_{front_end}_512_hop0.1_c"][:rows], front_end)
+    _check(f"audio_{front_end}_512_hop0.1_c", pooled, reference[f"audio_{front_end}_512_hop0.1_c"][:rows])
     # and the whole recording has openl3's number of windows at openl3's times
     full = window_count(len(reference["audio_48k"]), 0.1, True, 48_000, framing="openl3")
     for size in (512, 6144):
@@ -120,7 +116,7 @@ def test_hop_025_not_centred_512(reference, models, front_end):
     prefix = reference["audio_48k"][: 2 * 48_000]  # non-centred windows 0..4 lie inside it
     emb, ts = _embed(models[front_end], prefix, hop_size=0.25, center=False, embedding_size=512)
     assert len(ts) == 5 and np.array_equal(ts, reference[key + "_ts"][:5])
-    _check(key, emb, reference[key][:5], front_end)
+    _check(key, emb, reference[key][:5])
     full = window_count(len(reference["audio_48k"]), 0.25, False, 48_000, framing="openl3")
     assert np.array_equal(np.arange(full) * 0.25, reference[key + "_ts"])
 

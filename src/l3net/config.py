@@ -37,6 +37,9 @@ class SpectrogramConfig:
     bins to that many mel bands (Slaney's mel scale and area normalisation, 0 Hz to Nyquist: the
     filters of librosa and kapre) before scaling. ``pad_end`` zero-pads the end of the clip so that
     ``ceil(samples / hop_length)`` frames cover all of it (``tf.signal.stft(pad_end=True)``).
+    ``tensorflow_stft`` computes the STFT as ``tf.signal.stft`` does (the openl3-* presets): with
+    TensorFlow's float32 Hann window (shipped as package data, for 512 and 2048 points) and, on the
+    CPU, pocketfft's rfft (through SciPy), so that it is bit-identical to openl3's kapre front end.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -51,6 +54,7 @@ class SpectrogramConfig:
     db_range: float = 80.0  # "db": clip this many dB below the clip's maximum
     mel_bands: int = 0  # 0: linear-frequency bins; > 0: mel bands
     pad_end: bool = False  # zero-pad the end: ceil(samples / hop) frames instead of whole windows only
+    tensorflow_stft: bool = False  # TensorFlow's Hann window and FFT, bit for bit on the CPU (OpenL3)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames for ``num_samples`` input samples (at SAMPLE_RATE), no centre padding."""
@@ -95,6 +99,13 @@ class SpectrogramConfig:
             raise ValueError(f"mel_bands must be 0 (linear frequency) or a positive integer, got {self.mel_bands!r}")
         if not isinstance(self.pad_end, bool):
             raise ValueError(f"pad_end must be true or false, got {self.pad_end!r}")
+        if not isinstance(self.tensorflow_stft, bool):
+            raise ValueError(f"tensorflow_stft must be true or false, got {self.tensorflow_stft!r}")
+        if self.tensorflow_stft and not (self.window == "hann" and self.win_length == self.n_fft in (512, 2048)):
+            raise ValueError(
+                "tensorflow_stft needs window 'hann' with win_length == n_fft of 512 or 2048 "
+                f"(the shipped TensorFlow windows), got {self.window!r}, {self.win_length}, {self.n_fft}"
+            )
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,12 @@ class ModelConfig:
             bad = sorted(set(kwargs["spectrogram"]) - spec_known)
             if bad:
                 raise ValueError(f"unknown spectrogram config fields: {', '.join(bad)}")
-            kwargs["spectrogram"] = SpectrogramConfig(**kwargs["spectrogram"])
+            spec = dict(kwargs["spectrogram"])
+            if "tensorflow_stft" not in spec and spec.get("scale") == "db":
+                # written before the field existed (converted OpenL3 models in caches, checkpoints):
+                # the "db" scale was only ever OpenL3's front end, whose STFT is TensorFlow's
+                spec["tensorflow_stft"] = True
+            kwargs["spectrogram"] = SpectrogramConfig(**spec)
         for key in (
             "channels", "image_transfer_grid", "audio_transfer_grid", "image_mean", "image_std",
             "vision_relu_before_bn", "same_pools",
@@ -250,8 +266,8 @@ _OPENL3_TOWERS: dict[str, Any] = dict(
 )
 #: OpenL3's kapre front ends at 48 kHz: periodic Hann windows of n_fft samples, hop 242, magnitude,
 #: decibels per clip. linear: 512-point STFT, whole windows only (257 x 197); mel: 2048-point STFT,
-#: end padded (tf pad_end), 128 or 256 mel bands (x 199).
-_OPENL3_DB = dict(sample_rate=SAMPLE_RATE, hop_length=242, window="hann", power=1.0, scale="db")
+#: end padded (tf pad_end), 128 or 256 mel bands (x 199). TensorFlow's window and (on the CPU) FFT.
+_OPENL3_DB = dict(sample_rate=SAMPLE_RATE, hop_length=242, window="hann", power=1.0, scale="db", tensorflow_stft=True)
 
 #: The preset table. ``paper`` is exactly the paper. ``small`` is the CPU preset: a quarter of the
 #: width, 112/96 px frames, and a 16 kHz spectrogram of 20 ms windows without overlap (161 x 50);

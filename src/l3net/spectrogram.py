@@ -9,10 +9,23 @@ in 512-sample chunks (the window is padded to n_fft inside the frame), giving 19
 the FFT, which is what the paper (and ``scipy.signal.stft(nperseg=480, nfft=512)``) does.
 
 The same module computes OpenL3's front ends (``scale="db"``, ``mel_bands``, ``pad_end``: see
-:class:`~l3net.config.SpectrogramConfig`), matching kapre 0.3.7 as openl3 0.4.2 builds it.
+:class:`~l3net.config.SpectrogramConfig`), matching kapre 0.3.7 as openl3 0.4.2 builds it. With ``tensorflow_stft`` (the openl3-* presets)
+the STFT is TensorFlow's bit for bit on the CPU: TensorFlow's float32 Hann window, shipped as
+package data (``data_files/openl3_hann.npz``, written by ``tools/openl3_windows.py``), and
+pocketfft's rfft through ``scipy.fft`` (TensorFlow's CPU FFT is pocketfft too). That matters
+because the bottom of the 80 dB range is FFT round-off, which a network's BatchNorm amplifies:
+openl3's embeddings are matched to ~3e-6 of their largest value this way, to 1e-3..1e-2 with
+torch's window and FFT. On other devices torch.fft runs (no host round trip), so parity there is
+the looser figure (not measured on a GPU). The SciPy FFT returns no gradient; the front end has no parameters, and a
+waveform that requires a gradient takes torch.fft instead.
 """
 
 from __future__ import annotations
+
+import functools
+import zipfile
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import SAMPLE_RATE, SpectrogramConfig
+from .errors import ModelFileError
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -53,6 +67,50 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return np.ascontiguousarray(weights.T, dtype=np.float32)
 
 
+#: TensorFlow's float32 periodic Hann windows (``hann_512``, ``hann_2048``), see the module docstring.
+TENSORFLOW_WINDOWS = "data_files/openl3_hann.npz"
+
+
+@functools.lru_cache(maxsize=None)
+def tensorflow_hann_window(length: int, path: Path | None = None) -> np.ndarray:
+    """``tf.signal.hann_window(length)`` (periodic, float32, unitless) from the shipped package data.
+
+    ``path``: another ``.npz`` of the same layout (``hann_<length>`` arrays) instead of the package's.
+    Checked against a float64 periodic Hann window (within 3e-7, float32 round-off), so a damaged
+    or wrong file fails loudly, naming itself, instead of moving every feature.
+    """
+    source = resources.files("l3net").joinpath(TENSORFLOW_WINDOWS) if path is None else Path(path)
+    key = f"hann_{length}"
+    try:
+        with source.open("rb") as f, np.load(f) as stored:
+            window = np.array(stored[key])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"cannot read {key} from {source}: {exc}") from exc
+    reference = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
+    if (
+        window.shape != (length,)
+        or window.dtype != np.float32
+        or not np.abs(window.astype(np.float64) - reference).max() <= 3e-7
+    ):
+        raise ModelFileError(
+            f"{key} in {source} is not a float32 periodic Hann window of "
+            f"{length} points (shape {window.shape}, dtype {window.dtype}); reinstall l3net or rerun "
+            "tools/openl3_windows.py"
+        )
+    window.setflags(write=False)
+    return window
+
+
+def _rfft(frames: torch.Tensor, n: int, tensorflow: bool) -> torch.Tensor:
+    """``rfft`` of the last axis zero-padded to ``n``; pocketfft's (SciPy) when ``tensorflow`` on the CPU."""
+    if tensorflow and frames.device.type == "cpu" and not frames.requires_grad:
+        from scipy import fft as scipy_fft  # here, not at import: `l3net --help` needs no SciPy
+
+        spectrum = scipy_fft.rfft(frames.detach().numpy(), n=n, axis=-1)  # float32 in, complex64 out
+        return torch.from_numpy(spectrum)
+    return torch.fft.rfft(frames, n=n)
+
+
 def _decimation_filter(factor: int) -> np.ndarray:
     """Low-pass FIR for integer decimation (the Kaiser design scipy's resample_poly uses)."""
     from scipy import signal  # here, not at import: `l3net --help` and the 48 kHz presets need no SciPy
@@ -73,9 +131,13 @@ class LogSpectrogram(nn.Module):
         super().__init__()
         self.config = config or SpectrogramConfig()
         self.config.validate()
-        window_fn = {"hann": torch.hann_window, "hamming": torch.hamming_window}[self.config.window]
+        if self.config.tensorflow_stft:
+            window = torch.from_numpy(tensorflow_hann_window(self.config.win_length).copy())
+        else:
+            window_fn = {"hann": torch.hann_window, "hamming": torch.hamming_window}[self.config.window]
+            window = window_fn(self.config.win_length)
         # Derived from the config, so not part of the state dict (nothing to save or mismatch).
-        self.register_buffer("window", window_fn(self.config.win_length), persistent=False)
+        self.register_buffer("window", window, persistent=False)
         factor = self.config.decimation
         fir = torch.from_numpy(_decimation_filter(factor)).view(1, 1, -1) if factor > 1 else torch.empty(0)
         self.register_buffer("decimation_fir", fir, persistent=False)
@@ -112,7 +174,7 @@ class LogSpectrogram(nn.Module):
                 frames_needed = -(-x.shape[-1] // cfg.hop_length)
                 x = F.pad(x, (0, (frames_needed - 1) * cfg.hop_length + cfg.win_length - x.shape[-1]))
             frames = x.unfold(-1, cfg.win_length, cfg.hop_length)  # (N, frames, win): no centre padding
-            spectrum = torch.fft.rfft(frames * self.window, n=cfg.n_fft)  # zero-pads each frame to n_fft
+            spectrum = _rfft(frames * self.window, cfg.n_fft, cfg.tensorflow_stft)  # each frame zero-padded to n_fft
             magnitude = spectrum.abs()
             if cfg.power == 2.0:
                 magnitude = magnitude.square()
@@ -133,5 +195,6 @@ class LogSpectrogram(nn.Module):
             f"n_fft={c.n_fft}, window={c.window}, power={c.power}, "
             + (f"mel_bands={c.mel_bands}, " if c.mel_bands else "")
             + (f"pad_end=True, " if c.pad_end else "")
+            + ("tensorflow_stft=True, " if c.tensorflow_stft else "")
             + (f"scale=db, db_range={c.db_range}" if c.scale == "db" else f"log_floor={c.log_floor}")
         )
