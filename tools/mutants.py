@@ -255,7 +255,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "units-bottom-inputs", "src/l3net/evaluate/units.py",
         "        order = np.lexsort((tiebreak, -acts[:, u]))",
         "        order = np.lexsort((tiebreak, acts[:, u]))",
-        ("tests/test_eval_units.py", "-k", "top_inputs or ties"),
+        ("tests/test_eval_units.py", "-k", "test_top_inputs or test_ties"),
         "a unit's 'top' inputs are its least activating ones",
     ),
     # -- prepare --------------------------------------------------------------------------------------
