@@ -147,6 +147,10 @@ def test_kinetics_sounds_recipe_runs_on_a_stand_in(synth_world, data_dir, tmp_pa
     dataset = json.loads((root / "ks-shards" / "dataset.json").read_text())
     assert dataset["split_source"] == "labels"
     assert {k: v for k, v in dataset["split_counts"].items() if k in ("train", "val", "test")} == {"train": 8, "val": 2, "test": 5}
+    from l3net.data.prepare import read_manifest
+
+    reasons = {Path(line["path"]).name: line.get("reason") for line in read_manifest(root / "ks-shards")}
+    assert reasons["holiday.mp4"] == "class not kept"  # found, not listed: prepare leaves it out under --classes
     for result in ("avc", "cluster", "units", "sound"):
         assert (root / "runs" / "ks" / "eval" / f"{result}.json").is_file(), result
     assert (root / "runs" / "ks-random" / "eval" / "avc.json").is_file()
