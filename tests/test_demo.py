@@ -49,5 +49,3 @@ def test_demo_refuses_a_folder_of_other_files(tmp_path: Path, capsys: pytest.Cap
     assert "already holds other files (notes.txt)" in err and "Traceback" not in err
     assert main(["demo", "--out", str(tmp_path / "d"), "--videos", "0"]) == 2
     assert "--videos must be at least 1" in capsys.readouterr().err
-    assert main(["demo", "--out", str(tmp_path / "e"), "--class-surface", "2"]) == 2
-    assert "--class-surface is a probability" in capsys.readouterr().err and not (tmp_path / "e").exists()

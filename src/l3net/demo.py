@@ -56,7 +56,6 @@ class DemoConfig:
     lr_schedule: str = "cosine"
     val_every: int = 100
     seed: int = 0
-    class_surface: float = 0.0  # the world's --class-surface: 0 = classes told by shape and timbre/rhythm only
     workers: int = 2  # processes for synthesis and preparation
     device: str = "auto"
 
@@ -106,7 +105,7 @@ def run_demo(
     # 1. A synthetic world whose classes pair an object with a sound (labels used only to evaluate).
     t = time.perf_counter()
     world_config = WorldConfig(videos=config.videos, classes=config.classes, seconds=config.seconds,
-                               size=config.size, seed=config.seed, class_surface=config.class_surface)
+                               size=config.size, seed=config.seed)
     _stage(f"1/5 synthesising {config.videos} videos of {config.classes} classes ({config.seconds:g} s, "
            f"{config.size} px) into {out / 'world'}")
     world = make_world(out / "world", world_config, workers=config.workers, progress=progress)

@@ -42,9 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
                         help=f"learning rate over the run (default: {d.lr_schedule}, decaying to 0 at the last step)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of the world and the training (default: {d.seed})")
-    parser.add_argument("--class-surface", type=float, default=d.class_surface,
-                        help="probability that a video's object has its class's own hue and its sound its class's own pitch "
-                        f"(cues an untrained network sees; an easier world), 0-1 (default: {d.class_surface:g})")
     parser.add_argument("--workers", type=int, default=d.workers, help=f"processes for synthesis and preparation (default: {d.workers})")
     parser.add_argument("--device", default=d.device, help="cpu, cuda or auto (default: auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -59,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
     for name in ("videos", "classes", "steps", "batch_size", "workers"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if not 0.0 <= args.class_surface <= 1.0:
-        raise InputError(f"--class-surface is a probability in [0, 1], got {args.class_surface}")
     fields = {f.name for f in dataclasses.fields(DemoConfig)}
     config = DemoConfig(**{k: v for k, v in vars(args).items() if k in fields})
     result = run_demo(args.out, config, progress=not args.no_progress,

@@ -1,25 +1,15 @@
 """A synthetic audio-visual world: real MP4 videos whose sounding object is known (``l3net synth``).
 
 No real video dataset can be downloaded on every machine, and tests need data with known answers,
-so l3net makes its own. A *video* shows one sounding object at a random place and scale over a
-random background, for ``seconds`` seconds, encoded as H.264 + AAC in MP4 (so the real decoding
-path is exercised); the object's size pulses with its sound's loudness.
+so l3net makes its own. Each *class* pairs a visual object (shape, colour, texture, motion) with a
+sound (timbre, pitch, rhythm); the object's size pulses with its sound's loudness. A *video* shows
+one sounding object of a class at a random place and scale over a random background, for
+``seconds`` seconds, encoded as H.264 + AAC in MP4 (so the real decoding path is exercised).
 
-What defines a class is what an untrained network does not capture for free:
-
-- *vision*: the object's outline (12 shapes) and a part drawn inside it (a band, a rim, a half);
-- *audio*: the timbre (6 kinds: sine, odd or all harmonics, inharmonic bell, noise band, vibrato)
-  and the temporal pattern (steady, pulses at 2 or 4 Hz, decays at 1.5 or 3 Hz, random onsets).
-
-Everything a random network's features do respond to is drawn per video and shared by all
-classes: the object's colours, texture and scale, the background's colours, blotches and clutter,
-distractor objects; the sound's pitch (a new one at every note, from one range for every class),
-loudness and background noise (level and colour; level and noise drift within the video, so that
-a small training set cannot be memorised as "this video's colours go with this video's pitch"). A random network therefore groups videos by colour, brightness, pitch and
-level, which say nothing of the class, while audio-visual correspondence can only be learnt
-through the class: the picture's shape goes with the sound's timbre and rhythm, and with
-nothing else. Class looks and sounds depend only on the class index, never on the seed, so two
-worlds made with different seeds (say a training and a test world) share their classes.
+Class attributes are combined so that no single cue names a class: with 10 classes two share a
+shape and two share a colour, and timbre, rhythm and pitch are assigned independently. Class
+looks and sounds depend only on the class index, never on the seed, so two worlds made with
+different seeds (say a training and a test world) share their classes.
 
 The paper's difficulties (PAPER_SPEC section 2) are knobs of :class:`WorldConfig`:
 background ``noise``, silent ``distractors``, ``unrelated`` soundtracks (the picture's object is
@@ -43,7 +33,6 @@ A ``NAME.boxes.json`` sidecar (the format ``l3net prepare`` reads beside any ``N
 
 from __future__ import annotations
 
-import colorsys
 import csv
 import dataclasses
 import json
@@ -76,56 +65,58 @@ MAX_CLASSES = len(CLASS_NAMES)
 AUDIO_RATE = 24_000
 BOXES_SUFFIX = ".boxes.json"
 BOXES_FORMAT = "l3net-boxes"
-#: Version of world.json; 2 = class by shape/part and timbre/rhythm, surface drawn per video.
-WORLD_VERSION = 2
 
-#: Object outlines; a class's outline is SHAPES[index % 12].
-SHAPES = (
-    "circle", "square", "triangle", "diamond", "star", "ring",
-    "cross", "hexagon", "crescent", "arrow", "tee", "house",
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "ring", "cross", "hexagon")
+#: Eight well separated, saturated colours (RGB, 0-255).
+COLOURS = (
+    (230, 40, 40), (245, 150, 20), (240, 225, 30), (40, 190, 60),
+    (30, 200, 220), (40, 80, 235), (150, 60, 220), (235, 60, 170),
 )
-#: What is drawn inside the outline in a second (per-video) colour: nothing, a horizontal band
-#: across the middle, a thick rim along the edge, the left half.
-PARTS = ("plain", "band", "rim", "half")
-#: Per-video surface patterns of the object (never a class cue).
 TEXTURES = ("solid", "stripes", "checks", "dots")
-TIMBRES = ("sine", "square", "saw", "bell", "noise", "vibrato")
+TIMBRES = ("sine", "square", "saw", "bell", "noise", "pluck")
 #: (kind, rate in Hz): how the sound's loudness moves in time.
 RHYTHMS = (("steady", 0.5), ("pulse", 2.0), ("pulse", 4.0), ("decay", 1.5), ("decay", 3.0), ("random", 3.0))
 MOTIONS = ("drift", "bounce", "orbit", "hover")
+#: Fundamental frequencies (Hz) spread log-uniformly; classes take them in a scrambled order.
+PITCHES = tuple(float(f) for f in np.geomspace(180.0, 2200.0, MAX_CLASSES).round(1))
 
 
 @dataclass(frozen=True)
 class ClassSpec:
-    """What defines one class (fixed by the class index): its look and its sound."""
+    """What one class looks and sounds like (fixed by the class index)."""
 
     index: int
     name: str
-    shape: str  # outline, one of SHAPES
-    part: str  # drawn inside the outline, one of PARTS
+    shape: str
+    colour: tuple[int, int, int]
+    texture: str
+    motion: str
     timbre: str
+    pitch: float  # Hz, fundamental
     rhythm: tuple[str, float]
 
 
 def class_table(num_classes: int) -> list[ClassSpec]:
-    """The first ``num_classes`` classes; (shape, part) and (timbre, rhythm) are unique for all 34.
-
-    With up to 12 classes every class has its own outline and its own (timbre, rhythm); with more,
-    classes share outlines (told apart by the part) and timbres (told apart by the rhythm).
-    """
+    """The first ``num_classes`` classes. Attributes are spread so that no single one names a class."""
     if not 2 <= num_classes <= MAX_CLASSES:
         raise InputError(f"--classes must be between 2 and {MAX_CLASSES}, got {num_classes}")
-    return [
-        ClassSpec(
-            index=c,
-            name=CLASS_NAMES[c],
-            shape=SHAPES[c % len(SHAPES)],
-            part=PARTS[(c + c // len(SHAPES)) % len(PARTS)],  # c and c + 12, c + 24 differ in part
-            timbre=TIMBRES[c % 6],
-            rhythm=RHYTHMS[(c + c // 6) % 6],  # (timbre, rhythm) unique for c < 36
+    specs = []
+    for c in range(num_classes):
+        q = c // 8
+        specs.append(
+            ClassSpec(
+                index=c,
+                name=CLASS_NAMES[c],
+                shape=SHAPES[c % 8],
+                colour=COLOURS[(3 * c + q) % 8],  # (shape, colour) is unique for all 34 classes
+                texture=TEXTURES[(c + c // 4) % 4],
+                motion=MOTIONS[(c * 3 + 1) % 4],
+                timbre=TIMBRES[c % 6],
+                pitch=PITCHES[(c * 13) % MAX_CLASSES],  # 13 is prime to 34: a permutation
+                rhythm=RHYTHMS[(c + c // 6) % 6],
+            )
         )
-        for c in range(num_classes)
-    ]
+    return specs
 
 
 @dataclass(frozen=True)
@@ -138,17 +129,12 @@ class WorldConfig:
     size: int = 256  # frame width and height (px)
     fps: float = 12.0  # video frame rate
     seed: int = 0
-    noise: float = 0.1  # largest background noise amplitude (a video's is U(0.1, 1) x noise)
+    noise: float = 0.05  # background noise amplitude (the sounding object peaks at 0.3-0.7)
     distractors: float = 0.3  # probability of 1-2 silent objects of other classes in view
     unrelated: float = 0.0  # probability that the soundtrack is another class's (object silent)
     offscreen: float = 0.0  # probability of a second, invisible sound source of another class
-    pitch_range: tuple[float, float] = (150.0, 1500.0)  # Hz; a video's fundamental, log-uniform, any class
-    loudness_db: float = 20.0  # a video's level is U(0, loudness_db) dB below the loudest (peak 0.6)
-    object_scale: tuple[float, float] = (0.25, 0.55)  # object side / frame side
-    clutter: int = 4  # at most this many irregular coloured blobs in the background
-    # probability that a video's object wears its class's own hue and its sound keeps its class's
-    # own pitch: cues an untrained network sees (0 in the demo: only shape and timbre/rhythm tell)
-    class_surface: float = 0.0
+    pitch_jitter: float = 0.06  # a video's fundamental is the class's times U(1 - j, 1 + j)
+    object_scale: tuple[float, float] = (0.3, 0.5)  # object side / frame side
 
     def validate(self) -> None:
         if self.seed < 0:
@@ -162,22 +148,17 @@ class WorldConfig:
             raise InputError(f"--size must be an even number of pixels in [32, 2048], got {self.size}")
         if not 1 <= self.fps <= 60:
             raise InputError(f"--fps must be in [1, 60], got {self.fps}")
-        for name in ("distractors", "unrelated", "offscreen", "class_surface"):
+        for name in ("distractors", "unrelated", "offscreen"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"--{name} is a probability in [0, 1], got {value}")
+        if not 0.0 <= self.pitch_jitter <= 0.9:
+            raise InputError(f"--pitch-jitter must be in [0, 0.9], got {self.pitch_jitter}")
         if not 0.0 <= self.noise <= 1.0:
             raise InputError(f"--noise must be in [0, 1], got {self.noise}")
-        lo, hi = self.pitch_range
-        if not 50.0 <= lo <= hi <= 4000.0:
-            raise InputError(f"--pitch-range must satisfy 50 <= LO <= HI <= 4000 Hz, got {lo:g} {hi:g}")
-        if not 0.0 <= self.loudness_db <= 40.0:
-            raise InputError(f"--loudness-db must be in [0, 40], got {self.loudness_db}")
         lo, hi = self.object_scale
         if not 0.05 <= lo <= hi <= 0.9:
-            raise InputError(f"--scale must satisfy 0.05 <= LO <= HI <= 0.9, got {lo:g} {hi:g}")
-        if not 0 <= self.clutter <= 20:
-            raise InputError(f"--clutter must be in [0, 20], got {self.clutter}")
+            raise InputError(f"object_scale must satisfy 0.05 <= lo <= hi <= 0.9, got {self.object_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -185,7 +166,7 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class VideoPlan:
-    """The classes of one video and its difficulties, drawn from ``(seed, index)`` alone."""
+    """Everything random about one video, drawn from ``(seed, index)`` alone."""
 
     index: int
     name: str  # file stem, e.g. v00012
@@ -218,257 +199,136 @@ def plan_videos(config: WorldConfig) -> list[VideoPlan]:
 # ------------------------------------------------------------------------------------------------
 # sound
 # ------------------------------------------------------------------------------------------------
-def _envelope(rhythm: tuple[str, float], t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(loudness over time in [0, 1], note number of every sample) for ``t`` in seconds; random phase.
-
-    A new note starts where the envelope starts a period (pulse, decay), at every onset (random),
-    or every second (steady), so a change of pitch falls where it is least heard.
-    """
+def _envelope(rhythm: tuple[str, float], t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Loudness over time in [0, 1] (``t`` in seconds)."""
     kind, rate = rhythm
     phase = rng.random()
     if kind == "steady":
-        return 0.8 + 0.2 * np.sin(2 * np.pi * (rate * t + phase)), np.floor(t + phase).astype(np.int64)
-    if kind in ("pulse", "decay"):
-        cycles = rate * t + phase
-        x = cycles % 1.0
-        note = np.floor(cycles).astype(np.int64)
-        if kind == "pulse":  # 50 % duty with 10 ms ramps, so onsets do not click
-            ramp = 0.01 * rate
-            return np.clip(np.minimum(x / ramp, (0.5 - x) / ramp), 0.0, 1.0), note
-        return np.exp(-x / (0.25 / rate * 2)) * np.clip(x / (0.005 * rate), 0, 1), note
+        return 0.8 + 0.2 * np.sin(2 * np.pi * (rate * t + phase))
+    if kind == "pulse":
+        x = (rate * t + phase) % 1.0
+        # 50 % duty with 10 ms ramps, so onsets do not click
+        ramp = 0.01 * rate
+        return np.clip(np.minimum(x / ramp, (0.5 - x) / ramp), 0.0, 1.0)
+    if kind == "decay":
+        x = (rate * t + phase) % 1.0
+        return np.exp(-x / (0.25 / rate * 2)) * np.clip(x / (0.005 * rate), 0, 1)
     # random onsets (a Poisson process), each a fast attack and an exponential decay (0.12 s)
     rate_hz = len(t) / (float(t[-1]) + 1e-9) if len(t) > 1 else AUDIO_RATE
     duration = len(t) / rate_hz
     onsets = np.sort(rng.uniform(-0.3, duration, size=max(1, rng.poisson(rate * (duration + 0.3)))))
     env = np.zeros_like(t)
     tail = np.exp(-np.arange(int(rate_hz)) / rate_hz / 0.12)  # 1 s of decay: e^-8 at its end
-    starts = np.ceil(onsets * rate_hz).astype(np.int64)
-    for start in starts:
+    for onset in onsets:
+        start = int(np.ceil(onset * rate_hz))
         lo, hi = max(0, start), min(len(t), start + len(tail))
         if hi > lo:
             np.maximum(env[lo:hi], tail[lo - start : hi - start], out=env[lo:hi])
-    return env, np.searchsorted(starts, np.arange(len(t)), side="right")
+    return env
 
 
-def _tone(timbre: str, t: np.ndarray, f0: np.ndarray, note: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A timbre whose fundamental is ``f0`` (Hz, per sample; constant within a note), peak about 1, below 8 kHz."""
+def _tone(spec: ClassSpec, t: np.ndarray, f0: float, rng: np.random.Generator) -> np.ndarray:
+    """The class's timbre at fundamental ``f0`` (Hz), peak about 1, energy below 8 kHz."""
     nyquist = min(8000.0, AUDIO_RATE / 2 - 500)
-    phase = 2 * np.pi * np.cumsum(f0) / AUDIO_RATE + rng.uniform(0, 2 * np.pi)  # continuous across notes
-    if timbre == "sine":
+    phase = 2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi)
+    if spec.timbre == "sine":
         x = np.sin(phase) + 0.15 * np.sin(2 * phase)
-    elif timbre in ("square", "saw"):
-        ks = [k for k in range(1, 13) if timbre == "saw" or k % 2]
-        x = sum(np.sin(k * phase) / k * (k * f0 < nyquist) for k in ks)
-    elif timbre == "bell":
+    elif spec.timbre in ("square", "saw", "pluck"):
+        ks = range(1, int(nyquist // f0) + 1)
+        if spec.timbre == "square":
+            ks = [k for k in ks if k % 2]
+        power = {"square": 1.0, "saw": 1.0, "pluck": 1.6}[spec.timbre]
+        x = sum(np.sin(k * phase) / k**power for k in list(ks)[:12])
+    elif spec.timbre == "bell":
         x = np.sin(phase + 2.0 * np.sin(1.41 * phase))  # inharmonic FM
-    elif timbre == "vibrato":  # +-6 % at 6 Hz: wavy harmonics
-        phase = phase + 2 * np.pi * 0.06 * f0 / 6.0 * np.sin(2 * np.pi * 6.0 * t + rng.uniform(0, 2 * np.pi))
-        x = np.sin(phase) + 0.5 * np.sin(2 * phase) + 0.25 * np.sin(3 * phase)
-    else:  # a band of noise around 2 f0, note by note
-        x = np.zeros(len(t))
-        bounds = np.flatnonzero(np.diff(note)) + 1
-        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(t)]):
-            spectrum = np.fft.rfft(rng.standard_normal(hi - lo))
-            freqs = np.fft.rfftfreq(hi - lo, 1.0 / AUDIO_RATE)
-            spectrum *= np.exp(-0.5 * ((freqs - 2 * f0[lo]) / (0.5 * f0[lo])) ** 2)
-            x[lo:hi] = np.fft.irfft(spectrum, hi - lo)
-            x[lo:hi] /= np.abs(x[lo:hi]).max() + 1e-9
+    else:  # band of noise around f0
+        spectrum = np.fft.rfft(rng.standard_normal(len(t)))
+        freqs = np.fft.rfftfreq(len(t), 1.0 / AUDIO_RATE)
+        spectrum *= np.exp(-0.5 * ((freqs - 2 * f0) / (0.5 * f0)) ** 2)
+        x = np.fft.irfft(spectrum, len(t))
     x = np.asarray(x, dtype=np.float64)
     return x / (np.abs(x).max() + 1e-9)
 
 
-def class_pitch(index: int, pitch_range: tuple[float, float]) -> float:
-    """A class's own pitch (Hz) inside ``pitch_range``, used only for ``class_surface`` videos."""
-    lo, hi = pitch_range
-    return float(lo * (hi / lo) ** ((index * 0.618034 + 0.1) % 1.0))
-
-
-def class_hue(index: int) -> float:
-    """A class's own hue in [0, 1), used only for ``class_surface`` videos (golden-angle spacing)."""
-    return (index * 0.381966 + 0.05) % 1.0
-
-
 def _class_sound(
-    spec: ClassSpec, t: np.ndarray, rng: np.random.Generator, pitch_range: tuple[float, float],
-    own_pitch: bool = False,
+    spec: ClassSpec, t: np.ndarray, rng: np.random.Generator, pitch_jitter: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(signal, loudness envelope) of one source of the class; every note's pitch is drawn from
-    ``pitch_range`` (log-uniform), so pitch tells neither the class nor the video, unless
-    ``own_pitch``: then every note is at the class's own pitch (+-3 %)."""
-    env, note = _envelope(spec.rhythm, t, rng)
-    note = note - note.min()
-    lo, hi = pitch_range
-    if own_pitch:
-        pitches = class_pitch(spec.index, pitch_range) * rng.uniform(0.97, 1.03, size=int(note.max()) + 1)
-    else:
-        pitches = np.exp(rng.uniform(np.log(lo), np.log(hi), size=int(note.max()) + 1))
-    f0 = pitches[note]
-    return _tone(spec.timbre, t, f0, note, rng) * env, env
-
-
-def _drift(n: int, low: float, high: float, rng: np.random.Generator) -> np.ndarray:
-    """A slow random curve over ``n`` samples: a value U(low, high) every second, linear in between."""
-    knots = rng.uniform(low, high, size=int(np.ceil(n / AUDIO_RATE)) + 2)
-    return np.interp(np.arange(n) / AUDIO_RATE, np.arange(len(knots)) - rng.random(), knots)
+    """(signal, loudness envelope) of one source of the class; the pitch varies by +-``pitch_jitter``."""
+    f0 = spec.pitch * rng.uniform(1.0 - pitch_jitter, 1.0 + pitch_jitter)
+    env = _envelope(spec.rhythm, t, rng)
+    return _tone(spec, t, f0, rng) * env, env
 
 
 def _background_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise of a random colour (a one-pole low-pass of white noise, white to brown), unit peak."""
+    """Brownish-pink noise (a one-pole low-pass of white noise), unit peak."""
     from scipy.signal import lfilter
 
-    pole = rng.uniform(0.0, 0.98)
-    x = lfilter([1.0], [1.0, -pole], rng.standard_normal(n))
+    x = lfilter([1.0], [1.0, -0.97], rng.standard_normal(n))
     x = x - x.mean()
     return x / (np.abs(x).max() + 1e-9)
-
-
-def render_audio(
-    config: WorldConfig, plan: VideoPlan, rng: np.random.Generator, own_surface: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 soundtrack at AUDIO_RATE, loudness envelope of the visible object's sound)."""
-    specs = class_table(config.classes)
-    n_samples = int(round(config.seconds * AUDIO_RATE))
-    t_audio = np.arange(n_samples) / AUDIO_RATE
-    main, env = _class_sound(specs[plan.audio_class], t_audio, rng, config.pitch_range, own_pitch=own_surface)
-    # the level and the noise drift within the video too, so that neither names the video
-    level = 0.6 * 10 ** (-_drift(n_samples, 0.0, config.loudness_db, rng) / 20)
-    audio = level * main
-    if plan.offscreen_class is not None:
-        other, _ = _class_sound(specs[plan.offscreen_class], t_audio, rng, config.pitch_range)
-        audio += level * rng.uniform(0.4, 0.8) * other
-    if config.noise > 0:
-        audio += config.noise * _drift(n_samples, 0.1, 1.0, rng) * _background_noise(n_samples, rng)
-    peak = np.abs(audio).max()
-    if peak > 0.95:
-        audio *= 0.95 / peak
-    return audio.astype(np.float32), env
 
 
 # ------------------------------------------------------------------------------------------------
 # pictures
 # ------------------------------------------------------------------------------------------------
 def _shape_mask(shape: str, n: int) -> np.ndarray:
-    """An n x n boolean mask of the outline, filling the square (u: right, v: down, both in [-1, 1])."""
+    """An n x n boolean mask of the shape, filling the square."""
     c = (np.arange(n) + 0.5) / n * 2 - 1
     v, u = np.meshgrid(c, c, indexing="ij")
     r = np.hypot(u, v)
     if shape == "circle":
-        return r <= 0.95
+        return r <= 1.0
     if shape == "square":
-        return np.maximum(abs(u), abs(v)) <= 0.8
+        return np.maximum(abs(u), abs(v)) <= 0.85
     if shape == "triangle":
-        return (v <= 0.8) & (abs(u) <= (v + 0.95) * 0.55)
+        return (v <= 0.8) & (abs(u) <= (v + 0.95) * 0.58)
     if shape == "diamond":
-        return abs(u) + abs(v) <= 0.98
+        return abs(u) + abs(v) <= 1.0
     if shape == "star":
         theta = np.arctan2(v, u)
-        return r <= 0.45 + 0.5 * np.cos(2.5 * theta + np.pi / 4) ** 8
+        return r <= 0.5 + 0.45 * np.cos(5 * theta + np.pi / 2) ** 2
     if shape == "ring":
-        return (r <= 0.95) & (r >= 0.55)
+        return (r <= 1.0) & (r >= 0.55)
     if shape == "cross":
         return ((abs(u) <= 0.3) & (abs(v) <= 0.95)) | ((abs(v) <= 0.3) & (abs(u) <= 0.95))
     if shape == "hexagon":
         return np.maximum(abs(u) * 0.866 + abs(v) * 0.5, abs(v)) <= 0.9
-    if shape == "crescent":
-        return (r <= 0.95) & (np.hypot(u - 0.45, v + 0.15) > 0.7)
-    if shape == "arrow":
-        return ((abs(v) <= 0.22) & (u >= -0.95) & (u <= 0.1)) | ((u >= 0.0) & (abs(v) <= (0.95 - u) * 0.95))
-    if shape == "tee":
-        return ((abs(u) <= 0.95) & (v >= -0.9) & (v <= -0.45)) | ((abs(u) <= 0.25) & (v >= -0.9) & (v <= 0.95))
-    if shape == "house":
-        return ((abs(u) <= 0.7) & (v >= 0.0) & (v <= 0.9)) | ((v >= -0.95) & (v < 0.0) & (abs(u) <= (v + 0.95) * 0.95))
     raise ValueError(shape)
 
 
-def _part_mask(part: str, mask: np.ndarray) -> np.ndarray:
-    """The pixels of the outline drawn in the part's colour (a subset of ``mask``)."""
-    n = mask.shape[0]
-    c = (np.arange(n) + 0.5) / n * 2 - 1
-    if part == "plain":
-        return np.zeros_like(mask)
-    if part == "band":
-        return mask & (abs(c)[:, None] <= 0.2)
-    if part == "half":
-        return mask & (c[None, :] < 0)
-    if part == "rim":
-        from scipy.ndimage import binary_erosion
-
-        return mask & ~binary_erosion(mask, iterations=max(1, n // 9))
-    raise ValueError(part)
-
-
-@dataclass(frozen=True)
-class _Look:
-    """An object's surface in one video (never a class cue): colours and texture."""
-
-    colour: tuple[float, float, float]  # RGB 0-255
-    shade: tuple[float, float, float]  # the texture's second colour
-    accent: tuple[float, float, float]  # the part's colour
-    texture: str
-    period: float  # texture period / object side
-    angle: int  # stripes: 0 vertical, 1 horizontal, 2 and 3 diagonal
-
-
-def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
-    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
-    return (255 * r, 255 * g, 255 * b)
-
-
-def _random_look(rng: np.random.Generator, hue: float | None = None) -> _Look:
-    """A random surface; ``hue`` (in [0, 1)) fixes the body's hue."""
-    hue, sat, val = rng.random() if hue is None else hue, rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0)
-    dark = rng.random() < 0.5  # the accent is much darker or much lighter than the body
-    return _Look(
-        colour=_hsv(hue, sat, val),
-        shade=_hsv(hue, sat, val * rng.uniform(0.35, 0.6)),
-        accent=_hsv(rng.random(), rng.uniform(0.0, 1.0), rng.uniform(0.05, 0.25) if dark else rng.uniform(0.9, 1.0)),
-        texture=TEXTURES[int(rng.integers(len(TEXTURES)))],
-        period=rng.uniform(0.15, 0.35),
-        angle=int(rng.integers(4)),
-    )
-
-
-def _sprite(spec: ClassSpec, n: int, look: _Look) -> tuple[np.ndarray, np.ndarray]:
+def _sprite(spec: ClassSpec, n: int, shade: float) -> tuple[np.ndarray, np.ndarray]:
     """(n x n x 3 uint8 colours, n x n mask) of the class's object at side ``n`` px."""
     mask = _shape_mask(spec.shape, n)
+    colour = np.clip(np.array(spec.colour, np.float32) * shade, 0, 255)
+    dark = colour * 0.35
     i = np.arange(n)
-    period = max(4, int(round(n * look.period)))
-    half = max(2, period // 2)
-    if look.texture == "stripes":
-        coord = [i[None, :] + 0 * i[:, None], i[:, None] + 0 * i[None, :], i[:, None] + i[None, :], i[:, None] - i[None, :] + n][look.angle]
-        pattern = (coord // half) % 2 == 0
-    elif look.texture == "checks":
-        pattern = ((i[:, None] // half) + (i[None, :] // half)) % 2 == 0
-    elif look.texture == "dots":
+    period = max(4, n // 5)
+    if spec.texture == "stripes":
+        pattern = ((i[:, None] + i[None, :]) // (period // 2)) % 2 == 0
+    elif spec.texture == "checks":
+        pattern = ((i[:, None] // (period // 2)) + (i[None, :] // (period // 2))) % 2 == 0
+    elif spec.texture == "dots":
         cy = (i % period) - period / 2
         pattern = (cy[:, None] ** 2 + cy[None, :] ** 2) > (period * 0.3) ** 2
     else:
         pattern = np.ones((n, n), bool)
-    rgb = np.where(pattern[:, :, None], np.array(look.colour, np.float32), np.array(look.shade, np.float32))
-    rgb[_part_mask(spec.part, mask)] = look.accent
-    return rgb.astype(np.uint8), mask
+    rgb = np.where(pattern[:, :, None], colour, dark).astype(np.uint8)
+    return rgb, mask
 
 
-def _background(size: int, clutter: int, rng: np.random.Generator) -> np.ndarray:
-    """A random gradient with soft blotches and up to ``clutter`` irregular blobs (size x size x 3 uint8)."""
-    a, b = rng.uniform(20, 235, size=(2, 3))
+def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random muted gradient with soft blotches (size x size x 3 uint8)."""
+    a, b = rng.uniform(40, 200, size=(2, 3))
+    grey = rng.uniform(60, 170)
+    a, b = 0.45 * a + 0.55 * grey, 0.45 * b + 0.55 * grey  # muted: objects stay the colourful thing
     angle = rng.uniform(0, 2 * np.pi)
     c = np.linspace(-1, 1, size)
     y, x = np.meshgrid(c, c, indexing="ij")
     g = (np.cos(angle) * x + np.sin(angle) * y + 1.4) / 2.8
     img = a * (1 - g[:, :, None]) + b * g[:, :, None]
     # soft blotches: a 6 x 6 grid of random offsets, bilinearly upscaled
-    blotch = rng.normal(0, rng.uniform(5, 30), size=(6, 6)).astype(np.float32)
+    blotch = rng.normal(0, 18, size=(6, 6)).astype(np.float32)
     img += np.asarray(Image.fromarray(blotch, mode="F").resize((size, size), Image.Resampling.BILINEAR))[:, :, None]
-    # clutter: blobs with no class's outline (thresholded smooth noise), in random colours
-    for _ in range(int(rng.integers(0, clutter + 1))):
-        side = max(4, int(rng.uniform(0.1, 0.3) * size))
-        field = rng.normal(0.8, 1.0, size=(5, 5)).astype(np.float32)
-        field[0, :] = field[-1, :] = field[:, 0] = field[:, -1] = -1.0  # closed: no cut edges
-        blob = np.asarray(Image.fromarray(field, mode="F").resize((side, side), Image.Resampling.BILINEAR)) > 0.0
-        x0, y0 = rng.integers(0, size - side + 1, size=2)
-        region = img[y0 : y0 + side, x0 : x0 + side]
-        region[blob] = rng.uniform(0, 255, size=3)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -547,24 +407,32 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
     """
     specs = class_table(config.classes)
     rng = np.random.default_rng([config.seed, plan.index, 2])
-    # (no draw when class_surface is 0, so that knob leaves other worlds unchanged)
-    own_surface = config.class_surface > 0 and bool(rng.random() < config.class_surface)
-    audio, env = render_audio(config, plan, rng, own_surface)
-    n_samples = len(audio)
+    n_samples = int(round(config.seconds * AUDIO_RATE))
+    t_audio = np.arange(n_samples) / AUDIO_RATE
+    main, env = _class_sound(specs[plan.audio_class], t_audio, rng, config.pitch_jitter)
+    loudness = rng.uniform(0.3, 0.7)
+    audio = loudness * main
+    if plan.offscreen_class is not None:
+        other, _ = _class_sound(specs[plan.offscreen_class], t_audio, rng, config.pitch_jitter)
+        audio += loudness * rng.uniform(0.4, 0.8) * other
+    if config.noise > 0:
+        audio += config.noise * rng.uniform(0.5, 1.5) * _background_noise(n_samples, rng)
+    peak = np.abs(audio).max()
+    if peak > 0.95:
+        audio *= 0.95 / peak
+    audio = audio.astype(np.float32)
 
     size = config.size
-    background = _background(size, config.clutter, rng)
+    background = _background(size, rng)
     lo, hi = config.object_scale
-    objects = []  # (spec, side, mover, look, pulses_with_sound)
+    objects = []  # (spec, side, mover, shade, pulses_with_sound)
     spec = specs[plan.visual_class]
     side = rng.uniform(lo, hi) * size
-    motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
-    objects.append((spec, side, _Mover(motion, size, side * 1.15, rng),
-                    _random_look(rng, class_hue(spec.index) if own_surface else None), True))
+    objects.append((spec, side, _Mover(spec.motion, size, side * 1.15, rng), rng.uniform(0.85, 1.1), True))
     for d in plan.distractor_classes:
+        dspec = specs[d]
         dside = rng.uniform(lo, hi) * size * 0.8
-        dmotion = MOTIONS[int(rng.integers(len(MOTIONS)))]
-        objects.append((specs[d], dside, _Mover(dmotion, size, dside, rng), _random_look(rng), False))
+        objects.append((dspec, dside, _Mover(dspec.motion, size, dside, rng), rng.uniform(0.85, 1.1), False))
     # draw the sounding object last (on top) only half of the time: occlusion is allowed
     if len(objects) > 1 and rng.random() < 0.5:
         objects = objects[1:] + objects[:1]
@@ -579,19 +447,19 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
     geometry = []
     for i, t in enumerate(times):
         per_frame = []
-        for j, (spec_o, side_o, mover, look, sounding) in enumerate(objects):
+        for spec_o, side_o, mover, shade, sounding in objects:
             scale = 1.0 + 0.15 * (env_at[i] - 0.5) * 2 if sounding else 1.0
             n = max(4, int(round(side_o * scale)))
-            per_frame.append((j, spec_o, n, mover.centre(float(t)), look, sounding))
+            per_frame.append((spec_o, n, mover.centre(float(t)), shade, sounding))
         geometry.append(per_frame)
 
     def frames() -> Iterator[np.ndarray]:
         for per_frame in geometry:
             frame = background.copy()
-            for j, spec_o, n, centre, look, _ in per_frame:
-                key = (j, n)
+            for spec_o, n, centre, shade, _ in per_frame:
+                key = (spec_o.index, n)
                 if key not in sprite_cache:
-                    sprite_cache[key] = _sprite(spec_o, n, look)
+                    sprite_cache[key] = _sprite(spec_o, n, shade)
                 rgb, mask = sprite_cache[key]
                 _paste(frame, rgb, mask, centre)
             yield frame
@@ -599,7 +467,7 @@ def render_video(config: WorldConfig, plan: VideoPlan) -> tuple[Callable[[], Ite
     # boxes need only geometry (the mask's bounding box, clipped to the frame), not the pixels
     for per_frame in geometry:
         box = None
-        for _, spec_o, n, centre, _, sounding in per_frame:
+        for spec_o, n, centre, _, sounding in per_frame:
             if sounding and sounding_visible:
                 box = _box(_mask_bounds(spec_o.shape, n), n, centre, size)
         boxes.append(box)
@@ -670,7 +538,7 @@ def make_world(
     world_file = out / "world.json"
     description = {
         "format": "l3net-synth",
-        "version": WORLD_VERSION,
+        "version": 1,
         "config": config.to_dict(),
         "classes": [dataclasses.asdict(s) for s in class_table(config.classes)],
     }
