@@ -84,7 +84,7 @@ def test_cluster_command_writes_table_4_and_figure_10(trained_cluster, capsys):
     rows = data["tables"][0]["rows"]
     assert [r[3] for r in rows] == [0.165, 0.204, 0.409]  # the paper's vision column beside ours
     methods = ("random assignment", "L3 without training", "L3-Net")
-    assert [r[1:3] for r in rows] == [[round(nmi_scores[m][t], 4) for t in ("vision", "audio")] for m in methods]
+    assert [r[1:3] for r in rows] == [[round(nmi_scores[t][m], 4) for t in ("vision", "audio")] for m in methods]
     assert data["metrics"]["k"] == 4 and data["metrics"]["num_classes"] == 4
 
 

@@ -234,7 +234,8 @@ def test_start_and_audio_stream(tiny_world: Path, tmp_path: Path, capsys: pytest
     assert sample.meta["timing"]["audio_stream"] == 0 and sample.meta["timing"]["audio_seek"] == "seek"
     # the stored sound is the file's from 0.5 s; the frame stored at 0.0 is the one on screen at 0.5 s
     expected = media.load_audio(video, start=0.5, duration=1.5)
-    np.testing.assert_allclose(shards.read_audio(sample), expected, atol=1 / 32768 + 1e-6)
+    # one 16-bit step, plus float rounding of the two decodes that grows with the level (loud worlds: ~6e-5 relative)
+    np.testing.assert_allclose(shards.read_audio(sample), expected, atol=1 / 32768 + 1e-6, rtol=1e-4)
     candidates = dict(media.iter_video_frames(video, times=[0.0, 0.5, 1.0], smaller_side=48))
     stored = shards.read_frame(sample, 0).astype(int)
     distance = {t: np.abs(stored - frame.astype(int)).mean() for t, frame in candidates.items()}
