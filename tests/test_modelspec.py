@@ -58,3 +58,34 @@ def test_model_cache_loads_once_and_reloads_retrained_weights(tmp_path):
     assert len(cache) == 2  # bounded
     cache.clear()
     assert len(cache) == 0
+
+
+def test_random_twins_are_distinct_seeded_networks_and_the_random_model_is_its_own_first():
+    from l3net.modelspec import random_twins, random_weight_seeds
+
+    model = build_model("small", seed=3)
+    twins = list(random_twins(model, seed=3, n=3))
+    assert [s for s, _ in twins] == [1003, 1004, 1005] == random_weight_seeds(3, 3)
+    assert same_weights(twins[0][1], random_twin(model, seed=3))  # the first is the documented twin
+    assert all(not t.training and same_weights(t, build_model("small", seed=s)) for s, t in twins)
+    assert not same_weights(twins[1][1], twins[2][1]) and not any(same_weights(t, model) for _, t in twins)
+    own = list(random_twins(model, seed=3, n=2, untrained=True))  # --model random --seed 3
+    assert [s for s, _ in own] == [3, 4] and own[0][1] is model
+    assert same_weights(own[1][1], build_model("small", seed=4))
+    with pytest.raises(InputError, match="at least one"):
+        random_weight_seeds(0, 0)
+
+
+def test_mean_spread_against_numpy():
+    import numpy as np
+
+    from l3net.evaluate.result import mean_spread, spread_text
+
+    values = [0.364, 0.404, 0.38]
+    stats = mean_spread(values, seeds=[0, 1, 2])
+    assert stats["mean"] == pytest.approx(np.mean(values)) and stats["std"] == pytest.approx(np.std(values))
+    assert (stats["min"], stats["max"], stats["n"], stats["seeds"]) == (0.364, 0.404, 3, [0, 1, 2])
+    assert spread_text(stats) == "0.383 \u00b1 0.016 (3 seeds: 0.364-0.404)"
+    assert spread_text(mean_spread([0.5])) == "0.500 (1 seed)"
+    with pytest.raises(ValueError):
+        mean_spread([0.1, 0.2], seeds=[1])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -33,6 +34,9 @@ ModelSpec = L3Net | str | os.PathLike[str]
 RANDOM = "random"
 #: The random twin of a run with seed S takes its weights from S + this offset.
 RANDOM_TWIN_SEED_OFFSET = 1000
+#: Random-weights models averaged in a "random weights" reference row (``--random-seeds``): one
+#: random network is one draw, and its score moves by points from one seed to another.
+DEFAULT_RANDOM_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,31 @@ def random_twin(model: L3Net, seed: int = 0) -> L3Net:
     in eval mode: the "random weights" reference row of a run with seed ``seed``."""
     device = next(model.parameters()).device
     return build_model(model.config, seed=seed + RANDOM_TWIN_SEED_OFFSET).to(device).eval()
+
+
+def random_weight_seeds(seed: int = 0, n: int = DEFAULT_RANDOM_SEEDS, *, untrained: bool = False) -> list[int]:
+    """The weight seeds of the ``n`` random networks of a reference row: ``seed + RANDOM_TWIN_SEED_OFFSET
+    + i`` (the random twins of a model), or ``seed + i`` when the model is random itself (``--model random
+    --seed S``: S is its own seed, S + 1, ... the others)."""
+    if n < 1:
+        raise InputError(f"need at least one random seed, got {n}")
+    base = seed if untrained else seed + RANDOM_TWIN_SEED_OFFSET
+    return [base + i for i in range(n)]
+
+
+def random_twins(
+    model: L3Net, seed: int = 0, n: int = DEFAULT_RANDOM_SEEDS, *, untrained: bool = False
+) -> Iterator[tuple[int, L3Net]]:
+    """``(weight seed, network)`` for the ``n`` random networks of a reference row, one at a time (each
+    is built when asked for, so only one extra network is in memory), on ``model``'s device, in eval mode.
+
+    ``untrained=False``: ``model``'s random twins, weights from ``seed + RANDOM_TWIN_SEED_OFFSET + i``
+    (the first is :func:`random_twin`). ``untrained=True`` (``model`` has random weights from ``seed``
+    itself): ``model`` first, then its architecture with weights from ``seed + 1``, ``seed + 2``, ...
+    """
+    device = next(model.parameters()).device
+    for i, weight_seed in enumerate(random_weight_seeds(seed, n, untrained=untrained)):
+        if untrained and i == 0:
+            yield weight_seed, model.eval()
+        else:
+            yield weight_seed, build_model(model.config, seed=weight_seed).to(device).eval()

@@ -16,7 +16,9 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+import numpy as np
 
 from .. import __version__
 from ..fileio import atomic_path, ensure_dir, write_json
@@ -118,3 +120,35 @@ def write_result(directory: str | os.PathLike[str], result: Result, *, figures: 
             drawn.append(spec)
     return write_payload(directory, result.protocol, result.to_json(drawn))
 
+
+
+def mean_spread(values: Sequence[float], seeds: Sequence[int] | None = None) -> dict[str, Any]:
+    """The mean and spread of a score over random draws (e.g. the random-weights row over weight
+    seeds): ``{"mean", "std", "min", "max", "n", "values"[, "seeds"]}``; ``std`` is the population
+    standard deviation (0 for one value). Values are in the score's own unit."""
+    data = np.asarray(list(values), dtype=np.float64)
+    if data.size == 0:
+        raise ValueError("mean_spread needs at least one value")
+    if seeds is not None and len(seeds) != data.size:
+        raise ValueError(f"{data.size} values but {len(seeds)} seeds")
+    stats: dict[str, Any] = {
+        "mean": float(data.mean()),
+        "std": float(data.std()),
+        "min": float(data.min()),
+        "max": float(data.max()),
+        "n": int(data.size),
+        "values": [float(v) for v in data],
+    }
+    if seeds is not None:
+        stats["seeds"] = [int(s) for s in seeds]
+    return stats
+
+
+def spread_text(stats: dict[str, Any], digits: int = 3) -> str:
+    """A table cell for :func:`mean_spread`'s dict: ``"0.404 ± 0.020 (3 seeds: 0.380-0.420)"``, or the
+    plain value for one seed (``"0.404 (1 seed)"``)."""
+    n = stats["n"]
+    if n == 1:
+        return f"{stats['mean']:.{digits}f} (1 seed)"
+    return (f"{stats['mean']:.{digits}f} \u00b1 {stats['std']:.{digits}f} "
+            f"({n} seeds: {stats['min']:.{digits}f}-{stats['max']:.{digits}f})")

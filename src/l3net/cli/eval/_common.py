@@ -54,6 +54,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, *,
                         "reference row uses seed + 1000)")
 
 
+def add_random_seeds_argument(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """--random-seeds: how many random-weights networks the reference row averages (default: the
+    ``random_seeds`` field of ``config_class``)."""
+    default = config_defaults(config_class)["random_seeds"]
+    parser.add_argument(
+        "--random-seeds", type=int, default=default, metavar="N",
+        help=f"random-weights networks averaged in the untrained reference row, reported as mean +- std and "
+        f"min-max with their seeds (default: {default}); weights from --seed + 1000, + 1001, ... (with --model "
+        "random: --seed, --seed + 1, ...). Each costs one more pass of the random network over the data",
+    )
+
+
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
     from ...models import CONFIG_FILE
 
