@@ -16,7 +16,9 @@ from l3net.errors import DatasetError
 from l3net.evaluate import paper
 from l3net.evaluate.datasets import Split, load_audio_dataset
 from l3net.evaluate.mfcc import N_MFCC, deltas, hz_to_mel, mel_filterbank, mfcc, mfcc_summary
+from l3net.evaluate.result import spread_text
 from l3net.evaluate.sound import (
+    C_GRID,
     class_scores,
     classify_recordings,
     cut_subclips,
@@ -209,10 +211,27 @@ def test_eval_sound_on_esc50_mini(data_dir, tmp_path, capsys):
         folds = [s["accuracy"] for s in metrics[name]["splits"]]
         assert metrics[name]["accuracy"] == pytest.approx(np.mean(folds))
         assert np.sum(metrics[name]["confusion"]) == 17  # every recording tested once
+    # the random-weights row: three random networks (weights from --seed 0, 1, 2), mean and spread
+    spread = metrics["random_weights"]
+    per_seed = [run["accuracy"] for run in spread["per_seed"]]
+    assert spread["seeds"] == [0, 1, 2] == [run["seed"] for run in spread["per_seed"]]
+    assert per_seed[0] == metrics["l3"]["accuracy"] and metrics["l3"]["weights_seed"] == 0
+    assert spread["mean"] == pytest.approx(np.mean(per_seed)) and spread["std"] == pytest.approx(np.std(per_seed))
+    assert (spread["min"], spread["max"]) == (min(per_seed), max(per_seed))
+    assert len(set(per_seed)) > 1  # different networks, not one network three times
     table = {row[0]: row[1:] for row in result["tables"][0]["rows"]}
-    assert table["L3 random weights"] == [metrics["l3"]["accuracy"], paper.SOUND["esc50"]["L3 random weights"]]
-    assert table["SVM-MFCC"] == [metrics["mfcc"]["accuracy"], paper.SOUND["esc50"]["SVM-MFCC"]]
+    assert table["L3 random weights"] == [spread_text(spread), paper.SOUND["esc50"]["L3 random weights"], paper.OWN]
+    assert "(3 seeds" in table["L3 random weights"][0] and "seeds 0, 1, 2" in result["tables"][0]["title"]
+    assert table["SVM-MFCC"][:2] == [metrics["mfcc"]["accuracy"], paper.SOUND["esc50"]["SVM-MFCC"]]
+    assert "Piczak" in table["SVM-MFCC"][2] and "not our MFCC recipe" in table["SVM-MFCC"][2]
     assert table["L3-Net"][0] is None  # random weights fill the random row only
+    assert "3 random networks" in printed
+    # C chosen per split by grouped inner cross-validation (ESC-50: by fold), from the grid
+    assert metrics["classifier"]["C"] == "auto" and "fold" in metrics["classifier"]["inner_groups"]
+    for name in ("l3", "mfcc"):
+        for split in metrics[name]["splits"]:
+            assert split["C"] in C_GRID and split["inner_cv"]["folds"] == 3 and "converged" in split
+            assert set(split["inner_cv"]["scores"]) == {f"{c:g}" for c in C_GRID}
     assert (out / "eval" / "sound_confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (out / "eval").iterdir()) == ["sound.json", "sound_confusion.png"]
 

@@ -49,7 +49,108 @@ class SplitResult:
     accuracy: float  # over test recordings
     subclip_accuracy: float  # each subclip on its own
     notes: tuple[str, ...] = ()
-    C: float | None = None  # the SVM's C when chosen by inner cross-validation
+    C: float | None = None  # the classifier's C (chosen by inner cross-validation, or the fixed one)
+    #: Whether the final fit stopped before its iteration limit (None: the classifier has no such limit).
+    converged: bool | None = None
+    #: ConvergenceWarnings raised while fitting this split: the final fit and every inner cross-validation fit.
+    convergence_warnings: int = 0
+    #: The inner cross-validation that chose C: {"folds", "grouped_by", "scores": {C: mean accuracy}}, or None.
+    inner_cv: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """This split in the results' JSON (docs/DESIGN.md, "Evaluation outputs")."""
+        out: dict[str, Any] = {"name": self.name, "train": self.n_train, "test": self.n_test, "accuracy": self.accuracy,
+                               "subclip_accuracy": self.subclip_accuracy, "notes": list(self.notes)}
+        if self.C is not None:
+            out["C"] = self.C
+        if self.converged is not None:
+            out["converged"] = self.converged
+        out["convergence_warnings"] = self.convergence_warnings
+        if self.inner_cv is not None:
+            out["inner_cv"] = self.inner_cv
+        return out
+
+
+@dataclass
+class FitReport:
+    """How one split's classifier was fitted: its C, whether it converged, the inner search."""
+
+    C: float | None
+    converged: bool | None
+    convergence_warnings: int
+    inner_cv: dict[str, Any] | None
+    notes: list[str]
+
+
+def _final_estimator(classifier: Any) -> Any:
+    fitted = getattr(classifier, "best_estimator_", classifier)
+    return fitted.steps[-1][1] if hasattr(fitted, "steps") else fitted
+
+
+def _param_C(params: dict[str, Any]) -> float | None:
+    for key, value in params.items():
+        if key == "C" or key.endswith("__C"):
+            return float(value)
+    return None
+
+
+def fit_classifier(classifier: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, what: str = "classifier",
+                   where: str = "") -> tuple[Any, FitReport]:
+    """Fit ``classifier`` on ``(x, y)``; a grid search (scikit-learn ``GridSearchCV``) is fitted with
+    ``groups`` so that its inner cross-validation never splits a group (a recording's subclips, a
+    speaker), with as many inner folds as the groups allow (at most its own ``cv``'s); with fewer than
+    two groups it falls back to its estimator's own C, said in a note. ConvergenceWarnings are caught
+    here (locally) and counted, never silenced: the report says whether the final fit reached its
+    iteration limit and how many fits (inner ones included) did. Returns the fitted classifier and a
+    :class:`FitReport`."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV
+    from threadpoolctl import threadpool_limits
+
+    from .svm import blas_threads
+
+    notes: list[str] = []
+    inner: dict[str, Any] | None = None
+    searched = isinstance(classifier, GridSearchCV)
+    if searched:
+        n_groups = len(np.unique(groups))
+        folds = min(getattr(classifier.cv, "n_splits", 3), n_groups)
+        if folds < 2:
+            classifier = clone(classifier.estimator)
+            searched = False
+            notes.append(f"{what}: {where} has fewer than 2 groups to cross-validate C on; C = "
+                         f"{_param_C(classifier.get_params())} (the default) there")
+        elif folds != getattr(classifier.cv, "n_splits", folds):
+            cv = classifier.cv  # a scikit-learn splitter: the same kind, fewer folds
+            kwargs = {"shuffle": cv.shuffle, "random_state": cv.random_state} if hasattr(cv, "shuffle") else {}
+            classifier.set_params(cv=type(cv)(n_splits=folds, **kwargs))
+    work = x.shape[0] * x.shape[1] * max(len(np.unique(y)), 1)
+    with warnings.catch_warnings(record=True) as caught, threadpool_limits(blas_threads(work), user_api="blas"):
+        warnings.simplefilter("always", ConvergenceWarning)
+        classifier.fit(x, y, **({"groups": groups} if searched else {}))
+    n_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    final = _final_estimator(classifier)
+    params = final.get_params() if hasattr(final, "get_params") else {}
+    n_iter, max_iter = getattr(final, "n_iter_", None), params.get("max_iter")
+    converged = None if n_iter is None or max_iter is None else bool(np.max(n_iter) < max_iter)
+    if searched:
+        chosen = _param_C(classifier.best_params_)
+        scores = {f"{_param_C(p):g}": float(m) for p, m in zip(classifier.cv_results_["params"],
+                                                              classifier.cv_results_["mean_test_score"])}
+        inner = {"folds": int(classifier.cv.n_splits), "grouped_by": "groups (never split across inner folds)",
+                 "scores": scores}
+    else:
+        chosen = _param_C(classifier.get_params()) if hasattr(classifier, "get_params") else None
+    if converged is False:
+        notes.append(f"{what} did not converge on {where} (stopped at its limit of {max_iter} iterations; "
+                     "a smaller C converges faster)")
+    inner_warnings = n_warnings - (1 if converged is False and n_warnings else 0)
+    if searched and inner_warnings > 0:
+        fits = inner["folds"] * len(inner["scores"])
+        notes.append(f"{what}: {inner_warnings} of {fits} inner cross-validation fits on {where} stopped at their "
+                     "iteration limit (their C's score may be understated)")
+    return classifier, FitReport(chosen, converged, n_warnings, inner, notes)
 
 
 @dataclass
@@ -79,35 +180,30 @@ def classify_recordings(
     make_classifier: Callable[[], Any],
     progress: bool = True,
     desc: str = "SVM",
+    groups: np.ndarray | None = None,
 ) -> FeatureResult:
     """Train on each split's training subclips, score its test recordings by their mean subclip score.
 
     ``features``: ``(S, D)`` per subclip; ``subclip_recording``: ``(S,)`` index of each subclip's
     recording; ``labels``: ``(R,)`` class of each recording; ``splits`` index recordings.
+    ``groups``: ``(R,)`` what each recording belongs to (a speaker, a source recording) for the inner
+    cross-validation of a grid-searched classifier (:func:`fit_classifier`); default: each recording its
+    own group, so that one recording's subclips never straddle inner folds.
     """
+    inner_groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    if len(inner_groups) != len(labels):
+        raise InputError(f"{len(inner_groups)} groups for {len(labels)} recordings")
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     predictions = np.full(len(labels), -1, dtype=np.int64)
     results = []
     for split in tqdm(splits, desc=desc, unit="split", disable=not progress, leave=False, dynamic_ncols=True):
         train_sub = np.flatnonzero(np.isin(subclip_recording, split.train))
         test_sub = np.flatnonzero(np.isin(subclip_recording, split.test))
-        classifier = make_classifier()
-        searched = hasattr(classifier, "best_params_") or type(classifier).__name__ == "GridSearchCV"
-        # A grid search must keep each recording's subclips in one inner fold.
-        fit_params = {"groups": subclip_recording[train_sub]} if searched else {}
-        work = len(train_sub) * features.shape[1] * n_classes
-        from sklearn.exceptions import ConvergenceWarning
-        from threadpoolctl import threadpool_limits
-
-        from .svm import blas_threads
-
-        with warnings.catch_warnings(record=True) as caught, threadpool_limits(blas_threads(work), user_api="blas"):
-            warnings.simplefilter("always", ConvergenceWarning)
-            classifier.fit(features[train_sub], labels[subclip_recording[train_sub]], **fit_params)
-        notes = list(split.notes)
-        chosen = float(classifier.best_params_["linearsvm__C"]) if searched else None
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            notes.append(f"{desc} did not fully converge on {split.name} (a smaller --svm-c converges faster)")
+        train_groups = inner_groups[subclip_recording[train_sub]]
+        classifier, report = fit_classifier(make_classifier(), features[train_sub],
+                                            labels[subclip_recording[train_sub]], train_groups,
+                                            what=desc, where=split.name)
+        notes = list(split.notes) + report.notes
         sub_scores = class_scores(classifier, features[test_sub], n_classes)
         # Recordings of this split renumbered 0..n-1 so their subclip scores can be averaged.
         local = np.searchsorted(split.test, subclip_recording[test_sub])
@@ -124,7 +220,10 @@ def classify_recordings(
                 float(np.mean(predicted == truth)),
                 float(np.mean(sub_scores.argmax(axis=1) == labels[subclip_recording[test_sub]])),
                 tuple(notes),
-                chosen,
+                report.C,
+                report.converged,
+                report.convergence_warnings,
+                report.inner_cv,
             )
         )
     return FeatureResult(results, confusion, predictions, int(features.shape[1]))

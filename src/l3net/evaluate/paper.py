@@ -60,3 +60,42 @@ UNIT_CLASSES = {
     3: {"trained": {"vision": 23, "audio": 20}, "random": {"vision": 4, "audio": 3}},
 }
 UNIT_TOP_K = 5
+
+# ------------------------------------------------------------------------------------------------
+# what each number is
+# ------------------------------------------------------------------------------------------------
+#: A number the paper measured itself: its networks, its protocol (PAPER_SPEC section 5).
+OWN = "the paper's own result (its protocol)"
+#: Numbers of other works that the paper's tables quote, by protocol and row: each was computed with
+#: its authors' own features, classifier and protocol, not the paper's, and not l3net's recipe.
+QUOTED = {
+    "sound": {
+        "SVM-MFCC": "quoted: Piczak's published ESC-50 baseline (MFCC features, SVM, his clip-level protocol); "
+        "not our MFCC recipe",
+        "Autoencoder": "quoted: another work's published result (its own recipe)",
+        "Random Forest": "quoted: Piczak's published ESC-50 baseline (MFCC features, random forest)",
+        "Piczak ConvNet": "quoted: Piczak's published ConvNet trained on ESC-50 (supervised)",
+        "SoundNet": "quoted: SoundNet's published result (Aytar et al.)",
+        "Human": "quoted: Piczak's published human accuracy on ESC-50",
+        "RG": "quoted: a DCASE 2013 challenge entry's published result",
+        "LTT": "quoted: a DCASE 2013 challenge entry's published result",
+        "RNH": "quoted: a DCASE 2013 challenge entry's published result",
+        "Ensemble": "quoted: a DCASE 2013 challenge entry's published result",
+    },
+    "probe": {
+        "Random AlexNet": "quoted: other works' AlexNet (another architecture) with random weights",
+        "Self-supervised AlexNets (range low)": "quoted: other works' self-supervised AlexNets (another architecture)",
+        "Self-supervised AlexNets (range high)": "quoted: other works' self-supervised AlexNets (another architecture)",
+    },
+}
+#: The column that says, beside a "paper" column, what each of its numbers is.
+SOURCE_COLUMN = "paper's number is"
+
+
+def source(protocol: str, method: str, value: object = 0.0) -> str | None:
+    """What the paper's number for ``method`` in ``protocol``'s table is: a quoted published result of
+    another work (:data:`QUOTED`) or the paper's own (:data:`OWN`); None where the paper has no number
+    (``value`` None)."""
+    if value is None:
+        return None
+    return QUOTED.get(protocol, {}).get(method, OWN)

@@ -32,6 +32,7 @@ from ..config import PRESETS, SAMPLE_RATE
 from ..errors import DatasetError, InputError, MediaError
 from ..framing import window_start
 from ..media import load_audio
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import L3Net
 from . import paper
 from .classify import (  # noqa: F401 - part of this protocol, importable from here too
@@ -45,7 +46,7 @@ from .classify import (  # noqa: F401 - part of this protocol, importable from h
 from .datasets import LabelledFiles, Split, describe_split_rule, format_skipped
 from .features import audio_features
 from .mfcc import mfcc_summary
-from .result import FigureSpec, Result
+from .result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "sound"
 TITLE = "Sound classification (Table 2)"
@@ -53,9 +54,12 @@ TITLE = "Sound classification (Table 2)"
 #: 10 per 5 s ESC-50 clip and 60 per 30 s DCASE clip.
 SUBCLIPS_PER_SECOND = 2
 FEATURE_SETS = ("l3", "mfcc")
-#: The SVMs' C. The paper gives none; on thousands of z-scored dimensions C = 1 barely
-#: regularises and trains several times slower, so a firmer default; ``--svm-c auto`` searches C_GRID.
+#: The SVMs' C when it is fixed (``--svm-c 0.01``), and where the search falls back when the training
+#: split has too few groups to cross-validate. The paper gives no C; by default it is chosen per
+#: training split by grouped inner cross-validation from C_GRID (``C="auto"``).
 DEFAULT_C = 0.01
+#: Inner cross-validation folds of the C search (fewer when the training split has fewer groups).
+INNER_FOLDS = 3
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: How many recordings are decoded ahead of the one being featurised (in a background thread).
 DECODE_AHEAD = 4
@@ -98,13 +102,16 @@ def cut_subclips(audio: np.ndarray, clip_samples: int, count: int) -> np.ndarray
 # ------------------------------------------------------------------------------------------------
 # the classifier and the averaging of subclip scores
 # ------------------------------------------------------------------------------------------------
-def make_svm(C: float | str = DEFAULT_C) -> Any:
+def make_svm(C: float | str = DEFAULT_C, *, seed: int = 0) -> Any:
     """z-scoring (fitted on the training data only) + one-vs-all linear SVM.
 
-    ``C="auto"`` picks C from :data:`C_GRID` by 3-fold cross-validation inside the training data,
-    each recording's subclips kept in one fold (pass ``groups`` to ``fit``).
+    ``C="auto"`` picks C from :data:`C_GRID` by :data:`INNER_FOLDS`-fold cross-validation inside the
+    training data (scikit-learn ``GridSearchCV``, accuracy over subclips), folds stratified by class and
+    grouped: pass ``groups`` to ``fit`` (:func:`l3net.evaluate.classify.fit_classifier` does) so that a
+    recording's subclips, or a speaker's recordings, never sit on both sides of an inner fold (else C is
+    chosen for memorising recordings). ``seed`` shuffles the inner folds.
     """
-    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -114,7 +121,8 @@ def make_svm(C: float | str = DEFAULT_C) -> Any:
     if C != "auto":
         svm.set_params(linearsvm__C=float(C))
         return svm
-    return GridSearchCV(svm, {"linearsvm__C": list(C_GRID)}, cv=GroupKFold(n_splits=3))
+    inner = StratifiedGroupKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
+    return GridSearchCV(svm, {"linearsvm__C": list(C_GRID)}, cv=inner)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,12 +232,16 @@ MFCC_ROW = "SVM-MFCC"
 @dataclass(frozen=True)
 class SoundConfig:
     """Settings of :func:`evaluate_sound` (defaults: the paper's protocol; C, which the paper does not
-    give, see :data:`DEFAULT_C`)."""
+    give, is chosen inside each training split, see :func:`make_svm`)."""
 
     #: Which rows to compute: "l3" (the model's features), "mfcc" (the baseline), or both.
     feature_sets: tuple[str, ...] = FEATURE_SETS
-    #: The SVMs' C (> 0), or "auto" to choose it from :data:`C_GRID` inside each training split.
-    C: float | str = DEFAULT_C
+    #: The SVMs' C (> 0), or "auto" to choose it from :data:`C_GRID` by grouped cross-validation inside
+    #: each training split.
+    C: float | str = "auto"
+    #: Random networks averaged in the "L3 random weights" row when the model is random itself (weights
+    #: from ``seed``, ``seed + 1``, ...); each costs one more decoding and forward pass over the dataset.
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
     #: Cross-validation splits for datasets without predefined folds (at least 2).
     n_splits: int = 5
     #: Seed of the cross-validation splits.
@@ -251,6 +263,8 @@ class SoundConfig:
             raise InputError(f"C must be a positive number or 'auto', got {self.C!r}")
         if self.n_splits < 2:
             raise InputError(f"n_splits must be at least 2, got {self.n_splits}")
+        if self.random_seeds < 1:
+            raise InputError(f"random_seeds must be at least 1, got {self.random_seeds}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
 
@@ -264,6 +278,9 @@ class SoundResult(Result):
     files: LabelledFiles | None = field(default=None, repr=False)
     splits: list[Split] = field(default_factory=list, repr=False)
     results: dict[str, FeatureResult] = field(default_factory=dict, repr=False)
+    #: When the model is random: the L3 results of every random network, by weight seed (the first is
+    #: ``results["l3"]``).
+    random_runs: dict[int, FeatureResult] = field(default_factory=dict, repr=False)
     n_subclips: int = 0
     extract_seconds: float = 0.0
     classify_seconds: float = 0.0
@@ -286,8 +303,10 @@ def evaluate_sound(
     """Run Table 2's protocol on ``dataset`` for ``config.feature_sets`` ("l3", "mfcc"; ``model`` may
     be None for "mfcc" alone).
 
-    ``model_name`` labels the model's row; ``untrained``: the model has random weights, so its accuracy
-    fills the "L3 random weights" row.
+    ``model_name`` labels the model's row; ``untrained``: the model has random weights (from
+    ``config.seed``), so the "L3 random weights" row is filled, by the mean and spread over
+    ``config.random_seeds`` random networks (weights from ``config.seed``, ``+ 1``, ...; the others
+    are built and run here, one at a time).
     """
     config = config or SoundConfig()
     feature_sets, C, n_splits, seed = config.feature_sets, config.C, config.n_splits, config.seed
@@ -298,22 +317,62 @@ def evaluate_sound(
     dataset = extracted.dataset
     splits = dataset.splits(n_splits=n_splits, seed=seed)
     labels = dataset.labels()
+    groups = inner_cv_groups(dataset)
     start = time.perf_counter()
-    results = {
-        name: classify_recordings(
-            extracted.features[name], extracted.recording, labels, splits, len(dataset.classes),
-            make_classifier=lambda: make_svm(C), progress=progress, desc=f"SVM on {name.upper()}",
-        )
-        for name in feature_sets
-    }
+
+    def classify(features: np.ndarray, desc: str) -> FeatureResult:
+        return classify_recordings(features, extracted.recording, labels, splits, len(dataset.classes),
+                                   make_classifier=lambda: make_svm(C, seed=seed), progress=progress, desc=desc,
+                                   groups=groups)
+
+    results = {name: classify(extracted.features[name], f"SVM on {name.upper()}") for name in feature_sets}
+    random_runs: dict[int, FeatureResult] = {}
+    if untrained and "l3" in feature_sets:
+        classify_seconds = time.perf_counter() - start
+        for weight_seed, network in random_twins(model, seed, config.random_seeds, untrained=True):
+            if network is model:
+                random_runs[weight_seed] = results["l3"]
+                continue
+            again = extract_subclip_features(dataset, network, ("l3",), batch_size=batch_size, device=device,
+                                             precision=precision, progress=progress)
+            extracted.seconds += again.seconds
+            begin = time.perf_counter()
+            random_runs[weight_seed] = classify(again.features["l3"], f"SVM on L3 (random weights, seed {weight_seed})")
+            classify_seconds += time.perf_counter() - begin
+        start = time.perf_counter() - classify_seconds
     result = SoundResult(title=TITLE, model=model_name if model is not None else "none (MFCC only)",
                          dataset=dataset.name, tables=[], metrics={}, files=dataset, splits=splits, results=results,
-                         n_subclips=len(extracted.recording), extract_seconds=extracted.seconds,
+                         random_runs=random_runs, n_subclips=len(extracted.recording), extract_seconds=extracted.seconds,
                          classify_seconds=time.perf_counter() - start, config=config)
     result.tables = result_tables(result, untrained)
     result.metrics = result_metrics(result, C)
-    result.notes = sorted({n for r in results.values() for s in r.splits for n in s.notes})
+    every = list(results.values()) + [r for r in random_runs.values() if r is not results.get("l3")]
+    result.notes = sorted({n for r in every for s in r.splits for n in s.notes})
+    if "mfcc" in results:
+        result.notes.append(f"{MFCC_ROW}, ours: l3net's MFCC recipe (52-D MFCC statistics per 1 s subclip, the same "
+                            "SVM and splits as the L3 row); the paper's number beside it is a published baseline the "
+                            "paper quotes, computed with its authors' recipe (see the table's last column)")
     return result
+
+
+def inner_cv_groups(dataset: LabelledFiles) -> np.ndarray:
+    """What the C search's inner folds keep together, per recording: the dataset's groups (e.g.
+    speakers) when it has them; ESC-50's folds (the dataset puts clips cut from one source recording
+    in one fold); else each recording on its own (its subclips stay together)."""
+    if any(e.group for e in dataset.examples):
+        return np.array([e.group or f"#{i}" for i, e in enumerate(dataset.examples)], dtype=object)
+    if dataset.kind == "esc50":
+        return np.array([e.fold for e in dataset.examples], dtype=object)
+    return np.arange(len(dataset.examples))
+
+
+def random_row(result: SoundResult) -> dict[str, Any] | None:
+    """The "L3 random weights" row over its random networks (:func:`l3net.evaluate.result.mean_spread`
+    of their accuracies, with their weight seeds), or None when the model is not random."""
+    if not result.random_runs:
+        return None
+    seeds = sorted(result.random_runs)
+    return mean_spread([result.random_runs[s].accuracy for s in seeds], seeds)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -323,27 +382,38 @@ def result_tables(result: SoundResult, untrained: bool) -> list[dict[str, Any]]:
     """The paper's Table 2 beside ours, and the per-split accuracies."""
     kind = result.files.kind
     reference = paper.SOUND.get(kind, paper.SOUND["esc50"])
-    ours = {}
+    ours: dict[str, Any] = {}
+    spread = random_row(result)
     if "l3" in result.results:
-        ours[L3_ROW[untrained]] = result.results["l3"].accuracy
+        ours[L3_ROW[untrained]] = spread_text(spread) if spread else result.results["l3"].accuracy
     if "mfcc" in result.results:
         ours[MFCC_ROW] = result.results["mfcc"].accuracy
-    rows = [[method, ours.pop(method, None), value] for method, value in reference.items()]
-    rows += [[method, value, None] for method, value in ours.items()]  # ours with no paper row
+    rows = [[method, ours.pop(method, None), value, paper.source(PROTOCOL, method, value)]
+            for method, value in reference.items()]
+    rows += [[method, value, None, None] for method, value in ours.items()]  # ours with no paper row
     paper_column = "paper" if kind in paper.SOUND else "paper (ESC-50, for reference)"
     name = {"esc50": "ESC-50", "dcase2013": "DCASE 2013 scenes"}.get(kind, str(result.files.root))
     per_split = []
+    shown = [n for n in FEATURE_SETS if n in result.results]
     for i, split in enumerate(result.splits):
         row: list[Any] = [split.name, len(split.train), len(split.test)]
-        row += [result.results[n].splits[i].accuracy for n in FEATURE_SETS if n in result.results]
+        row += [result.results[n].splits[i].accuracy for n in shown]
+        row += [result.results[n].splits[i].C for n in shown]
         per_split.append(row)
-    mean_row: list[Any] = ["mean", None, None] + [result.results[n].accuracy for n in FEATURE_SETS if n in result.results]
+    mean_row: list[Any] = ["mean", None, None] + [result.results[n].accuracy for n in shown] + [None] * len(shown)
+    first_seed = min(result.random_runs) if result.random_runs else None
+    heading = {n: n.upper() + (f" (weights seed {first_seed})" if n == "l3" and first_seed is not None else "")
+               for n in shown}
+    title = f"Sound classification accuracy, {name} (Table 2)"
+    if spread:
+        title += f"; the random-weights row: mean \u00b1 std over {spread['n']} random networks (seeds " \
+                 f"{', '.join(map(str, spread['seeds']))})"
     return [
-        {"title": f"Sound classification accuracy, {name} (Table 2)", "columns": ["method", "ours", paper_column], "rows": rows},
+        {"title": title, "columns": ["method", "ours", paper_column, paper.SOURCE_COLUMN], "rows": rows},
         {
-            "title": "Accuracy per split (recordings)",
+            "title": "Accuracy per split (recordings), and the SVM's C there",
             "columns": ["split", "train recordings", "test recordings"]
-            + [f"{n.upper()} accuracy" for n in FEATURE_SETS if n in result.results],
+            + [f"{heading[n]} accuracy" for n in shown] + [f"{n.upper()} C" for n in shown],
             "rows": per_split + [mean_row],
         },
     ]
@@ -363,6 +433,8 @@ def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
             "skipped": [{"path": p, "reason": r} for p, r in dataset.skipped],
         },
         "classifier": {"name": "linear SVM (squared hinge, L2), one-vs-rest, on z-scored features", "C": C,
+                       **({"C_grid": list(C_GRID), "inner_folds": INNER_FOLDS,
+                           "inner_groups": _group_rule(dataset)} if C == "auto" else {}),
                        "averaging": "mean of subclip scores"},
         "timing": {
             "extract_seconds": round(result.extract_seconds, 2),
@@ -375,12 +447,26 @@ def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
             "accuracy": feature.accuracy,
             "accuracy_std": feature.std,
             "feature_dim": feature.dim,
-            "splits": [
-                {"name": s.name, "train": s.n_train, "test": s.n_test, "accuracy": s.accuracy,
-                 "subclip_accuracy": s.subclip_accuracy, "notes": list(s.notes),
-                 **({"C": s.C} if s.C is not None else {})}
-                for s in feature.splits
-            ],
+            "splits": [s.to_json() for s in feature.splits],
+            "convergence_warnings": sum(s.convergence_warnings for s in feature.splits),
+            "not_converged_splits": [s.name for s in feature.splits if s.converged is False],
             "confusion": feature.confusion.tolist(),
         }
+    spread = random_row(result)
+    if spread:
+        metrics["l3"]["weights_seed"] = min(result.random_runs)
+        metrics["random_weights"] = {
+            "row": L3_ROW[True], **spread,
+            "per_seed": [{"seed": seed, "accuracy": run.accuracy, "splits": [s.to_json() for s in run.splits],
+                          "convergence_warnings": sum(s.convergence_warnings for s in run.splits)}
+                         for seed, run in sorted(result.random_runs.items())],
+        }
     return metrics
+
+
+def _group_rule(dataset: LabelledFiles) -> str:
+    if any(e.group for e in dataset.examples):
+        return "the dataset's groups (e.g. speakers)"
+    if dataset.kind == "esc50":
+        return "ESC-50's folds (clips of one source recording share a fold)"
+    return "recordings (a recording's subclips stay together)"
