@@ -13,6 +13,7 @@ from l3net.cli import main
 from l3net.data.shards import ShardSet
 from l3net.errors import InputError
 from l3net.evaluate.units import classes_with_unit, select_units, top_inputs, unit_preferences
+from l3net.models import load_model
 
 
 def test_top_inputs_orders_by_activation_and_marks_dead_units():
@@ -156,3 +157,134 @@ def test_units_bad_inputs(synth_shards, tmp_path, capsys):
     fails(["--per-video", "0"], "at least 1")
     assert not (tmp_path / "bad" / "eval" / "units.json").exists()
     fails(["--classes", "unicorns"], "unknown class name")
+
+
+# ------------------------------------------------------------------------------------------------
+# unlabelled shards (the paper's Flickr-SoundNet figures) and Figure 7
+# ------------------------------------------------------------------------------------------------
+#: The split ranked on the fixture shards: its 18 videos make "the top 5" a real choice.
+SPLIT = ORDERING_SPLIT
+
+
+@pytest.fixture(scope="module")
+def random_model_dir(tmp_path_factory):
+    """A saved small network with random weights (the rankings do not need a trained one)."""
+    from l3net.models import build_model
+
+    return build_model("small", seed=3).save(tmp_path_factory.mktemp("units_model") / "model")
+
+
+def _independent_activations(model_dir, shards_dir, inputs):
+    """pool4 activations of the listed inputs, recomputed here: frames through the public image
+    embedding, clips read straight from the shards through the audio tower (no ranking code)."""
+    import torch
+
+    from l3net import get_image_embedding
+    from l3net.models import load_model
+
+    model = load_model(model_dir).eval()
+    shards = ShardSet(shards_dir)
+    by_key = {v.key: v for v in shards.videos(SPLIT)}
+    frames, clips = [], []
+    for item in inputs:
+        video = by_key[item["key"]]
+        index = int(np.argmin(np.abs(np.asarray(video.frame_times) - item["frame_time"])))
+        frames.append(shards.read_frame(video, index, min_side=model.config.image_resize))
+        start = int(round(item["audio_start"] * 48000))
+        clip = shards.read_audio(video, start, min(model.config.clip_samples, video.num_samples - start))
+        clips.append(np.pad(clip, (0, model.config.clip_samples - len(clip))))
+    vision = get_image_embedding(frames, model=model)
+    with torch.inference_mode():
+        audio = model.embed("audio", torch.from_numpy(np.stack(clips))).numpy()
+    return {"vision": vision, "audio": audio}, model, shards, by_key
+
+
+def test_units_on_unlabelled_shards_draw_the_grids_without_the_class_counts(random_model_dir, unlabelled_shards,
+                                                                           tmp_path):
+    out = tmp_path / "out"
+    assert main(["eval", "units", "--model", str(random_model_dir), "--data", str(unlabelled_shards), "--out", str(out),
+                 "--split", SPLIT, "--figure-units", "2", "--batch-size", "8"]) == 0
+    data = read_result(out / "eval", "units")
+    assert {f["path"] for f in data["figures"]} == {"units_vision.png", "units_audio.png", "units_audio_frames.png"}
+    for name in ("units_vision.png", "units_audio.png", "units_audio_frames.png"):
+        assert (out / "eval" / name).read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "eval" / "units_counts.png").exists()
+    metrics = data["metrics"]
+    assert metrics["labelled"] is False and "classes_with_unit" not in metrics and data["tables"] == []
+    assert any("no class labels" in note for note in data["notes"])
+    assert len(metrics["inputs"]) == len(ShardSet(unlabelled_shards).videos(SPLIT))  # one input per video
+
+    # Each unit's top 5 are the 5 inputs with the highest activations, recomputed independently.
+    acts, *_ = _independent_activations(random_model_dir, unlabelled_shards, metrics["inputs"])
+    for modality in ("vision", "audio"):
+        checked = 0
+        for unit in metrics["units"][modality]:
+            column = acts[modality][:, unit["unit"]]
+            np.testing.assert_allclose(unit["activations"], column[unit["top"]], rtol=1e-3, atol=1e-4)
+            order = np.argsort(-column, kind="stable")
+            if not unit["alive"] or column[order[4]] - column[order[5]] < 1e-3:
+                continue  # dead, or a near-tie at the edge of the top 5
+            assert sorted(unit["top"]) == sorted(order[:5].tolist()), (modality, unit["unit"])
+            assert unit["top"][0] == int(order[0])
+            checked += 1
+        assert checked >= 20, (modality, checked)  # most of the 128 units were checked
+
+
+def test_audio_units_pair_video_frames_with_the_spectrograms_of_the_same_clips(random_model_dir, unlabelled_shards):
+    import torch
+
+    from l3net.evaluate.units import UnitsConfig, evaluate_units, frames_figure
+    from l3net.media import resize_smaller_side
+
+    model = load_model(random_model_dir)
+    result = evaluate_units(model, unlabelled_shards, UnitsConfig(split=SPLIT, figure_units=2, batch_size=8,
+                                                                  progress=False))
+    grid = next(g for g in result.grids if g.modality == "audio")
+    assert grid.frames is not None and len(grid.frames) == len(grid.pictures) == len(grid.units) * 5
+    assert next(g for g in result.grids if g.modality == "vision").frames is None
+    units = {u["unit"]: u for u in result.metrics["units"]["audio"]}
+    inputs = result.metrics["inputs"]
+    _, model, shards, by_key = _independent_activations(random_model_dir, unlabelled_shards, inputs[:1])
+    for row, unit in enumerate(grid.units):
+        cells = grid.inputs[row * 5 : (row + 1) * 5]
+        assert cells == units[unit]["top"]  # the unit's top clips, best first
+        for col, index in enumerate(cells):
+            cell = row * 5 + col
+            item = inputs[index]
+            video = by_key[item["key"]]
+            assert grid.labels[cell] == item["key"]  # no labels: the caption names the video
+            frame_index = int(np.argmin(np.abs(np.asarray(video.frame_times) - item["frame_time"])))
+            frame = shards.read_frame(video, frame_index, min_side=model.config.image_resize)
+            np.testing.assert_array_equal(grid.frames[cell], resize_smaller_side(frame, model.config.image_resize))
+            start = int(round(item["audio_start"] * 48000))
+            clip = shards.read_audio(video, start, min(model.config.clip_samples, video.num_samples - start))
+            clip = np.pad(clip, (0, model.config.clip_samples - len(clip)))
+            with torch.inference_mode():
+                spectrum = model.frontend(torch.from_numpy(clip[None]))[0, 0].numpy()
+            np.testing.assert_allclose(grid.pictures[cell], spectrum, rtol=1e-4, atol=1e-4)
+            assert grid.heatmaps[cell].shape == spectrum.shape and grid.heatmaps[cell].max() <= 1.0
+    figure = frames_figure(grid)
+    assert len(figure.axes) == 2 * len(grid.units) * 5  # a frame above each spectrogram
+
+
+def test_labelled_shards_still_give_the_class_table(random_model_dir, synth_shards, tmp_path):
+    out = tmp_path / "out"
+    assert main(["eval", "units", "--model", str(random_model_dir), "--data", str(synth_shards), "--out", str(out),
+                 "--split", SPLIT, "--figure-units", "1", "--batch-size", "8"]) == 0
+    data = read_result(out / "eval", "units")
+    metrics = data["metrics"]
+    assert metrics["labelled"] is True and metrics["num_classes"] == 4
+    assert data["tables"][0]["title"] == "Classes with a high-preference pool4 unit" and len(data["tables"][0]["rows"]) == 4
+    assert {f["path"] for f in data["figures"]} == {"units_counts.png", "units_vision.png", "units_audio.png",
+                                                   "units_audio_frames.png"}
+    for modality in ("vision", "audio"):
+        qualified = {u["class"] for u in metrics["units"][modality] if u["count"] >= 4}
+        assert metrics["classes_with_unit"]["4"]["trained"][modality] == len(qualified)
+    assert not any("no class labels" in note for note in data["notes"])
+
+
+def test_unlabelled_shards_refuse_a_class_choice(unlabelled_shards, tmp_path, capsys):
+    assert main(["eval", "units", "--model", "small", "--data", str(unlabelled_shards), "--out", str(tmp_path),
+                 "--classes", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "needs class labels" in err and "Traceback" not in err

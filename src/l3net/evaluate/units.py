@@ -1,20 +1,25 @@
-"""``l3net eval units``: what each pool4 unit prefers (Section 3.5.3, Figures 3-4 and 9).
+"""``l3net eval units``: what each pool4 unit prefers (Section 3.5.3, Figures 3-9).
 
 Protocol (PAPER_SPEC 5.4): for each unit of pool4 (the embedding), rank the test inputs by its
-activation and keep the top 5 (frames for the vision tower, 1 s clips for the audio tower). A class
-"has" a high-preference unit when, for some unit, at least ``threshold`` of its top 5 inputs are of
-that class; the number of such classes is counted at thresholds 4 and 3, for the trained network
-and for the same architecture with random weights, computed in the same run.
+activation and keep the top 5 (frames for the vision tower, 1 s clips for the audio tower). On
+labelled shards, a class "has" a high-preference unit when, for some unit, at least ``threshold``
+of its top 5 inputs are of that class; the number of such classes is counted at thresholds 4 and
+3, for the trained network and for the same architecture with random weights, computed in the same
+run. Unlabelled shards (the paper's Flickr-SoundNet figures) give the rankings and the pictures
+only: the counts, and the random network they compare with, need labels.
 
 Several frames per video (``--per-video``): a unit's top 5 holds at most one input per video, its
 best one, so near-identical frames of one video cannot fill it. Ties: a unit whose activation is the same for every input (a dead ReLU unit, common in a random
 network) prefers nothing and is left out; other ties are broken by a seeded random order, never by
 the order of the inputs (which could follow the classes).
 
-Pictures: for a few units with the purest top 5, their top frames with the unit's heatmap, which
-is channel k of the last conv layer (conv4_2, after ReLU) over the input: pool4 unit k is the
-maximum of that channel, so the map shows where the unit fires (Figures 3-4); and their top
-spectrograms (the model's own front end output, time x frequency) with theirs (Figure 9).
+Pictures: for a few units (with labels, those with the purest top 5; without, those that fire
+hardest), their top frames with the unit's heatmap, which is channel k of the last conv layer
+(conv4_2, after ReLU) over the input: pool4 unit k is the maximum of that channel, so the map shows
+where the unit fires (Figures 3-6 and 8); their top spectrograms (the model's own front end output,
+time x frequency) with theirs (Figure 9); and, for the audio units, the video frame of each top
+clip above that clip's spectrogram and heatmap (Figure 7). Overlays are drawn by
+:func:`l3net.heatmaps.overlay` and upsampled by :func:`l3net.heatmaps.upsample`, as ``l3net localize``'s.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..data.shards import ShardSet
 from ..errors import InputError
+from ..heatmaps import overlay, upsample
+from ..media import resize_smaller_side
 from ..modelspec import random_twin
 from ..models import MODALITIES, L3Net
 from . import paper
@@ -149,10 +155,17 @@ def classes_with_unit(
     return sorted(found)
 
 
-def select_units(top: np.ndarray, labels: Sequence[Any], alive: np.ndarray, activations: np.ndarray, count: int) -> list[int]:
-    """``count`` units to draw: the purest top 5 first, preferring distinct classes, then by activation."""
-    prefs = unit_preferences(top, labels, alive)
+def select_units(
+    top: np.ndarray, labels: Sequence[Any] | None, alive: np.ndarray, activations: np.ndarray, count: int
+) -> list[int]:
+    """``count`` units to draw: the purest top 5 first, preferring distinct classes, then by activation.
+
+    Without ``labels`` (unlabelled shards): the living units whose best input fires them hardest."""
     strength = np.asarray(activations)[top[:, 0], np.arange(top.shape[0])]
+    if labels is None:
+        living = [u for u in range(top.shape[0]) if alive[u]]
+        return sorted(living, key=lambda u: (-strength[u], u))[:count]
+    prefs = unit_preferences(top, labels, alive)
     candidates = [u for u, p in enumerate(prefs) if p is not None]
     candidates.sort(key=lambda u: (-prefs[u][1], -strength[u], u))
     chosen, seen = [], set()
@@ -177,42 +190,133 @@ def evaluate_units(
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
 ) -> "UnitsResult":
-    """Section 3.5.3 on a labelled shard split: classes with a high-preference unit, trained vs random.
+    """Section 3.5.3 on a shard split: each pool4 unit's top inputs, pictures, and (with labels) the
+    classes with a high-preference unit, trained vs random.
 
+    ``result.metrics["units"][modality]`` lists every unit's top inputs (indices into
+    ``metrics["inputs"]``, highest first) and their activations; ``result.grids`` the top inputs
+    and heatmaps of ``config.figure_units`` units per tower (Figures 3-6, 8 and 9) and, for the audio
+    units, their clips' video frames (Figure 7). On labelled shards,
     ``result.metrics["classes_with_unit"][threshold][network][modality]`` holds the counts
-    (threshold "4" and "3", network "trained" and "random"); ``result.grids`` the top inputs and
-    heatmaps of ``config.figure_units`` units per tower (Figures 3-4 and 9). ``random_model``: the
-    untrained network (default: ``model``'s random twin); ``model_name`` labels the model's row.
+    (threshold "4" and "3", network "trained" and "random"); unlabelled shards have no counts (a
+    note says so). ``random_model``: the untrained network (default: ``model``'s random twin; used
+    only with labels); ``model_name`` labels the model's row.
     """
     config = config or UnitsConfig()
     split, per_video, classes, figure_units = config.split, config.per_video, config.classes, config.figure_units
     batch_size, device, precision, seed, progress = (config.batch_size, config.device, config.precision, config.seed,
                                                      config.progress)
     shards = open_shards(shards_dir)
-    items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="the unit analysis")
-    labels = label_array(items)
+    labelled = bool(shards.classes)
+    if classes and not labelled:
+        raise InputError(f"{shards.root}: choosing classes needs class labels, but these shards have none "
+                         "(dataset.json 'classes' is null)")
+    items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, labelled=labelled,
+                       what="the unit analysis")
+    labels = label_array(items) if labelled else None
     videos = [item.key for item in items]
     k = paper.UNIT_TOP_K
     if len(set(videos)) < k:
         raise InputError(f"{shards.root}: the {split!r} split has {len(set(videos))} usable videos; ranking a unit's "
                          f"top {k} needs at least {k}")
-    if random_model is None:
-        random_model = random_twin(model, seed)
     common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
-    networks = {
-        "trained": (model, embed_items(model, shards, items, label="trained", **common)),
-        "random": (random_model, embed_items(random_model, shards, items, label="random weights", **common)),
-    }
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    unit_counts: dict[str, dict[str, dict[str, int]]] = {}
-    found: dict[str, dict[str, dict[str, list[str]]]] = {}
+    networks = {"trained": (model, embed_items(model, shards, items, label="trained", **common))}
+    if labelled:  # the random row is a reference for the class counts, which need labels
+        if random_model is None:
+            random_model = random_twin(model, seed)
+        networks["random"] = (random_model, embed_items(random_model, shards, items, label="random weights", **common))
     ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for network, (_, embeddings) in networks.items():
         ranking[network] = {m: top_inputs(embeddings[m], k, seed=seed, groups=videos) for m in MODALITIES}
+
+    units_out: dict[str, Any] = {}
+    for modality in MODALITIES:
+        top, alive = ranking["trained"][modality]
+        acts = networks["trained"][1][modality]
+        prefs = unit_preferences(top, labels, alive) if labelled else [None] * len(top)
+        units_out[modality] = [
+            {"unit": u, "top": top[u].tolist(), "activations": [round(float(acts[i, u]), 6) for i in top[u]],
+             "alive": bool(alive[u]), "class": None if p is None else str(p[0]), "count": 0 if p is None else p[1]}
+            for u, p in enumerate(prefs)
+        ]
+    dead = {n: {m: int((~ranking[n][m][1]).sum()) for m in MODALITIES} for n in networks}
+    tables: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {}
+    if labelled:
+        counts, found, unit_counts = _class_counts(ranking, labels)
+        present = sorted(set(labels))
+        rows = []
+        for threshold in paper.UNIT_CLASSES:
+            for network in ("random", "trained"):
+                ref = paper.UNIT_CLASSES[threshold][network]
+                shown = model_name if network == "trained" else "random weights (same architecture)"
+                ours = counts[str(threshold)][network]
+                rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"]])
+        tables.append({
+            "title": "Classes with a high-preference pool4 unit",
+            "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio"],
+            "rows": rows,
+        })
+        notes = [
+            f"{len(items)} {split} inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
+            f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
+            f"Units with >= {max(paper.UNIT_CLASSES)} of their top {k} in one class (finer than the class count when "
+            "there are few classes): " + ", ".join(
+                f"{n} {m} {unit_counts[str(max(paper.UNIT_CLASSES))][n][m]}" for n in networks for m in MODALITIES) + ".",
+        ]
+        metrics.update({
+            "classes_with_unit": counts,
+            "classes_found": found,
+            # Finer than the class count when there are few classes: how many units qualify.
+            "units_with_high_preference": unit_counts,
+            "num_classes": len(present),
+            "classes": present,
+        })
+    else:
+        notes = [
+            f"{len(items)} {split} inputs ({per_video} per video) of {len(set(videos))} videos, split {split!r}; "
+            f"{model.config.embedding_dim} pool4 units per tower.",
+            "These shards carry no class labels (as the paper's Flickr-SoundNet): each unit's top inputs and "
+            "heatmaps are shown, but the classes with a high-preference unit (Section 3.5.3) and the random-weights "
+            "network they are compared with need labels and are not computed. Prepare with --labels for them.",
+        ]
+    notes.append("Units whose activation is the same for every input rank nothing and are left out: "
+                 + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".")
+    grids = []
+    for modality in MODALITIES if figure_units > 0 else ():
+        top, alive = ranking["trained"][modality]
+        units = select_units(top, labels, alive, networks["trained"][1][modality], figure_units)
+        if units:
+            grids.append(unit_grid(model, shards, items, modality, units, top, labels, batch_size=batch_size,
+                                   device=device, precision=precision))
+    metrics.update({
+        "labelled": labelled,
+        "dead_units": dead,
+        "num_inputs": len(items),
+        "num_videos": len(set(videos)),
+        "split": split,
+        "per_video": per_video,
+        "inputs": [item.describe() for item in items],
+        "units": units_out,
+    })
+    return UnitsResult(
+        title=TITLE, model=model_name, dataset=str(shards.root), tables=tables, notes=notes, metrics=metrics,
+        config=config, grids=grids,
+    )
+
+
+def _class_counts(
+    ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], labels: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Per threshold, network and tower: classes with a high-preference unit (count, names) and
+    units that qualify."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    unit_counts: dict[str, dict[str, dict[str, int]]] = {}
+    found: dict[str, dict[str, dict[str, list[str]]]] = {}
     for threshold in paper.UNIT_CLASSES:
         key = str(threshold)
         counts[key], found[key], unit_counts[key] = {}, {}, {}
-        for network in networks:
+        for network in ranking:
             counts[key][network], found[key][network], unit_counts[key][network] = {}, {}, {}
             for modality in MODALITIES:
                 top, alive = ranking[network][modality]
@@ -221,80 +325,27 @@ def evaluate_units(
                 found[key][network][modality] = [str(c) for c in names]
                 prefs = unit_preferences(top, labels, alive)
                 unit_counts[key][network][modality] = sum(1 for p in prefs if p is not None and p[1] >= threshold)
-
-    present = sorted(set(labels))
-    rows = []
-    for threshold in paper.UNIT_CLASSES:
-        for network in ("random", "trained"):
-            ref = paper.UNIT_CLASSES[threshold][network]
-            shown = model_name if network == "trained" else "random weights (same architecture)"
-            ours = counts[str(threshold)][network]
-            rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"]])
-    units_out: dict[str, Any] = {}
-    for modality in MODALITIES:
-        top, alive = ranking["trained"][modality]
-        prefs = unit_preferences(top, labels, alive)
-        units_out[modality] = [
-            {"unit": u, "top": top[u].tolist(), "class": None if p is None else str(p[0]), "count": 0 if p is None else p[1]}
-            for u, p in enumerate(prefs)
-        ]
-    dead = {n: {m: int((~ranking[n][m][1]).sum()) for m in MODALITIES} for n in networks}
-    notes = [
-        f"{len(items)} test inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
-        f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
-        f"Units with >= {max(paper.UNIT_CLASSES)} of their top {k} in one class (finer than the class count when "
-        "there are few classes): " + ", ".join(
-            f"{n} {m} {unit_counts[str(max(paper.UNIT_CLASSES))][n][m]}" for n in networks for m in MODALITIES) + ".",
-        "Units whose activation is the same for every input rank nothing and are left out: "
-        + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".",
-    ]
-    grids = []
-    for modality in MODALITIES if figure_units > 0 else ():
-        top, alive = ranking["trained"][modality]
-        units = select_units(top, labels, alive, networks["trained"][1][modality], figure_units)
-        if units:
-            grids.append(unit_grid(model, shards, items, modality, units, top, labels, batch_size=batch_size,
-                                   device=device, precision=precision))
-    return UnitsResult(
-        title=TITLE, model=model_name, dataset=str(shards.root),
-        tables=[{
-            "title": "Classes with a high-preference pool4 unit",
-            "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio"],
-            "rows": rows,
-        }],
-        notes=notes,
-        metrics={
-            "classes_with_unit": counts,
-            "classes_found": found,
-            # Finer than the class count when there are few classes: how many units qualify.
-            "units_with_high_preference": unit_counts,
-            "dead_units": dead,
-            "num_inputs": len(items),
-            "num_classes": len(present),
-            "classes": present,
-            "split": split,
-            "per_video": per_video,
-            "inputs": [item.describe() for item in items],
-            "units": units_out,
-        },
-        config=config, grids=grids,
-    )
+    return counts, found, unit_counts
 
 
 @dataclass
 class UnitGrid:
     """What a picture grid shows: ``units`` (rows) x their top inputs (columns), each input's picture
-    (frame as the tower saw it, or spectrogram), the unit's heatmap over it, and its class."""
+    (frame as the tower saw it, or spectrogram), the unit's heatmap over it, and its caption (class,
+    or video when unlabelled). For the audio tower, ``frames`` holds the video frame of each clip
+    (the frame the clip is centred on), cell for cell: Figure 7."""
 
     modality: str
     units: list[int]
     pictures: list[np.ndarray]  # row-major, len(units) * k
     heatmaps: np.ndarray  # (len(units) * k, H, W) in [0, 1]
-    labels: list[Any]  # class of each picture
-    purity: list[tuple[Any, int]]  # per unit: its top inputs' main class and how many have it
+    labels: list[Any]  # caption of each picture: its class, or its video's key without labels
+    purity: list[tuple[Any, int] | None]  # per unit: its top inputs' main class and how many have it (None: no labels)
     k: int
     clip_seconds: float
     max_khz: float
+    inputs: list[int] = field(default_factory=list)  # index (into the ranked inputs) of each picture
+    frames: list[np.ndarray] | None = None  # audio grids: the video frame of each clip, uint8 H x W x 3
 
 
 @dataclass
@@ -305,14 +356,22 @@ class UnitsResult(Result):
     grids: list[UnitGrid] = field(default_factory=list, repr=False)
 
     def figures(self) -> list[FigureSpec]:
-        specs = [FigureSpec("units_counts.png",
-                            "Classes with a high-preference unit, trained vs random weights, ours beside the paper's",
-                            lambda: counts_figure(self.metrics["classes_with_unit"]))]
+        specs = []
+        if "classes_with_unit" in self.metrics:  # labelled shards only
+            specs.append(FigureSpec("units_counts.png",
+                                    "Classes with a high-preference unit, trained vs random weights, ours beside the paper's",
+                                    lambda: counts_figure(self.metrics["classes_with_unit"])))
         for grid in self.grids:
-            what = ("Top 5 test frames of selected pool4 units with the unit's conv4_2 heatmap (Figures 3-4)"
+            what = ("Top 5 test frames of selected pool4 units with the unit's conv4_2 heatmap (Figures 3-6 and 8)"
                     if grid.modality == "vision" else
                     "Top 5 test spectrograms (time x frequency) of selected pool4 units with the unit's heatmap (Figure 9)")
             specs.append(FigureSpec(f"units_{grid.modality}.png", what, lambda grid=grid: grid_figure(grid)))
+            if grid.frames is not None:
+                specs.append(FigureSpec(
+                    f"units_{grid.modality}_frames.png",
+                    "Audio units shown as the video frames of their top 5 clips, each above that clip's spectrogram "
+                    "with the unit's conv4_2 heatmap (Figure 7)",
+                    lambda grid=grid: frames_figure(grid)))
         return specs
 
 
@@ -335,8 +394,7 @@ def unit_heatmaps(
     extract = image_features if modality == "vision" else audio_features
     maps = extract(model, list(inputs), kind=model.tower(modality).last_conv, batch_size=batch_size, device=device,
                    precision=precision, progress=False)
-    chosen = torch.from_numpy(maps[np.arange(len(units)), np.asarray(units)])[:, None]
-    up = F.interpolate(chosen, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    up = upsample(maps[np.arange(len(units)), np.asarray(units)], *size)
     peak = up.reshape(len(up), -1).max(axis=1).reshape(-1, 1, 1)
     return np.where(peak > 0, up / np.maximum(peak, 1e-12), 0.0)
 
@@ -350,13 +408,17 @@ def spectrograms(model: L3Net, clips: np.ndarray) -> np.ndarray:
 
 def unit_grid(
     model: L3Net, shards: ShardSet, items: Sequence[Item], modality: str, units: Sequence[int],
-    top: np.ndarray, labels: np.ndarray, *, batch_size: int, device: Any, precision: str,
+    top: np.ndarray, labels: np.ndarray | None, *, batch_size: int, device: Any, precision: str,
 ) -> UnitGrid:
-    """The pictures and heatmaps of ``units``' top inputs (re-read from the shards)."""
+    """The pictures and heatmaps of ``units``' top inputs (re-read from the shards); ``labels`` None
+    for unlabelled shards (captions are then the videos' keys). Audio grids also carry each clip's
+    video frame, smaller side ``image_resize``, uncropped."""
     config = model.config
     k = top.shape[1]
     flat_units = [u for u in units for _ in range(k)]
-    chosen = [items[i] for u in units for i in top[u]]
+    indices = [int(i) for u in units for i in top[u]]
+    chosen = [items[i] for i in indices]
+    frames = None
     if modality == "vision":
         raw = [read_image(shards, item, config) for item in chosen]
         pictures = [prepare_image(img, config, transfer=False) for img in raw]  # exactly what the tower saw
@@ -367,9 +429,33 @@ def unit_grid(
         pictures = list(spectrograms(model, clips))
         size = pictures[0].shape
         heat = unit_heatmaps(model, modality, clips, flat_units, size, batch_size=batch_size, device=device, precision=precision)
-    purity = [Counter(labels[top[u]]).most_common(1)[0] for u in units]
-    return UnitGrid(modality, list(units), pictures, heat, [item.label for item in chosen], purity, k,
-                    config.clip_seconds, config.spectrogram.sample_rate / 2 / 1000)
+        frames = [resize_smaller_side(read_image(shards, item, config), config.image_resize) for item in chosen]
+    if labels is None:
+        purity: list[tuple[Any, int] | None] = [None] * len(units)
+        captions: list[Any] = [item.key for item in chosen]
+    else:
+        purity = [Counter(labels[top[u]]).most_common(1)[0] for u in units]
+        captions = [item.label for item in chosen]
+    return UnitGrid(modality, list(units), pictures, heat, captions, purity, k,
+                    config.clip_seconds, config.spectrogram.sample_rate / 2 / 1000, inputs=indices, frames=frames)
+
+
+def _unit_caption(grid: UnitGrid, row: int) -> str:
+    purity = grid.purity[row]
+    if purity is None:
+        return f"unit {grid.units[row]}"
+    return f"unit {grid.units[row]}\n{purity[0]} ({purity[1]}/{grid.k})"
+
+
+def _spectrogram_cell(ax: Any, grid: UnitGrid, cell: int, *, first: bool) -> None:
+    """A spectrogram (frequency up, time across: the front end's (bins, frames) from 0 Hz to
+    Nyquist) with the unit's heatmap over it."""
+    extent = (0, grid.clip_seconds, 0, grid.max_khz)
+    ax.imshow(grid.pictures[cell], origin="lower", aspect="auto", cmap="gray", extent=extent)
+    ax.imshow(grid.heatmaps[cell], origin="lower", aspect="auto", cmap="jet", alpha=0.4, vmin=0, vmax=1, extent=extent)
+    if first:
+        ax.set_ylabel("kHz", fontsize=7)
+    ax.tick_params(labelsize=6)
 
 
 def grid_figure(grid: UnitGrid) -> Any:
@@ -382,28 +468,44 @@ def grid_figure(grid: UnitGrid) -> Any:
         for col in range(k):
             ax = axes[row][col]
             if modality == "vision":
-                ax.imshow(grid.pictures[cell])
-                ax.imshow(grid.heatmaps[cell], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+                ax.imshow(overlay(grid.pictures[cell], grid.heatmaps[cell], scale="absolute"))
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
-                # frequency up, time across: the front end's (bins, frames) drawn from 0 Hz to Nyquist
-                extent = (0, grid.clip_seconds, 0, grid.max_khz)
-                ax.imshow(grid.pictures[cell], origin="lower", aspect="auto", cmap="gray", extent=extent)
-                ax.imshow(grid.heatmaps[cell], origin="lower", aspect="auto", cmap="jet", alpha=0.4, vmin=0, vmax=1,
-                          extent=extent)
-                if col == 0:
-                    ax.set_ylabel("kHz", fontsize=7)
-                ax.tick_params(labelsize=6)
+                _spectrogram_cell(ax, grid, cell, first=col == 0)
             ax.set_title(f"{grid.labels[cell]}", fontsize=7)
             cell += 1
-        name, count = grid.purity[row]
         axes[row][0].annotate(
-            f"unit {u}\n{name} ({count}/{k})", xy=(-0.15 if modality == "vision" else -0.3, 0.5),
+            _unit_caption(grid, row), xy=(-0.15 if modality == "vision" else -0.3, 0.5),
             xycoords="axes fraction", ha="right", va="center", fontsize=8,
         )
-    name = "Figures 3-4" if modality == "vision" else "Figure 9 (time x frequency)"
+    name = "Figures 3-6, 8" if modality == "vision" else "Figure 9 (time x frequency)"
     fig.suptitle(f"{modality}: top {k} test inputs of selected pool4 units, with conv4_2 heatmaps ({name})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def frames_figure(grid: UnitGrid) -> Any:
+    """Figure 7: per audio unit, the video frames of its top clips (upper row) above each clip's
+    spectrogram with the unit's heatmap (lower row), column for column the same clip."""
+    if grid.frames is None:
+        raise InputError("this grid carries no video frames (only audio grids do)")
+    k = grid.k
+    fig = new_figure(2.0 * k, 3.6 * len(grid.units))
+    axes = fig.subplots(2 * len(grid.units), k, squeeze=False)
+    for row in range(len(grid.units)):
+        for col in range(k):
+            cell = row * k + col
+            picture, spectrum = axes[2 * row][col], axes[2 * row + 1][col]
+            picture.imshow(grid.frames[cell])
+            picture.set_xticks([])
+            picture.set_yticks([])
+            picture.set_title(f"{grid.labels[cell]}", fontsize=7)
+            _spectrogram_cell(spectrum, grid, cell, first=col == 0)
+        axes[2 * row][0].annotate(_unit_caption(grid, row), xy=(-0.15, 0.0), xycoords="axes fraction", ha="right",
+                                  va="center", fontsize=8)
+    fig.suptitle(f"audio: top {k} test clips of selected pool4 units, as their video frames above their spectrograms "
+                 "with the unit's conv4_2 heatmap (Figure 7)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -1,4 +1,4 @@
-"""``l3net eval units``: Section 3.5.3, Figures 3-4 and 9 (:func:`l3net.evaluate.units.evaluate_units`)."""
+"""``l3net eval units``: Section 3.5.3, Figures 3-9 (:func:`l3net.evaluate.units.evaluate_units`)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,35 @@ from ._common import add_common_arguments, config_defaults, eval_dir, load_model
 
 _D = config_defaults(UnitsConfig)
 
-HELP = "Section 3.5.3 and Figures 3-4, 9: top inputs of pool4 units, classes with high-preference units, heatmaps"
-DESCRIPTION = """For every pool4 unit of each tower, rank the labelled test inputs (frames for vision,
-1 s clips for audio) by the unit's activation and keep its top 5. Count the classes that have a
-high-preference unit (at least 4, or 3, of some unit's top 5 are of that class) for the trained
-network and for the same architecture with random weights (from --seed + 1000), in the same run,
-with the paper's numbers beside (Section 3.5.3). Picture grids show the top 5 frames of a few
-units with the unit's conv4_2 heatmap over them (Figures 3-4) and the top 5 spectrograms with
-theirs (Figure 9).
+HELP = "Section 3.5.3 and Figures 3-9: top inputs of pool4 units, heatmaps, classes with high-preference units"
+DESCRIPTION = """For every pool4 unit of each tower, rank the test inputs (frames for vision, 1 s clips
+for audio) by the unit's activation and keep its top 5. Picture grids show the top 5 frames of a
+few units with the unit's conv4_2 heatmap over them (Figures 3-6 and 8), the top 5 spectrograms
+with theirs (Figure 9), and the audio units' top clips as their video frames above their
+spectrograms and heatmaps (Figure 7).
+
+With labelled shards, also count the classes that have a high-preference unit (at least 4, or 3,
+of some unit's top 5 are of that class) for the trained network and for the same architecture with
+random weights (from --seed + 1000), in the same run, with the paper's numbers beside (Section
+3.5.3). Unlabelled shards (like the paper's Flickr-SoundNet) give the pictures only: the counts
+need labels, and the result says so.
 
 Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
 
 example:
   l3net eval units --model runs/small --data shards/
-  -> runs/small/eval/units.json, units_vision.png, units_audio.png, units_counts.png"""
+  -> runs/small/eval/units.json, units_vision.png, units_audio.png, units_audio_frames.png,
+     units_counts.png (labelled shards only)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="SHARDS", help="a labelled shard directory (l3net prepare)")
+    parser.add_argument("--data", required=True, metavar="SHARDS", help="a shard directory (l3net prepare), labelled or not")
     parser.add_argument("--split", default=_D["split"], choices=("train", "val", "test"),
                         help=f"split whose inputs are ranked (default: {_D['split']})")
     parser.add_argument("--per-video", type=int, default=_D["per_video"],
                         help=f"frames (and centred 1 s clips) per test video (default: {_D['per_video']})")
-    parser.add_argument("--classes", nargs="+", metavar="CLASS", help="rank only inputs of these classes (default: all)")
+    parser.add_argument("--classes", nargs="+", metavar="CLASS",
+                        help="rank only inputs of these classes (labelled shards; default: all)")
     parser.add_argument("--figure-units", type=int, default=_D["figure_units"],
                         help=f"units drawn in each picture grid (default: {_D['figure_units']}; 0: no grids)")
     add_common_arguments(parser, UnitsConfig)
@@ -46,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--figure-units must be 0 or more and --per-video at least 1 "
                          f"(got {args.figure_units} and {args.per_video})")
     shards = open_shards(args.data)  # a wrong --data fails before anything is created
-    select_classes(class_names(shards, "the unit analysis"), args.classes)
+    if args.classes:
+        select_classes(class_names(shards, "--classes"), args.classes)
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
     resolved = load_model(args)
     config = UnitsConfig(
