@@ -50,11 +50,20 @@ def test_eval_probe_on_photos_trained_and_random_rows(model_dir, data_dir, capsy
     for row in (TRAINED_ROW, RANDOM_ROW):
         splits = metrics[row]["splits"]
         assert len(splits) == 5 and sum(s["test"] for s in splits) == 21
-        assert metrics[row]["accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in splits]))
+    assert metrics[TRAINED_ROW]["accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in metrics[TRAINED_ROW]["splits"]]))
     assert [s["test"] for s in metrics[TRAINED_ROW]["splits"]] == [s["test"] for s in metrics[RANDOM_ROW]["splits"]]
+    # the random row: mean over 3 random networks (weights seed + 1000, 1001, 1002), each over the same splits
+    spread = metrics["random_weights"]
+    per_seed = metrics[RANDOM_ROW]["per_seed"]
+    assert spread["seeds"] == [1000, 1001, 1002] == [p["seed"] for p in per_seed]
+    for run in per_seed:
+        assert run["accuracy"] == pytest.approx(np.mean(run["split_accuracy"]))
+    assert metrics[RANDOM_ROW]["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in per_seed])) == spread["mean"]
+    assert [s["accuracy"] for s in metrics[RANDOM_ROW]["splits"]] == per_seed[0]["split_accuracy"]
     table = {row[0]: row[1:] for row in result["tables"][0]["rows"]}
     assert table[TRAINED_ROW] == [metrics[TRAINED_ROW]["accuracy"], paper.IMAGE_PROBE["L3-Net"]]
-    assert table[RANDOM_ROW] == [metrics[RANDOM_ROW]["accuracy"], paper.IMAGE_PROBE["L3 random weights"]]
+    assert table[RANDOM_ROW][0].startswith(f"{spread['mean']:.3f} ± ") and "3 seeds" in table[RANDOM_ROW][0]
+    assert table[RANDOM_ROW][1] == paper.IMAGE_PROBE["L3 random weights"]
     assert sorted(p.name for p in out.iterdir()) == ["probe.json", "probe_confusion.png"]
 
 
@@ -69,7 +78,7 @@ def test_train_val_split_and_unreadable_images(data_dir, tmp_path, capsys):
     (images / "val" / "nature" / "empty.png").write_bytes(b"")
     out = tmp_path / "out"
     code = main(["eval", "probe", "--model", "random:small", "--images", str(images), "--out", str(out),
-                 "--no-progress", "--batch-size", "4"])
+                 "--no-progress", "--batch-size", "4", "--random-seeds", "1"])
     assert code == 0
     assert "broken.jpg" in capsys.readouterr().err
     metrics = json.loads((out / "eval" / "probe.json").read_text())["metrics"]

@@ -6,7 +6,12 @@ the vision tower's conv4_2 (after ReLU) is max-pooled to a 4 x 4 grid (8192-D fo
 preset, ``model.transfer_features``); one linear layer is trained on these frozen features with
 the cross-entropy loss (multinomial logistic regression on z-scored features) and top-1 accuracy
 is measured on held-out images. The same is done, in the same run and on the same splits, for the
-same architecture with random weights: the paper's "L3 random weights" row.
+same architecture with random weights: the paper's "L3 random weights" row, the mean and spread over
+``random_seeds`` networks (:func:`l3net.modelspec.random_twins`).
+
+This is ``--solver lbfgs``: every feature is held in memory, for folders up to some thousands of
+images. At ImageNet's scale the paper's own training (augmentation, Adam, Inception-v3's schedule
+and label smoothing) streams the images: :mod:`l3net.evaluate.probe_stream`.
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ import numpy as np
 
 from ..errors import DatasetError, InputError, MediaError
 from ..media import load_image
-from ..modelspec import random_twin
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import L3Net
 from . import paper
 from .classify import FeatureResult, classify_recordings, confusion_figure
 from .datasets import LabelledFiles, Split, describe_split_rule, format_skipped
 from .features import image_features
-from .result import FigureSpec, Result
+from .result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "probe"
 TITLE = "Image classification linear probe (Table 3)"
@@ -90,8 +95,10 @@ class ProbeConfig:
     C: float = DEFAULT_C
     #: Cross-validation splits when the folder has no train/ val/ split (at least 2).
     n_splits: int = 5
-    #: Seed of the splits and of the random twin (:func:`l3net.modelspec.random_twin`).
+    #: Seed of the splits and of the random twins (:func:`l3net.modelspec.random_twins`).
     seed: int = 0
+    #: Random-weights networks averaged in the random-weights row.
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
     #: Images per forward pass.
     batch_size: int = 32
     #: Numeric precision of the forward pass (runtime.PRECISIONS).
@@ -106,23 +113,33 @@ class ProbeConfig:
             raise InputError(f"n_splits must be at least 2, got {self.n_splits}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.random_seeds < 1:
+            raise InputError(f"random_seeds must be at least 1, got {self.random_seeds}")
 
 
 @dataclass
 class ProbeResult(Result):
     """Table 3: top-1 accuracy of the linear probe per row (``results[row]``, rows :data:`TRAINED_ROW`
-    and :data:`RANDOM_ROW`) on the same ``splits`` of ``files`` (unreadable images dropped)."""
+    and :data:`RANDOM_ROW`: the first random network's) on the same ``splits`` of ``files`` (unreadable
+    images dropped); ``random_runs[weight seed]``: every random network's."""
 
     protocol = PROTOCOL
     files: LabelledFiles | None = field(default=None, repr=False)
     splits: list[Split] = field(default_factory=list, repr=False)
     results: dict[str, FeatureResult] = field(default_factory=dict, repr=False)
+    random_runs: dict[int, FeatureResult] = field(default_factory=dict, repr=False)
 
     def figures(self) -> list[FigureSpec]:
-        panels = [(f"{row}: top-1 {r.accuracy:.1%}", r.confusion) for row, r in self.results.items()]
+        first = next(iter(self.random_runs), None)
+        panels = [(f"{_seed_label(first) if row == RANDOM_ROW and first is not None else row}: top-1 {r.accuracy:.1%}",
+                   r.confusion) for row, r in self.results.items()]
         return [FigureSpec("probe_confusion.png",
                            "Confusion matrices of the linear probe over all test images (rows: true class)",
                            lambda: confusion_figure(panels, self.files.classes))]
+
+
+def _seed_label(weight_seed: int) -> str:
+    return RANDOM_ROW if weight_seed < 0 else f"{RANDOM_ROW} (seed {weight_seed})"
 
 
 def evaluate_probe(
@@ -134,49 +151,60 @@ def evaluate_probe(
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
 ) -> ProbeResult:
-    """Table 3: the linear probe on ``model``'s frozen conv4_2 features, and on ``random_model``'s
-    (default: the random twin, :func:`l3net.modelspec.random_twin`) on the same splits.
+    """Table 3: the linear probe on ``model``'s frozen conv4_2 features, and on random networks' on the
+    same splits: ``random_model`` alone when given, else ``config.random_seeds`` networks of
+    :func:`l3net.modelspec.random_twins` (the random-weights row is their mean and spread).
 
-    ``untrained``: ``model`` itself has random weights; it fills the random-weights row alone.
+    ``untrained``: ``model`` itself has random weights; it is the random-weights row's first network.
     ``model_name`` labels the model's row.
     """
     config = config or ProbeConfig()
     C, n_splits, seed = config.C, config.n_splits, config.seed
     batch_size, precision, progress = config.batch_size, config.precision, config.progress
-    models = {RANDOM_ROW if untrained else TRAINED_ROW: model}
-    if not untrained:  # the paper's random-weights row: same architecture, fresh weights, same run
-        models[RANDOM_ROW] = random_model if random_model is not None else random_twin(model, seed)
+    # the paper's random-weights row: same architecture, fresh weights, same run, several seeds
+    twins = ([(None, random_model)] if random_model is not None
+             else random_twins(model, seed, config.random_seeds, untrained=untrained))
+    networks = ([] if untrained else [(TRAINED_ROW, None, model)]) + [(RANDOM_ROW, s, net) for s, net in twins]
     start = time.perf_counter()
-    features: dict[str, np.ndarray] = {}
-    for i, (row, net) in enumerate(models.items()):
+    features: list[tuple[str, int | None, np.ndarray]] = []
+    for i, (row, weight_seed, net) in enumerate(networks):
+        label = row if weight_seed is None else f"{row} (seed {weight_seed})"
         feats, kept = probe_features(dataset, net, batch_size=batch_size, precision=precision,
-                                     progress=progress, desc=f"{row} features")
+                                     progress=progress, desc=f"{label} features")
         if i == 0:
             dataset = kept  # later passes read only the images the first one could
-        features[row] = feats
+        features.append((row, weight_seed, feats))
     extract_seconds = time.perf_counter() - start
     splits = dataset.splits(n_splits=n_splits, seed=seed)
     labels = dataset.labels()
     each = np.arange(len(labels))  # one "subclip" per image: its own scores decide it
-    results = {
-        row: classify_recordings(
+    results: dict[str, FeatureResult] = {}
+    random_runs: dict[int, FeatureResult] = {}
+    for row, weight_seed, feats in features:
+        fitted = classify_recordings(
             feats, each, labels, splits, len(dataset.classes), make_classifier=lambda: make_probe(C),
-            progress=progress, desc=f"probe on {row}",
+            progress=progress, desc=f"probe on {row}" + ("" if weight_seed is None else f" (seed {weight_seed})"),
         )
-        for row, feats in features.items()
-    }
-    rows = [[method, results[method].accuracy if method in results else None, value]
-            for method, value in paper.IMAGE_PROBE.items()]
-    per_split = [[s.name, len(s.train), len(s.test)] + [results[r].splits[i].accuracy for r in results]
+        results.setdefault(row, fitted)  # the random row's pictures and splits: its first network's
+        if row == RANDOM_ROW:
+            random_runs[-1 if weight_seed is None else weight_seed] = fitted
+    random_seeds = [s for s in random_runs if s >= 0] or None
+    spread = mean_spread([r.accuracy for r in random_runs.values()], random_seeds)
+    cells = {row: r.accuracy for row, r in results.items()}
+    cells[RANDOM_ROW] = spread_text(spread)
+    rows = [[method, cells.get(method), value] for method, value in paper.IMAGE_PROBE.items()]
+    runs = {row: r for row, r in results.items() if row != RANDOM_ROW}
+    runs.update({_seed_label(s): r for s, r in random_runs.items()})
+    per_split = [[s.name, len(s.train), len(s.test)] + [r.splits[i].accuracy for r in runs.values()]
                  for i, s in enumerate(splits)]
-    per_split.append(["mean", None, None] + [results[r].accuracy for r in results])
+    per_split.append(["mean", None, None] + [r.accuracy for r in runs.values()])
     return ProbeResult(
         title=TITLE, model=model_name, dataset=f"images:{dataset.root}",
         tables=[
             {"title": f"Linear probe top-1 accuracy on {dataset.root.name} ({len(dataset.classes)} classes); "
                       "the paper's numbers are on ImageNet",
              "columns": ["method", "ours", "paper"], "rows": rows},
-            {"title": "Top-1 accuracy per split", "columns": ["split", "train images", "test images", *results],
+            {"title": "Top-1 accuracy per split", "columns": ["split", "train images", "test images", *runs],
              "rows": per_split},
         ],
         metrics={
@@ -186,11 +214,16 @@ def evaluate_probe(
             "feature_dim": next(iter(results.values())).dim,
             "classifier": {"name": "multinomial logistic regression on z-scored features", "C": C},
             "timing": {"extract_seconds": round(extract_seconds, 2)},
-            **{row: {"accuracy": r.accuracy, "accuracy_std": r.std,
+            "random_weights": spread,  # mean_spread over the random networks (their weight seeds)
+            **{row: {"accuracy": spread["mean"] if row == RANDOM_ROW else r.accuracy, "accuracy_std": r.std,
                      "splits": [{"name": s.name, "train": s.n_train, "test": s.n_test, "accuracy": s.accuracy,
                                  "notes": list(s.notes)} for s in r.splits],
-                     "confusion": r.confusion.tolist()}
+                     "confusion": r.confusion.tolist(),
+                     **({"splits_of": _seed_label(next(iter(random_runs))),
+                         "per_seed": [{"seed": s, "accuracy": run.accuracy, "accuracy_std": run.std,
+                                       "split_accuracy": [x.accuracy for x in run.splits]}
+                                      for s, run in random_runs.items()]} if row == RANDOM_ROW else {})}
                for row, r in results.items()},
         },
-        config=config, files=dataset, splits=splits, results=results,
+        config=config, files=dataset, splits=splits, results=results, random_runs=random_runs,
     )

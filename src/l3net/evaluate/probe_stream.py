@@ -27,8 +27,10 @@ Each choice and where it comes from:
   (Inception-v3's clipping at 2.0 and its weight decay are not among what the L3 paper names);
 - batch size 32 (Inception-v3's per replica); top-1 and top-5 on validation (Table 3 reports top-1).
 
-The random-weights row (the paper's "L3 random weights") is the model's random twin
-(:func:`l3net.modelspec.random_twin`, one seed) trained in the same pass on the same batches.
+The random-weights row (the paper's "L3 random weights") is the mean, with its spread, over
+``random_seeds`` random twins of the model (:func:`l3net.modelspec.random_twins`: weights from
+seed + 1000, + 1001, ...), each with its own linear layer trained in the same pass on the same
+batches (the images are decoded once; each twin costs one more forward pass of the tower).
 
 Checkpoints (``checkpoint=PATH``, every ``checkpoint_every`` batches and at each epoch's end,
 written atomically) hold every row's linear layer, Adam state and schedule, the sampler's position
@@ -53,11 +55,11 @@ from tqdm.auto import tqdm
 from ..errors import DatasetError, InputError
 from ..fileio import atomic_path
 from ..inference import PRECISION_CHOICES, inference_model
-from ..modelspec import random_twin
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import L3Net
 from . import paper
 from .probe_data import EpochBatches, ProbeImageDataset, ProbeImages, loader
-from .result import FigureSpec, Result
+from .result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "probe"
 TITLE = "Image classification linear probe (Table 3), trained by streaming"
@@ -112,15 +114,17 @@ class StreamProbeConfig:
     checkpoint_every: int = 1000
     #: Without train/ and val/: 1/n_splits of each class is held out for validation.
     n_splits: int = 5
-    #: Seed of the batches, the augmentation, the hold-out and the random twin.
+    #: Seed of the batches, the augmentation, the hold-out and the random twins.
     seed: int = 0
+    #: Random-weights networks averaged in the random-weights row (:func:`l3net.modelspec.random_twins`).
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
     #: Numeric precision of the frozen tower (runtime.PRECISIONS); the linear layer trains in fp32.
     precision: str = "fp32"
     #: Show tqdm progress bars.
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "random_seeds"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.workers < 0:
@@ -154,11 +158,13 @@ class RowResult:
 
 @dataclass
 class StreamProbeResult(Result):
-    """Table 3, streamed: ``results[row]`` (rows :data:`TRAINED_ROW`, :data:`RANDOM_ROW`) on ``images``."""
+    """Table 3, streamed: ``results[row]`` (rows :data:`TRAINED_ROW`, :data:`RANDOM_ROW`: the mean over
+    the seeds of ``random_results``, the first seed's confusion and weights) on ``images``."""
 
     protocol = PROTOCOL
     images: ProbeImages | None = field(default=None, repr=False)
     results: dict[str, RowResult] = field(default_factory=dict, repr=False)
+    random_results: dict[int, RowResult] = field(default_factory=dict, repr=False)
 
     def figures(self) -> list[FigureSpec]:
         if not self.results or any(r.confusion is None for r in self.results.values()):
@@ -257,8 +263,9 @@ def evaluate_probe_stream(
     """Train the linear probe of every row on streamed, augmented ``images.train`` and score it
     (top-1, top-5) on the centre crops of ``images.val``.
 
-    Rows: ``model`` (``untrained``: it fills the random-weights row alone) and ``random_model``
-    (default: :func:`l3net.modelspec.random_twin` of ``model`` with ``config.seed``). ``checkpoint``:
+    Rows: ``model`` (``untrained``: its weights are random; it is the first of the random-weights
+    row's networks) and the random-weights row: ``random_model`` alone when given, else
+    ``config.random_seeds`` networks from :func:`l3net.modelspec.random_twins`. ``checkpoint``:
     where to keep the training state (None: nowhere); ``resume``: continue from it (it must exist
     and match the data and settings). Files that cannot be decoded are skipped, listed in
     ``metrics["dataset"]["skipped"]`` with the reason. Raises :class:`DatasetError` when no training
@@ -266,9 +273,13 @@ def evaluate_probe_stream(
     """
     config = config or StreamProbeConfig()
     model.require("vision")
-    models = {RANDOM_ROW if untrained else TRAINED_ROW: model}
-    if not untrained:
-        models[RANDOM_ROW] = random_model if random_model is not None else random_twin(model, config.seed)
+    models: dict[str, L3Net] = {} if untrained else {TRAINED_ROW: model}
+    if random_model is not None:
+        twins = [(-1, random_model)]
+    else:
+        twins = list(random_twins(model, config.seed, config.random_seeds, untrained=untrained))
+    seeds = {f"{RANDOM_ROW} (weights seed {s})": s for s, _ in twins}
+    models.update({name: net for name, (_, net) in zip(seeds, twins)})
     device = next(model.parameters()).device
     for net in models.values():
         net.eval()
@@ -317,8 +328,8 @@ def evaluate_probe_stream(
                 bar.update(1)
                 if config.progress:
                     bar.set_postfix(epoch=f"{(step - 1) // per_epoch + 1}/{config.epochs}", skipped=len(skipped),
-                                    **{("loss" if n == TRAINED_ROW else "loss_random"): f"{r.last_loss or 0:.3f}"
-                                       for n, r in rows.items()}, refresh=False)
+                                    **{("loss_random" if n in seeds else "loss"): f"{r.last_loss or 0:.3f}"
+                                       for n, r in reversed(rows.items())}, refresh=False)
                 if path is not None and (step % config.checkpoint_every == 0 or step % per_epoch == 0):
                     _save(path, rows, step, fingerprint, skipped)
         train_seconds = time.perf_counter() - began
@@ -334,8 +345,7 @@ def evaluate_probe_stream(
     if not any(r.val_images for r in results.values()):
         raise DatasetError(f"{images.root}: no validation image could be read:\n" + _format(list(val_skipped.items())))
     notes += [f"warning: {w}" for w in found_warnings]
-    notes.append(f"the random-weights row is one random twin (seed {config.seed} + 1000) of the model")
-    return _result(images, config, results, skipped, model_name, dim, per_epoch, total, start, train_seconds,
+    return _result(images, config, results, seeds, skipped, model_name, dim, per_epoch, total, start, train_seconds,
                    trained_images, val_seconds, notes)
 
 
@@ -393,11 +403,21 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
     return results, skipped
 
 
-def _result(images: ProbeImages, config: StreamProbeConfig, results: dict[str, RowResult], skipped: dict[str, str],
-            model_name: str, dim: int, per_epoch: int, total: int, start: int, train_seconds: float,
+def _result(images: ProbeImages, config: StreamProbeConfig, per_row: dict[str, RowResult], seeds: dict[str, int],
+            skipped: dict[str, str], model_name: str, dim: int, per_epoch: int, total: int, start: int, train_seconds: float,
             trained_images: int, val_seconds: float, notes: list[str]) -> StreamProbeResult:
-    rows = [[method, results[method].top1 if method in results else None,
-             results[method].top5 if method in results else None, value]
+    random_results = {seeds[name]: r for name, r in per_row.items() if name in seeds}
+    results = {name: r for name, r in per_row.items() if name not in seeds}
+    listed = list(random_results.values())
+    top1 = mean_spread([r.top1 for r in listed], [s for s in random_results if s >= 0] or None)
+    top5 = mean_spread([r.top5 for r in listed], [s for s in random_results if s >= 0] or None)
+    results[RANDOM_ROW] = RowResult(top1=top1["mean"], top5=top5["mean"], correct1=listed[0].correct1,
+                                    correct5=listed[0].correct5, val_images=listed[0].val_images,
+                                    final_loss=listed[0].final_loss, confusion=listed[0].confusion,
+                                    weight=listed[0].weight, bias=listed[0].bias)
+    cells = {name: (r.top1, r.top5) for name, r in results.items()}
+    cells[RANDOM_ROW] = (spread_text(top1), spread_text(top5))
+    rows = [[method, *(cells[method] if method in cells else (None, None)), value]
             for method, value in paper.IMAGE_PROBE.items()]
     settings = asdict(config)
     return StreamProbeResult(
@@ -429,8 +449,9 @@ def _result(images: ProbeImages, config: StreamProbeConfig, results: dict[str, R
                      "final_train_loss": r.final_loss,
                      **({"confusion": r.confusion.tolist()} if r.confusion is not None else {})}
                for row, r in results.items()},
+            "random_weights": {"top1": top1, "top5": top5},
         },
-        notes=notes, config=config, images=images, results=results,
+        notes=notes, config=config, images=images, results=results, random_results=random_results,
     )
 
 

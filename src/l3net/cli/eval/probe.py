@@ -7,7 +7,7 @@ import argparse
 
 from ...evaluate.probe import ProbeConfig
 from ...evaluate.probe_stream import AUTO_LBFGS_MAX_IMAGES, SOLVERS, StreamProbeConfig
-from ._common import add_common_arguments, config_defaults, eval_dir, load_model, positive, say, write_and_report
+from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, positive, say, write_and_report
 
 _D = config_defaults(ProbeConfig)
 _S = config_defaults(StreamProbeConfig)
@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="labels of a flat val/ folder: ImageNet's LOC_val_solution.csv or 'file,label' lines "
                         "(default: LOC_val_solution.csv, val_labels.csv... found in DIR or DIR/val)")
     add_common_arguments(parser, ProbeConfig)
+    add_random_seeds_argument(parser, ProbeConfig)
     parser.add_argument("--solver", choices=SOLVERS, default="auto",
                         help=f"lbfgs (in memory), adam (streamed, the paper's) or auto: lbfgs up to "
                         f"{AUTO_LBFGS_MAX_IMAGES:,} images (default: auto)")
@@ -102,7 +103,7 @@ def _run_lbfgs(args: argparse.Namespace, dataset=None) -> int:
     from ...evaluate.probe import evaluate_probe
 
     config = ProbeConfig(C=args.probe_c, n_splits=args.folds, seed=args.seed, batch_size=args.batch_size,
-                         precision=args.precision, progress=not args.no_progress)
+                         precision=args.precision, progress=not args.no_progress, random_seeds=args.random_seeds)
     dataset = dataset or read_image_folder(args.images)
     if dataset.skipped:
         say(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}")
@@ -113,9 +114,13 @@ def _run_lbfgs(args: argparse.Namespace, dataset=None) -> int:
     if newly:
         say(f"could not read {len(newly)} image(s), skipped:\n{format_skipped(newly)}")
     write_and_report(out, result)
+    from ...evaluate.probe import RANDOM_ROW
+    from ...evaluate.result import spread_text
+
     for row, r in result.results.items():
-        print(f"{row:>18}: top-1 {r.accuracy:.1%} (+- {r.std:.1%} over {len(r.splits)} splits), "
-              f"{result.metrics['feature_dim']}-D features")
+        score = (f"top-1 {spread_text(result.metrics['random_weights'])}" if row == RANDOM_ROW
+                 else f"top-1 {r.accuracy:.1%} (+- {r.std:.1%} over {len(r.splits)} splits)")
+        print(f"{row:>18}: {score}, {result.metrics['feature_dim']}-D features")
     print(f"{len(result.files.examples)} images, {len(result.files.classes)} classes, "
           f"{describe_split_rule(result.files, result.splits)}")
     return 0
@@ -133,7 +138,7 @@ def _run_stream(args: argparse.Namespace, solver: str) -> int:
     config = StreamProbeConfig(epochs=args.epochs, lr=args.lr, label_smoothing=args.label_smoothing,
                                batch_size=args.batch_size, workers=args.workers,
                                checkpoint_every=args.checkpoint_every, n_splits=args.folds, seed=args.seed,
-                               precision=args.precision, progress=not args.no_progress)
+                               random_seeds=args.random_seeds, precision=args.precision, progress=not args.no_progress)
     if images.skipped:
         say(f"skipping {len(images.skipped)} file(s):\n{format_skipped(images.skipped)}")
     out = eval_dir(args.model, args.out)
@@ -151,7 +156,8 @@ def _run_stream(args: argparse.Namespace, solver: str) -> int:
         say(f"could not read {len(newly)} image(s), skipped:\n{format_skipped(newly)}")
     write_and_report(out, result)
     for row, r in result.results.items():
-        print(f"{row:>18}: top-1 {r.top1:.1%}, top-5 {r.top5:.1%} on {r.val_images} validation images, "
+        over = f" (mean of {len(result.random_results)} random networks)" if row == "L3 random weights" else ""
+        print(f"{row:>18}: top-1 {r.top1:.1%}, top-5 {r.top5:.1%} on {r.val_images} validation images{over}, "
               f"{result.metrics['feature_dim']}-D features")
     print(f"linear layers and training state: {checkpoint}")
     return 0
