@@ -300,3 +300,101 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "cannot write" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", "sound", "--model", "small", "--dataset", f"folder:{data}", "--svm-c", "-1"])
+
+
+# -- the SVM's C: grouped inner cross-validation, convergence reported -----------------------------
+def _reference_inner_scores(x, y, groups, folds, seed):
+    """Mean inner accuracy per C, by hand: the same grouped folds, one plain fit per fold and C."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = {}
+    for c in C_GRID:
+        accuracies = []
+        for train, test in splitter.split(x, y, groups):
+            svm = make_svm(c).fit(x[train], y[train])
+            accuracies.append(np.mean(svm.predict(x[test]) == y[test]))
+        scores[f"{c:g}"] = float(np.mean(accuracies))
+    return scores
+
+
+def test_inner_cv_picks_a_working_C_where_a_tiny_fixed_C_only_predicts_the_majority():
+    # 3 classes of recordings, 2:1:1, well separated; 4 subclips each. With C = 1e-4 the SVM's weights
+    # are ~0 and its unpenalised intercepts (the class priors) decide: every recording is the majority.
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 0, 1, 2], 12)
+    centres = 3.0 * np.eye(3, 8)[labels]
+    features = np.repeat(centres, 4, axis=0) + 0.5 * rng.standard_normal((len(labels) * 4, 8))
+    recording = np.repeat(np.arange(len(labels)), 4)
+    splits = [Split(f"fold {k}", np.flatnonzero(np.arange(48) % 4 != k), np.flatnonzero(np.arange(48) % 4 == k))
+              for k in range(4)]
+    tiny = classify_recordings(features, recording, labels, splits, 3, lambda: make_svm(1e-4), progress=False)
+    assert tiny.accuracy == pytest.approx(0.5)  # the majority class's share, exactly
+    auto = classify_recordings(features, recording, labels, splits, 3, lambda: make_svm("auto", seed=5), progress=False)
+    assert auto.accuracy > 0.95
+    for split, result in zip(splits, auto.splits):
+        train_sub = np.flatnonzero(np.isin(recording, split.train))
+        reference = _reference_inner_scores(features[train_sub], labels[recording[train_sub]], recording[train_sub], 3, 5)
+        assert result.inner_cv["scores"] == pytest.approx(reference)
+        best = max(reference.values())
+        assert result.C == float(next(c for c, v in reference.items() if v == best))  # the first best, as sklearn
+        assert result.C > 1e-4 and result.converged and result.convergence_warnings == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_inner_cv_does_not_reward_memorising_recordings(seed):
+    # Labels (2:1) that no feature shares across recordings; each recording has its own random
+    # "fingerprint", repeated with little noise in its subclips. Held-out recordings can only be
+    # guessed by the majority, which the smallest C does; an inner CV that splits recordings across
+    # folds sees the fingerprints again and rewards memorising them with a large C.
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    from l3net.evaluate.classify import fit_classifier
+
+    rng = np.random.default_rng(seed)
+    n_rec, per, dim = 60, 4, 50
+    y = np.repeat(np.repeat([0, 0, 1], n_rec // 3), per)
+    x = np.repeat(rng.standard_normal((n_rec, dim)), per, axis=0) + 0.3 * rng.standard_normal((n_rec * per, dim))
+    groups = np.repeat(np.arange(n_rec), per)
+    _, grouped = fit_classifier(make_svm("auto"), x, y, groups)
+    ungrouped = GridSearchCV(make_svm(), {"linearsvm__C": list(C_GRID)},
+                             cv=StratifiedKFold(3, shuffle=True, random_state=0)).fit(x, y)
+    assert grouped.C <= 1e-3 and ungrouped.best_params_["linearsvm__C"] >= 0.1
+    assert max(grouped.inner_cv["scores"].values()) < 0.7 < ungrouped.best_score_  # the leak inflates its score
+
+
+def test_non_convergence_is_counted_and_said_never_silent():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 8)
+    features = np.repeat(np.eye(3, 20)[labels], 3, axis=0) + rng.standard_normal((72, 20))
+    recording = np.repeat(np.arange(24), 3)
+    splits = [Split("fold 1", np.arange(0, 24, 2), np.arange(1, 24, 2))]
+    result = classify_recordings(features, recording, labels, splits, 3,
+                                 lambda: make_pipeline(StandardScaler(), LinearSVM(C=1.0, max_iter=2)), progress=False)
+    split = result.splits[0]
+    assert split.converged is False and split.convergence_warnings == 1 and split.C == 1.0
+    assert any("did not converge on fold 1" in n and "2 iterations" in n for n in split.notes)
+    assert split.to_json()["converged"] is False
+    # inside a C search every fit is counted: 3 inner folds x 5 C values, plus the final one
+    search = make_svm("auto")
+    search.estimator.set_params(linearsvm__max_iter=2)
+    result = classify_recordings(features, recording, labels, splits, 3, lambda: search, progress=False)
+    split = result.splits[0]
+    assert split.convergence_warnings == 3 * len(C_GRID) + 1 and split.converged is False
+    assert any("15 of 15 inner cross-validation fits" in n for n in split.notes)
+    # and a converging fit says so
+    fine = classify_recordings(features, recording, labels, splits, 3, lambda: make_svm(0.01), progress=False)
+    assert fine.splits[0].converged is True and fine.splits[0].convergence_warnings == 0 and not fine.splits[0].notes
+
+
+def test_c_search_falls_back_with_a_note_when_the_training_split_has_one_group():
+    from l3net.evaluate.classify import fit_classifier
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((12, 3)), np.repeat([0, 1], 6)
+    fitted, report = fit_classifier(make_svm("auto"), x, y, np.zeros(12), what="SVM", where="fold 2")
+    assert report.C == 0.01 and report.inner_cv is None and "fewer than 2 groups" in report.notes[0]
+    assert fitted.predict(x).shape == (12,)
