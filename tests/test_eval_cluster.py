@@ -13,7 +13,9 @@ from test_eval_avc import read_result
 
 from l3net.cli import main
 from l3net.errors import InputError
+from l3net.evaluate import paper
 from l3net.evaluate.cluster import kmeans_nmi, nmi, random_assignment_nmi, resolve_k
+from l3net.evaluate.result import spread_text
 
 
 def test_nmi_hand_computed():
@@ -83,8 +85,15 @@ def test_cluster_command_writes_table_4_and_figure_10(trained_cluster, capsys):
     assert nmi_scores["vision"]["random assignment"] == nmi_scores["audio"]["random assignment"] > 0
     rows = data["tables"][0]["rows"]
     assert [r[3] for r in rows] == [0.165, 0.204, 0.409]  # the paper's vision column beside ours
-    methods = ("random assignment", "L3 without training", "L3-Net")
-    assert [r[1:3] for r in rows] == [[round(nmi_scores[t][m], 4) for t in ("vision", "audio")] for m in methods]
+    assert [r[5] for r in rows] == [paper.OWN] * 3  # Table 4's numbers are all the paper's own
+    assert [r[1:3] for r in (rows[0], rows[2])] == [[round(nmi_scores[t][m], 4) for t in ("vision", "audio")]
+                                                     for m in ("random assignment", "L3-Net")]
+    # the untrained row: mean and spread over 3 random twins (weights from seed 1000, 1001, 1002)
+    spread = data["metrics"]["random_weights"]
+    for i, modality in enumerate(("vision", "audio")):
+        assert spread[modality]["seeds"] == [1000, 1001, 1002] and len(set(spread[modality]["values"])) > 1
+        assert nmi_scores[modality]["L3 without training"] == pytest.approx(np.mean(spread[modality]["values"]))
+        assert rows[1][1 + i] == spread_text(spread[modality], digits=4)
     assert data["metrics"]["k"] == 4 and data["metrics"]["num_classes"] == 4
 
 
@@ -103,8 +112,14 @@ def test_trained_audio_tower_clusters_better_than_random(trained_cluster):
 def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, unlabelled_shards, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["eval", "cluster", "--model", "small", "--data", str(synth_shards), "--out", str(out),
-                 "--no-tsne", "--n-init", "1"]) == 0
+                 "--no-tsne", "--n-init", "1", "--seed", "7", "--random-seeds", "2"]) == 0
     data = read_result(out / "eval", "cluster")
+    # a random model is the first of the random row's networks (weights from --seed, --seed + 1); no trained row
+    spread = data["metrics"]["random_weights"]["vision"]
+    assert spread["seeds"] == [7, 8] and spread["n"] == 2
+    assert data["metrics"]["nmi"]["vision"]["L3-Net"] is None
+    rows = {r[0]: r for r in data["tables"][0]["rows"]}
+    assert rows["L3-Net"][1:3] == [None, None] and "(2 seeds" in rows["L3 without training"][1]
     n = data["metrics"]["num_inputs"]
     assert data["metrics"]["k_requested"] == 64 and data["metrics"]["k"] == n < 64
     assert any("exceeds" in note for note in data["notes"])
@@ -121,6 +136,7 @@ def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, unlabelled_sh
     fails(["--data", str(unlabelled_shards)], "clustering needs class labels")
     fails(["--data", str(synth_shards), "--classes", "unicorns"], "unknown class name", "'unicorns'", info["classes"][0])
     fails(["--data", str(synth_shards), "--k", "1"], "--k must be at least 2")
+    fails(["--data", str(synth_shards), "--random-seeds", "0"], "--random-seeds at least 1")
     fails(["--data", str(tmp_path / "nowhere")], "no such shard directory")
     assert not (tmp_path / "bad").exists()  # nothing is created for input that cannot work
 

@@ -10,7 +10,8 @@ the same run, on the same inputs and the same k:
   random (the mean over several seeds). NMI is biased upwards on finite samples, so this row, not
   zero, is the floor a method must beat;
 - *L3 without training*: the same architecture with fresh random weights (the paper's
-  "L3 without training").
+  "L3 without training"): the mean and spread over ``random_seeds`` random networks (one random
+  network is one draw; its NMI moves from one seed to another), with their weight seeds.
 
 t-SNE maps of the embeddings, coloured by class, trained beside random, are Figure 10.
 The embeddings are clustered as they are (no normalisation): the paper says nothing else.
@@ -28,11 +29,11 @@ from tqdm.auto import tqdm
 
 from ..data.shards import ShardSet
 from ..errors import InputError
-from ..modelspec import random_twin
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import MODALITIES, L3Net
 from . import paper
 from .inputs import embed_items, label_array, open_shards, pick_items
-from .result import FigureSpec, Result, new_figure
+from .result import FigureSpec, Result, mean_spread, new_figure, spread_text
 
 PROTOCOL = "cluster"
 TITLE = "Clustering of pool4 embeddings (Table 4, Figure 10)"
@@ -149,17 +150,20 @@ class ClusterConfig:
     device: str | None = None
     #: Numeric precision of the forward pass (runtime.PRECISIONS).
     precision: str = "fp32"
-    #: Seed of k-means, random assignment, t-SNE and the random twin.
+    #: Seed of k-means, random assignment, t-SNE and the random twins.
     seed: int = 0
+    #: Random networks averaged in the "L3 without training" row (weights from ``seed + 1000 + i``, or
+    #: ``seed + i`` when the model is random itself); each costs one more pass over the test inputs.
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
     #: k-means restarts; the best is kept.
     n_init: int = 10
     #: Show tqdm progress bars.
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.k < 2 or self.per_video < 1 or self.n_init < 1 or self.batch_size < 1:
-            raise InputError(f"k must be at least 2, per_video, n_init and batch_size at least 1 (got {self.k}, "
-                             f"{self.per_video}, {self.n_init} and {self.batch_size})")
+        if self.k < 2 or self.per_video < 1 or self.n_init < 1 or self.batch_size < 1 or self.random_seeds < 1:
+            raise InputError(f"k must be at least 2, per_video, n_init, batch_size and random_seeds at least 1 (got "
+                             f"{self.k}, {self.per_video}, {self.n_init}, {self.batch_size} and {self.random_seeds})")
 
 
 @dataclass
@@ -190,14 +194,19 @@ def evaluate_clustering(
     *,
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
+    untrained: bool = False,
 ) -> ClusterResult:
     """Table 4 on a labelled shard split: NMI of k-means on pool4 embeddings, vision and audio.
 
-    ``random_model``: the untrained network of the reference row (default: ``model``'s random twin,
-    :func:`l3net.modelspec.random_twin`); ``model_name`` labels the model's row.
-    ``result.metrics["nmi"]`` holds the numbers::
+    The "L3 without training" row is the mean over ``config.random_seeds`` random networks
+    (:func:`l3net.modelspec.random_twins`: ``model``'s random twins, or, when ``untrained`` (``model``
+    has random weights from ``config.seed``), ``model`` itself and networks from ``seed + 1``, ...; then
+    there is no trained row). ``random_model``: one given untrained network instead. ``model_name``
+    labels the model's row. ``result.metrics["nmi"]`` holds the numbers (the random row's mean)::
 
         {"vision": {"random assignment": ..., "L3 without training": ..., "L3-Net": ...}, "audio": {...}}
+
+    and ``result.metrics["random_weights"][modality]`` its spread (:func:`l3net.evaluate.result.mean_spread`).
     """
     config = config or ClusterConfig()
     split, k, per_video, classes, tsne = config.split, config.k, config.per_video, config.classes, config.tsne
@@ -207,30 +216,51 @@ def evaluate_clustering(
     items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="clustering")
     labels = label_array(items)
     k_used, note = resolve_k(k, len(items))
-    if random_model is None:
-        random_model = random_twin(model, seed)
     common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
-    embeddings = {
-        "L3-Net": embed_items(model, shards, items, label="trained", **common),
-        "L3 without training": embed_items(random_model, shards, items, label="random weights", **common),
-    }
-    scores: dict[str, dict[str, float]] = {m: {} for m in MODALITIES}
+    embeddings: dict[str, dict[str, np.ndarray]] = {}
+    if not untrained:
+        embeddings["L3-Net"] = embed_items(model, shards, items, label="trained", **common)
+    networks = ([(None, random_model)] if random_model is not None
+                else random_twins(model, seed, config.random_seeds, untrained=untrained))
+    random_nmi: dict[str, list[float]] = {m: [] for m in MODALITIES}
+    weight_seeds: list[int] = []
+    for weight_seed, network in networks:  # one random network in memory at a time
+        label = "random weights" + ("" if weight_seed is None else f" (seed {weight_seed})")
+        embedded = embed_items(network, shards, items, label=label, **common)
+        embeddings.setdefault("L3 without training", embedded)  # the first one is drawn (Figure 10)
+        if weight_seed is not None:
+            weight_seeds.append(weight_seed)
+        for modality in MODALITIES:
+            random_nmi[modality].append(kmeans_nmi(embedded[modality], labels, k_used, seed=seed, n_init=n_init))
+    spread = {m: mean_spread(v, weight_seeds or None) for m, v in random_nmi.items()}
+    scores: dict[str, dict[str, float | None]] = {m: {} for m in MODALITIES}
     for modality in MODALITIES:
         scores[modality]["random assignment"] = random_assignment_nmi(labels, k_used, seed=seed)
-        for method in ("L3 without training", "L3-Net"):
-            scores[modality][method] = kmeans_nmi(embeddings[method][modality], labels, k_used, seed=seed, n_init=n_init)
+        scores[modality]["L3 without training"] = spread[modality]["mean"]
+        scores[modality]["L3-Net"] = (None if untrained else
+                                      kmeans_nmi(embeddings["L3-Net"][modality], labels, k_used, seed=seed, n_init=n_init))
 
     present = sorted(set(labels))
     rows = []
     for method in METHODS:
-        shown = model_name if method == "L3-Net" else method
+        shown = model_name if method == "L3-Net" and not untrained else method
         ref = paper.CLUSTER_NMI[method]
-        rows.append([shown, _r(scores["vision"][method]), _r(scores["audio"][method]), ref["vision"], ref["audio"]])
+        if method == "L3 without training":
+            ours = [spread_text(spread[m], digits=4) for m in MODALITIES]
+        else:
+            ours = [None if scores[m][method] is None else _r(scores[m][method]) for m in MODALITIES]
+        rows.append([shown, *ours, ref["vision"], ref["audio"], paper.source(PROTOCOL, method)])
+    n_random = len(random_nmi["vision"])
+    described = (f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given")
     notes = [
         f"{len(items)} test inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
         f"k-means with k={k_used} ({n_init} restarts); random assignment averaged over "
-        f"{RANDOM_ASSIGNMENT_REPEATS} seeds. Paper: Kinetics-Sounds, 34 classes, k={paper.CLUSTER_K}."
+        f"{RANDOM_ASSIGNMENT_REPEATS} seeds; 'L3 without training': mean \u00b1 std (min-max) over {n_random} random "
+        f"network(s) ({described}). Paper: Kinetics-Sounds, 34 classes, k={paper.CLUSTER_K}."
     ]
+    if untrained:
+        notes.append("the model has random weights itself: it is the first of the 'L3 without training' networks, "
+                     "and there is no trained row")
     if note:
         notes.append(note)
     chosen = np.arange(len(labels))
@@ -238,7 +268,8 @@ def evaluate_clustering(
         chosen = np.sort(np.random.default_rng(seed).choice(len(labels), TSNE_MAX_POINTS, replace=False))
     maps: dict[str, dict[str, np.ndarray]] = {}
     if tsne:
-        jobs = [(method, modality) for modality in MODALITIES for method in ("L3-Net", "L3 without training")]
+        jobs = [(method, modality) for modality in MODALITIES for method in ("L3-Net", "L3 without training")
+                if method in embeddings]
         for method, modality in tqdm(jobs, desc=f"t-SNE ({len(chosen)} points)", unit="map", disable=not progress,
                                      leave=False, dynamic_ncols=True):
             maps.setdefault(method, {})[modality] = tsne_map(embeddings[method][modality][chosen], seed=seed)
@@ -246,12 +277,13 @@ def evaluate_clustering(
         title=TITLE, model=model_name, dataset=str(shards.root),
         tables=[{
             "title": "NMI of k-means clusters against the class labels",
-            "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio"],
+            "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio", paper.SOURCE_COLUMN],
             "rows": rows,
         }],
         notes=notes,
         metrics={
             "nmi": scores,
+            "random_weights": spread,
             "k": k_used,
             "k_requested": k,
             "num_inputs": len(items),
@@ -286,9 +318,9 @@ def tsne_figure(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, mode
 
     colours = class_colours(sorted(set(labels)))
     point_colours = [colours[c] for c in labels]
-    columns = [("L3-Net", model_name), ("L3 without training", "L3 without training")]
-    fig = new_figure(11, 10)
-    axes = fig.subplots(2, 2, squeeze=False)
+    columns = [(m, model_name if m == "L3-Net" else m) for m in ("L3-Net", "L3 without training") if m in maps]
+    fig = new_figure(5.5 * len(columns), 10)
+    axes = fig.subplots(2, len(columns), squeeze=False)
     for row, modality in enumerate(MODALITIES):
         for col, (method, title) in enumerate(columns):
             xy = maps[method][modality]
@@ -310,7 +342,7 @@ def nmi_figure(scores: dict[str, dict[str, float]], model_name: str) -> Any:
     axes = fig.subplots(1, 2, sharey=True)
     x = np.arange(len(METHODS))
     for ax, modality in zip(axes, MODALITIES):
-        ours = [scores[modality][m] for m in METHODS]
+        ours = [np.nan if scores[modality][m] is None else scores[modality][m] for m in METHODS]
         ref = [paper.CLUSTER_NMI[m][modality] for m in METHODS]
         ax.bar(x - 0.2, ours, 0.4, label="ours")
         ax.bar(x + 0.2, ref, 0.4, label="paper (Kinetics-Sounds)", alpha=0.6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...evaluate.cluster import ClusterConfig
-from ._common import add_common_arguments, config_defaults, eval_dir, load_model, write_and_report
+from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, write_and_report
 
 _D = config_defaults(ClusterConfig)
 
@@ -13,8 +13,10 @@ HELP = "Table 4 and Figure 10: k-means on pool4 embeddings, NMI against the labe
 DESCRIPTION = """Cluster the pool4 embeddings of a labelled test split with k-means and score the
 clusters against the classes with NMI (the paper's Table 4), for the vision tower (test frames)
 and the audio tower (test 1 s clips). The random-assignment row and the untrained-network row
-(same architecture, random weights from --seed + 1000) are computed in the same run; the paper's
-numbers are shown beside. t-SNE maps coloured by class, trained beside random, make Figure 10.
+(same architecture, random weights: the mean and spread over --random-seeds networks, weights from
+--seed + 1000, + 1001, ...; with --model random, the model is the first of them) are computed in
+the same run; the paper's numbers are shown beside. t-SNE maps coloured by class, trained beside
+random, make Figure 10.
 
 Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
 
@@ -35,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"k-means restarts; the best is kept (default: {_D['n_init']})")
     parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE pictures (the slow part on large sets)")
     add_common_arguments(parser, ClusterConfig)
+    add_random_seeds_argument(parser, ClusterConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from ...evaluate.cluster import evaluate_clustering
     from ...evaluate.inputs import class_names, open_shards, select_classes
 
-    if args.k < 2 or args.per_video < 1 or args.n_init < 1:
-        raise InputError(f"--k must be at least 2, --per-video and --n-init at least 1 (got {args.k}, "
-                         f"{args.per_video}, {args.n_init})")
+    if args.k < 2 or args.per_video < 1 or args.n_init < 1 or args.random_seeds < 1:
+        raise InputError(f"--k must be at least 2, --per-video, --n-init and --random-seeds at least 1 (got {args.k}, "
+                         f"{args.per_video}, {args.n_init}, {args.random_seeds})")
     shards = open_shards(args.data)  # a wrong --data fails before anything is created
     select_classes(class_names(shards, "clustering"), args.classes)
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
@@ -52,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     config = ClusterConfig(
         split=args.split, k=args.k, per_video=args.per_video, classes=tuple(args.classes) if args.classes else None,
         tsne=not args.no_tsne, batch_size=args.batch_size, device=args.device, precision=args.precision,
-        seed=args.seed, n_init=args.n_init,
+        seed=args.seed, n_init=args.n_init, random_seeds=args.random_seeds,
     )
-    result = evaluate_clustering(resolved.model, shards, config, model_name=resolved.label)
+    result = evaluate_clustering(resolved.model, shards, config, model_name=resolved.label,
+                                 untrained=resolved.untrained)
     write_and_report(out, result)
     return 0
