@@ -13,6 +13,7 @@ import torch
 from l3net.cli import main
 from l3net.errors import DatasetError, InputError
 from l3net.evaluate import localize as loc
+from l3net.evaluate.result import spread_text
 from l3net.models import build_model
 
 
@@ -98,8 +99,14 @@ def test_eval_localize_on_a_world_folder(tiny_world, tmp_path, capsys):
     rows = {row[0]: row for row in result["tables"][0]["rows"]}
     assert set(rows) == {"model", "random weights (same architecture)", "centre guess (baseline)"}
     assert rows["centre guess (baseline)"][3] == f"{hits}/{kept}"
-    for row in rows.values():
-        assert 0.0 <= row[1] <= 1.0
+    for name in ("model", "centre guess (baseline)"):
+        assert 0.0 <= rows[name][1] <= 1.0
+    # the random-weights row: three random twins (weights from 1000, 1001, 1002), their hits beside
+    spread = metrics["random_weights"]
+    assert spread["seeds"] == [1000, 1001, 1002] and metrics["accuracy"]["random_weights"] == spread["mean"]
+    assert rows["random weights (same architecture)"][1] == spread_text(spread, digits=4)
+    counted = [int(k.split("/")[0]) / kept for k in rows["random weights (same architecture)"][3].split(", ")]
+    assert counted == pytest.approx(spread["values"])
     assert f"wrote {saved / 'eval' / 'localize.json'}" in capsys.readouterr().out
 
 
@@ -108,7 +115,11 @@ def test_random_model_has_no_twin_row(tiny_world, tmp_path):
                  "--max-videos", "2", "--examples", "1"]) == 0
     result = json.loads((tmp_path / "eval" / "localize.json").read_text())
     assert [row[0] for row in result["tables"][0]["rows"]] == ["random weights (small)", "centre guess (baseline)"]
-    assert result["metrics"]["videos"] == 2 and result["metrics"]["accuracy"]["random_weights"] is None
+    # the model's row is the random row: the model (seed 0) and networks from seeds 1 and 2
+    metrics = result["metrics"]
+    assert metrics["videos"] == 2 and metrics["random_weights"]["seeds"] == [0, 1, 2]
+    assert metrics["accuracy"]["model"] == metrics["random_weights"]["values"][0]
+    assert metrics["accuracy"]["random_weights"] == pytest.approx(np.mean(metrics["random_weights"]["values"]))
 
 
 def test_a_preset_is_untrained_and_the_twin_has_its_own_seed(tiny_world, tmp_path):
@@ -178,7 +189,7 @@ def test_pointing_game_on_shards(request, tmp_path):
         assert min(ex.frame.shape[:2]) == 112
         assert all(0 <= x0 < x1 <= ex.frame.shape[1] and 0 <= y0 < y1 <= ex.frame.shape[0] for x0, y0, x1, y1 in ex.boxes)
     assert main(["eval", "localize", "--model", "random:small", "--data", str(shards), "--out", str(tmp_path),
-                 "--max-videos", "4", "--examples", "2"]) == 0
+                 "--max-videos", "4", "--examples", "2", "--random-seeds", "1"]) == 0
     result = json.loads((tmp_path / "eval" / "localize.json").read_text())
     assert result["metrics"]["source"] == "shards" and result["metrics"]["split"] == "test"
 

@@ -3,7 +3,8 @@
 For each frame, the heatmap of :mod:`l3net.heatmaps` (the fusion head at every conv4_2 location
 with the audio embedding of the 1 s clip centred on the frame) scores a *hit* when its peak falls
 inside the box of the object making the sound. Compared in the same run with the frame centre as
-the "peak" (the baseline guess) and with the model's random twin (:func:`l3net.modelspec.random_twin`).
+the "peak" (the baseline guess) and with random networks of the same architecture (the model's random
+twins, :func:`l3net.modelspec.random_twins`): their mean and spread over several weight seeds.
 Frames whose sounding object is off-screen or absent are left out and counted. The paper shows
 localization only qualitatively (Figures 3-4); this is the quantitative check on the synthetic
 world (``l3net synth``), whose boxes are known.
@@ -21,10 +22,10 @@ from tqdm.auto import tqdm
 
 from ..errors import DatasetError, InputError
 from ..heatmaps import _colormap_lut, low_res_heatmaps, overlay, peak_location, upsample
-from ..modelspec import RANDOM_TWIN_SEED_OFFSET, random_twin
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import L3Net
 from .boxes import Box, BoxedFrame, load_boxed_frames, visible_boxes  # noqa: F401 - the game's inputs
-from .result import FigureSpec, Result, new_figure
+from .result import FigureSpec, Result, mean_spread, new_figure, spread_text
 
 PROTOCOL = "localize"
 TITLE = "Sound localization: pointing game"
@@ -165,8 +166,11 @@ class LocalizeConfig:
     batch_size: int = 16
     #: Numeric precision of the forward pass (runtime.PRECISIONS).
     precision: str = "fp32"
-    #: Seed of the random twin (:func:`l3net.modelspec.random_twin`).
+    #: Seed of the random twins (:func:`l3net.modelspec.random_twins`; the model's own seed when it is random).
     seed: int = 0
+    #: Random networks averaged in the random-weights row (weights from ``seed + 1000 + i``, or ``seed + i``
+    #: when the model is random itself); each costs one more pass over the frames.
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
     #: Examples drawn in the figure (0: none).
     figure_examples: int = 6
     #: Show tqdm progress bars.
@@ -177,6 +181,8 @@ class LocalizeConfig:
             raise InputError(f"tolerance must be >= 0, got {self.tolerance}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.random_seeds < 1:
+            raise InputError(f"random_seeds must be at least 1, got {self.random_seeds}")
 
 
 @dataclass
@@ -211,7 +217,10 @@ def evaluate_localization(
     fps: float | None = None,
 ) -> LocalizeResult:
     """The pointing game of ``model`` on boxed frames (and their ``counts``, from :func:`load_boxed_frames`),
-    beside the centre guess and the random twin (none when ``untrained``: the model is random itself).
+    beside the centre guess and the random-weights row: the mean and spread over ``config.random_seeds``
+    random twins (:func:`l3net.modelspec.random_twins`), or ``random_model`` alone when given. When
+    ``untrained`` (``model`` has random weights from ``config.seed``), the model's own row is that mean:
+    ``model`` and networks from ``seed + 1``, ``seed + 2``, ...
 
     ``config.tolerance`` (pixels) grows each box. ``dataset``, ``split`` and ``fps`` say where the frames
     came from (recorded in the result). Raises :class:`DatasetError` when there is no frame to score.
@@ -227,32 +236,54 @@ def evaluate_localization(
             "needs ground-truth boxes, as 'l3net synth' makes"
         )
     common = {"batch_size": batch_size, "precision": precision, "tolerance": tolerance, "progress": progress}
-    hits, peaks, maps = pointing_scores(model, examples, desc=f"pointing game ({model_name})", **common)
-    rows = [(model_name, hits, peaks, maps)]
+    rows = []  # (name, hits, peaks, maps) of the networks drawn in the figure
     notes = []
+    random_name = model_name if untrained else RANDOM_ROW
+    if not untrained:
+        rows.append((model_name, *pointing_scores(model, examples, desc=f"pointing game ({model_name})", **common)))
+    networks = ([(None, random_model)] if random_model is not None
+                else random_twins(model, seed, config.random_seeds, untrained=untrained))
+    random_hits: list[np.ndarray] = []
+    weight_seeds: list[int] = []
+    for weight_seed, network in networks:  # one random network in memory at a time
+        scored = pointing_scores(network, examples, desc="pointing game (random weights"
+                                 + ("" if weight_seed is None else f", seed {weight_seed}") + ")", **common)
+        if not random_hits:
+            rows.append((random_name, *scored))  # the first random network is drawn
+        random_hits.append(scored[0])
+        if weight_seed is not None:
+            weight_seeds.append(weight_seed)
+    n = len(examples)
+    spread = mean_spread([float(h.mean()) for h in random_hits], weight_seeds or None)
+    described = f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given"
+    notes.append(f"random-weights row: mean \u00b1 std (min-max) over {spread['n']} random network(s) ({described})")
     if untrained:
-        notes.append("the model has random weights itself: no separate random-network row")
-    else:
-        twin = random_model if random_model is not None else random_twin(model, seed)
-        rows.append((RANDOM_ROW, *pointing_scores(twin, examples, desc="pointing game (random weights)", **common)))
+        notes.append("the model has random weights itself: its row is the random-weights row, the model being the "
+                     "first of its networks")
     centres = [centre_guess(*ex.frame.shape[:2]) for ex in examples]
     centre_hits = pointing_game(centres, [ex.boxes for ex in examples], tolerance)
 
-    n = len(examples)
     table_rows = []
     accuracy: dict[str, float] = {}
-    for name, h in [(name, h) for name, h, _, _ in rows] + [(CENTRE_ROW, centre_hits)]:
-        k = int(h.sum())
+    if not untrained:
+        k = int(rows[0][1].sum())
         low, high = wilson_interval(k, n)
-        accuracy[name] = k / n
-        table_rows.append([name, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
+        accuracy[model_name] = k / n
+        table_rows.append([model_name, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
+    # No interval for the mean: its spread over networks is in the cell, its networks' hits beside it.
+    table_rows.append([random_name, spread_text(spread, digits=4), None,
+                       ", ".join(f"{int(h.sum())}/{n}" for h in random_hits)])
+    k = int(centre_hits.sum())
+    low, high = wilson_interval(k, n)
+    table_rows.append([CENTRE_ROW, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
     excluded = counts["no_visible_source"] + counts["box_outside_frame"]
     metrics = {
         "accuracy": {
-            "model": accuracy[model_name],
+            "model": float(random_hits[0].mean()) if untrained else accuracy[model_name],
             "centre_guess": float(centre_hits.mean()),
-            "random_weights": None if untrained else accuracy[RANDOM_ROW],
+            "random_weights": spread["mean"],
         },
+        "random_weights": spread,
         "frames_scored": n,
         "frames_excluded": {
             "no_visible_source": counts["no_visible_source"],
@@ -267,7 +298,6 @@ def evaluate_localization(
         "source": counts["source"],
         "split": split if counts["source"] == "shards" else None,
         "fps": fps if counts["source"] == "videos" else None,
-        "random_twin_seed": None if untrained or random_model is not None else seed + RANDOM_TWIN_SEED_OFFSET,
         "heatmap": "softmax(fuse(conv4_2 vector at each location, pool4 audio embedding of the 1 s clip "
         "centred on the frame))[corresponds], upsampled bilinearly; peak = its maximum",
     }

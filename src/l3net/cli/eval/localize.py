@@ -6,7 +6,16 @@ import argparse
 
 from ...evaluate.localize import LocalizeConfig
 from ...localize import DEFAULT_FPS
-from ._common import add_common_arguments, config_defaults, eval_dir, is_run_dir, load_model, say, write_and_report
+from ._common import (
+    add_common_arguments,
+    add_random_seeds_argument,
+    config_defaults,
+    eval_dir,
+    is_run_dir,
+    load_model,
+    say,
+    write_and_report,
+)
 
 _D = config_defaults(LocalizeConfig)
 
@@ -15,9 +24,10 @@ DESCRIPTION = """The pointing game on videos whose sounding object has a known b
 of 'l3net synth', or its shards): for each frame, the heatmap of 'l3net localize' (the fusion head
 applied at every conv4_2 location with the audio embedding of the 1 s clip centred on the frame)
 scores a hit when its peak lies inside the box of the object making the sound. Compared with a
-centre guess (the frame centre as the "peak") and with the same architecture with random weights
-(from --seed + 1000). Frames whose sounding object is off-screen or absent are left out (their
-count is in the JSON).
+centre guess (the frame centre as the "peak") and with the same architecture with random weights:
+the mean and spread over --random-seeds networks (weights from --seed + 1000, + 1001, ...; with a
+random --model, the model and --seed + 1, ...). Frames whose sounding object is off-screen or
+absent are left out (their count is in the JSON).
 
 Writes eval/localize.json (table + metrics) and eval/localize_examples.png (frames, heatmaps,
 boxes, peaks).
@@ -48,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=int, default=_D["figure_examples"],
                         help=f"examples drawn in the figure (default: {_D['figure_examples']})")
     add_common_arguments(parser, LocalizeConfig)
+    add_random_seeds_argument(parser, LocalizeConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +67,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tolerance < 0:
         raise InputError(f"--tolerance must be >= 0, got {args.tolerance}")
+    if args.random_seeds < 1:
+        raise InputError(f"--random-seeds must be at least 1, got {args.random_seeds}")
     if args.max_videos is not None and args.max_videos <= 0:
         raise InputError(f"--max-videos must be positive, got {args.max_videos}")
     config = LocalizeConfig(tolerance=args.tolerance, batch_size=args.batch_size, precision=args.precision,
-                            seed=args.seed, figure_examples=args.examples)
+                            seed=args.seed, figure_examples=args.examples, random_seeds=args.random_seeds)
     if args.out is None and not is_run_dir(args.model):
         eval_dir(args.model, None, create=False)  # the clear "pass --out" error, before any work
     resolved = load_model(args)
