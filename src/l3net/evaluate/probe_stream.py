@@ -25,6 +25,12 @@ Each choice and where it comes from:
 - epochs: :data:`DEFAULT_EPOCHS` = 10; neither paper gives the probe's. The linear layer starts at
   zero (a convex problem: no initialisation to seed); no weight decay and no gradient clipping
   (Inception-v3's clipping at 2.0 and its weight decay are not among what the L3 paper names);
+- features are standardised by a BatchNorm without affine parameters before the linear layer (as
+  MAE's linear probe, He et al. 2022, appendix A.2): at evaluation it is a fixed per-dimension scale
+  and shift, folded into the layer's weights (``RowResult.weight/bias``), so the probe stays one
+  linear layer. Without it Adam barely moves on raw ReLU features, whose common positive level
+  (~2x their spread across images, measured on the test images) makes every weight of a class get
+  a gradient of the same sign; ``--solver lbfgs`` z-scores its features for the same reason;
 - batch size 32 (Inception-v3's per replica); top-1 and top-5 on validation (Table 3 reports top-1).
 
 The random-weights row (the paper's "L3 random weights") is the mean, with its spread, over
@@ -183,6 +189,9 @@ class _Row:
     def __init__(self, model: L3Net, dim: int, classes: int, config: StreamProbeConfig, steps_per_epoch: int,
                  device: torch.device) -> None:
         self.fast = inference_model(model, precision=config.precision)
+        # momentum=None: running statistics = the plain average over all batches (the tower is frozen, so
+        # they are stationary; an exponential average would lag for the short runs of small folders)
+        self.norm = torch.nn.BatchNorm1d(dim, affine=False, momentum=None).to(device)
         self.head = torch.nn.Linear(dim, classes).to(device)
         torch.nn.init.zeros_(self.head.weight)
         torch.nn.init.zeros_(self.head.bias)
@@ -195,12 +204,24 @@ class _Row:
         # a normal fp32 tensor (the inference copy returns inference-mode tensors, which autograd cannot save)
         return self.fast.transfer_features("vision", images).to(torch.float32, copy=True)
 
+    def logits(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        self.norm.train(train)
+        return self.head(self.norm(self.features(images)))
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The linear layer with the standardisation folded in: ``logits = features @ W.T + b``."""
+        scale = torch.rsqrt(self.norm.running_var + self.norm.eps)
+        weight = self.head.weight.detach() * scale
+        bias = self.head.bias.detach() - weight @ self.norm.running_mean
+        return weight.cpu().clone(), bias.cpu().clone()
+
     def state(self) -> dict[str, Any]:
-        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {"head": self.head.state_dict(), "norm": self.norm.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict()}
 
     def load(self, state: dict[str, Any]) -> None:
         self.head.load_state_dict(state["head"])
+        self.norm.load_state_dict(state["norm"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
 
@@ -315,15 +336,15 @@ def evaluate_probe_stream(
                     x = batch.images.to(device, non_blocking=True)
                     y = batch.labels.to(device, non_blocking=True)
                     for row in rows.values():
-                        logits = row.head(row.features(x))
+                        logits = row.logits(x, train=True)
                         loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                         row.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         row.optimizer.step()
                         row.last_loss = float(loss.detach())
                     trained_images += len(y)
-                for row in rows.values():
-                    row.schedule.step()  # per batch position, read or not: the schedule follows the sampler
+                    for row in rows.values():  # the schedule counts optimiser steps (a batch none of whose
+                        row.schedule.step()    # images could be read is no step, in a resumed run too)
                 step += 1
                 bar.update(1)
                 if config.progress:
@@ -386,7 +407,7 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
             x = batch.images.to(device, non_blocking=True)
             y = batch.labels.to(device)
             for name, row in rows.items():
-                logits = row.head(row.features(x))
+                logits = row.logits(x, train=False)
                 top = logits.topk(min(5, k), dim=1).indices
                 correct1[name] += int((top[:, 0] == y).sum())
                 correct5[name] += int((top == y[:, None]).any(dim=1).sum())
@@ -397,7 +418,7 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
         name: RowResult(top1=correct1[name] / max(seen, 1), top5=correct5[name] / max(seen, 1),
                         correct1=correct1[name], correct5=correct5[name], val_images=seen,
                         final_loss=row.last_loss, confusion=confusion[name] if keep_confusion else None,
-                        weight=row.head.weight.detach().cpu().clone(), bias=row.head.bias.detach().cpu().clone())
+                        weight=row.folded()[0], bias=row.folded()[1])
         for name, row in rows.items()
     }
     return results, skipped
@@ -433,7 +454,8 @@ def _result(images: ProbeImages, config: StreamProbeConfig, per_row: dict[str, R
                         "skipped": [{"path": p, "reason": r} for p, r in list(images.skipped) + list(skipped.items())]},
             "feature_dim": dim,
             "classifier": {
-                "name": "one linear layer on frozen conv4_2 features (after ReLU, max-pooled to the transfer grid)",
+                "name": "one linear layer on frozen conv4_2 features (after ReLU, max-pooled to the transfer grid), "
+                        "standardised by a BatchNorm without affine parameters (folded into the layer)",
                 "solver": "adam, streamed", "epochs": config.epochs, "steps": total, "steps_per_epoch": per_epoch,
                 "batch_size": config.batch_size, "lr": config.lr,
                 "schedule": f"x {config.lr_decay} every {config.lr_decay_epochs:g} epochs (staircase, in steps)",
