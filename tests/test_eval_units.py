@@ -12,6 +12,7 @@ from test_eval_avc import read_result
 from l3net.cli import main
 from l3net.data.shards import ShardSet
 from l3net.errors import InputError
+from l3net.evaluate.result import spread_text
 from l3net.evaluate.units import classes_with_unit, select_units, top_inputs, unit_preferences
 from l3net.models import load_model
 
@@ -103,7 +104,8 @@ def trained_units(trained_small_run, synth_shards, tmp_path_factory):
 @pytest.mark.slow
 def test_units_command_writes_counts_top_inputs_and_pictures(trained_units):
     eval_dir, data = trained_units
-    assert {f["path"] for f in data["figures"]} == {"units_counts.png", "units_vision.png", "units_audio.png"}
+    assert {f["path"] for f in data["figures"]} == {"units_counts.png", "units_vision.png", "units_audio.png",
+                                                   "units_audio_frames.png"}
     metrics = data["metrics"]
     # the counts follow from the units' own top-5 classes (listed for the trained network)
     for threshold in ("4", "3"):
@@ -125,7 +127,14 @@ def test_units_command_writes_counts_top_inputs_and_pictures(trained_units):
             if unit["class"] is not None:
                 assert unit["count"] == sum(inputs[i]["label"] == unit["class"] for i in unit["top"])
     rows = data["tables"][0]["rows"]
-    assert [r[4:] for r in rows] == [[1, 1], [10, 11], [4, 3], [23, 20]]  # the paper's numbers beside ours
+    assert [r[4:6] for r in rows] == [[1, 1], [10, 11], [4, 3], [23, 20]]  # the paper's numbers beside ours
+    # the random row: the mean and spread over 3 random twins (weights from 1000, 1001, 1002)
+    spread = metrics["random_weights"]
+    for threshold in ("4", "3"):
+        for modality in ("vision", "audio"):
+            assert spread[threshold][modality]["seeds"] == [1000, 1001, 1002]
+            assert metrics["classes_with_unit"][threshold]["random"][modality] == spread[threshold][modality]["mean"]
+    assert rows[0][2] == spread_text(spread["4"]["vision"], digits=2) and "(3 seeds" in rows[0][2]
 
 
 @pytest.mark.slow
@@ -274,13 +283,26 @@ def test_labelled_shards_still_give_the_class_table(random_model_dir, synth_shar
     data = read_result(out / "eval", "units")
     metrics = data["metrics"]
     assert metrics["labelled"] is True and metrics["num_classes"] == 4
-    assert data["tables"][0]["title"] == "Classes with a high-preference pool4 unit" and len(data["tables"][0]["rows"]) == 4
+    assert data["tables"][0]["title"].startswith("Classes with a high-preference pool4 unit")
+    assert len(data["tables"][0]["rows"]) == 4
     assert {f["path"] for f in data["figures"]} == {"units_counts.png", "units_vision.png", "units_audio.png",
                                                    "units_audio_frames.png"}
     for modality in ("vision", "audio"):
         qualified = {u["class"] for u in metrics["units"][modality] if u["count"] >= 4}
         assert metrics["classes_with_unit"]["4"]["trained"][modality] == len(qualified)
     assert not any("no class labels" in note for note in data["notes"])
+
+
+def test_a_random_model_is_the_first_of_the_random_rows_networks(synth_shards, tmp_path):
+    out = tmp_path / "out"
+    assert main(["eval", "units", "--model", "random:small", "--seed", "4", "--random-seeds", "2", "--data",
+                 str(synth_shards), "--out", str(out), "--split", SPLIT, "--figure-units", "0", "--batch-size", "8"]) == 0
+    data = read_result(out / "eval", "units")
+    rows, spread = data["tables"][0]["rows"], data["metrics"]["random_weights"]
+    assert [r[1] for r in rows] == ["random weights (same architecture)"] * 2  # no row of its own
+    assert spread["4"]["audio"]["seeds"] == [4, 5] and "(2 seeds" in rows[0][3]
+    # the first network is the model: its own counts are the first value
+    assert spread["4"]["vision"]["values"][0] == data["metrics"]["classes_with_unit"]["4"]["trained"]["vision"]
 
 
 def test_unlabelled_shards_refuse_a_class_choice(unlabelled_shards, tmp_path, capsys):

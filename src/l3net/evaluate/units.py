@@ -13,13 +13,12 @@ best one, so near-identical frames of one video cannot fill it. Ties: a unit who
 network) prefers nothing and is left out; other ties are broken by a seeded random order, never by
 the order of the inputs (which could follow the classes).
 
-Pictures: for a few units (with labels, those with the purest top 5; without, those that fire
-hardest), their top frames with the unit's heatmap, which is channel k of the last conv layer
-(conv4_2, after ReLU) over the input: pool4 unit k is the maximum of that channel, so the map shows
-where the unit fires (Figures 3-6 and 8); their top spectrograms (the model's own front end output,
-time x frequency) with theirs (Figure 9); and, for the audio units, the video frame of each top
-clip above that clip's spectrogram and heatmap (Figure 7). Overlays are drawn by
-:func:`l3net.heatmaps.overlay` and upsampled by :func:`l3net.heatmaps.upsample`, as ``l3net localize``'s.
+Pictures (drawn in :mod:`l3net.evaluate.unit_pictures`): for a few units (with labels, those with
+the purest top 5; without, those that fire hardest), their top frames with the unit's heatmap, which
+is channel k of the last conv layer (conv4_2, after ReLU) over the input: pool4 unit k is the
+maximum of that channel, so the map shows where the unit fires (Figures 3-6 and 8); their top
+spectrograms (the model's own front end output, time x frequency) with theirs (Figure 9); and, for
+the audio units, the video frame of each top clip above that clip's spectrogram and heatmap (Figure 7).
 """
 
 from __future__ import annotations
@@ -30,18 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from ..data.shards import ShardSet
 from ..errors import InputError
-from ..heatmaps import overlay, upsample
-from ..media import resize_smaller_side
-from ..modelspec import random_twin
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import MODALITIES, L3Net
 from . import paper
-from .features import audio_features, image_features, prepare_image
-from .inputs import Item, embed_items, label_array, open_shards, pick_items, read_clip, read_image
-from .result import FigureSpec, Result, new_figure
+from .inputs import embed_items, label_array, open_shards, pick_items
+from .result import FigureSpec, Result, mean_spread, spread_text
+from .unit_pictures import UnitGrid, counts_figure, frames_figure, grid_figure, unit_grid  # noqa: F401 - importable from here too
 
 PROTOCOL = "units"
 TITLE = "High-preference units of pool4 (Section 3.5.3, Figures 3-4 and 9)"
@@ -67,15 +63,18 @@ class UnitsConfig:
     device: str | None = None
     #: Numeric precision of the forward pass (runtime.PRECISIONS).
     precision: str = "fp32"
-    #: Seed of tie-breaking in the rankings and of the random twin.
+    #: Seed of tie-breaking in the rankings and of the random twins.
     seed: int = 0
+    #: Random networks averaged in the random-weights row of the class counts (weights from ``seed + 1000
+    #: + i``, or ``seed + i`` when the model is random itself); each costs one more pass over the inputs.
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
     #: Show tqdm progress bars.
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.figure_units < 0 or self.per_video < 1 or self.batch_size < 1:
-            raise InputError(f"figure_units must be 0 or more, per_video and batch_size at least 1 "
-                             f"(got {self.figure_units}, {self.per_video} and {self.batch_size})")
+        if self.figure_units < 0 or self.per_video < 1 or self.batch_size < 1 or self.random_seeds < 1:
+            raise InputError(f"figure_units must be 0 or more, per_video, batch_size and random_seeds at least 1 "
+                             f"(got {self.figure_units}, {self.per_video}, {self.batch_size} and {self.random_seeds})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,6 +188,7 @@ def evaluate_units(
     *,
     random_model: L3Net | None = None,
     model_name: str = "L3-Net (ours)",
+    untrained: bool = False,
 ) -> "UnitsResult":
     """Section 3.5.3 on a shard split: each pool4 unit's top inputs, pictures, and (with labels) the
     classes with a high-preference unit, trained vs random.
@@ -199,8 +199,13 @@ def evaluate_units(
     units, their clips' video frames (Figure 7). On labelled shards,
     ``result.metrics["classes_with_unit"][threshold][network][modality]`` holds the counts
     (threshold "4" and "3", network "trained" and "random"); unlabelled shards have no counts (a
-    note says so). ``random_model``: the untrained network (default: ``model``'s random twin; used
-    only with labels); ``model_name`` labels the model's row.
+    note says so). The "random" counts are the mean over ``config.random_seeds`` random networks
+    (:func:`l3net.modelspec.random_twins`; their spread and weight seeds in
+    ``result.metrics["random_weights"][threshold][modality]``, the first network's classes in
+    ``classes_found``), or those of ``random_model`` alone when given; used only with labels.
+    ``untrained``: ``model`` has random weights itself (from ``config.seed``): it is the first of the
+    random networks (then ``seed + 1``, ...) and the table has no row of its own. ``model_name`` labels
+    the model's row.
     """
     config = config or UnitsConfig()
     split, per_video, classes, figure_units = config.split, config.per_video, config.classes, config.figure_units
@@ -221,13 +226,25 @@ def evaluate_units(
                          f"top {k} needs at least {k}")
     common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
     networks = {"trained": (model, embed_items(model, shards, items, label="trained", **common))}
-    if labelled:  # the random row is a reference for the class counts, which need labels
-        if random_model is None:
-            random_model = random_twin(model, seed)
-        networks["random"] = (random_model, embed_items(random_model, shards, items, label="random weights", **common))
     ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for network, (_, embeddings) in networks.items():
         ranking[network] = {m: top_inputs(embeddings[m], k, seed=seed, groups=videos) for m in MODALITIES}
+    random_rankings: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
+    weight_seeds: list[int] = []
+    if labelled:  # the random row is a reference for the class counts, which need labels
+        twins = ([(None, random_model)] if random_model is not None
+                 else random_twins(model, seed, config.random_seeds, untrained=untrained))
+        for weight_seed, network in twins:  # one random network in memory at a time
+            if network is model:
+                embeddings = networks["trained"][1]
+            else:
+                label = "random weights" + ("" if weight_seed is None else f" (seed {weight_seed})")
+                embeddings = embed_items(network, shards, items, label=label, **common)
+            random_rankings.append({m: top_inputs(embeddings[m], k, seed=seed, groups=videos) for m in MODALITIES})
+            if weight_seed is not None:
+                weight_seeds.append(weight_seed)
+        networks["random"] = (None, {})  # the first random network's ranking stands for it in the listings
+        ranking["random"] = random_rankings[0]
 
     units_out: dict[str, Any] = {}
     for modality in MODALITIES:
@@ -244,17 +261,36 @@ def evaluate_units(
     metrics: dict[str, Any] = {}
     if labelled:
         counts, found, unit_counts = _class_counts(ranking, labels)
+        # The random row: the mean (and spread) over the random networks.
+        per_network = [_class_counts({"random": r}, labels) for r in random_rankings]
+        spread: dict[str, dict[str, Any]] = {}
+        for threshold in paper.UNIT_CLASSES:
+            key = str(threshold)
+            spread[key] = {}
+            for modality in MODALITIES:
+                spread[key][modality] = mean_spread([c[key]["random"][modality] for c, _, _ in per_network],
+                                                    weight_seeds or None)
+                counts[key]["random"][modality] = spread[key][modality]["mean"]
+                unit_counts[key]["random"][modality] = float(np.mean([u[key]["random"][modality]
+                                                                      for _, _, u in per_network]))
         present = sorted(set(labels))
         rows = []
         for threshold in paper.UNIT_CLASSES:
             for network in ("random", "trained"):
+                if network == "trained" and untrained:
+                    continue  # the model is the first random network
                 ref = paper.UNIT_CLASSES[threshold][network]
                 shown = model_name if network == "trained" else "random weights (same architecture)"
                 ours = counts[str(threshold)][network]
-                rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"]])
+                if network == "random":
+                    ours = {m: spread_text(spread[str(threshold)][m], digits=2) for m in MODALITIES}
+                rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"],
+                             paper.source(PROTOCOL, "units")])
+        described = f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given"
         tables.append({
-            "title": "Classes with a high-preference pool4 unit",
-            "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio"],
+            "title": "Classes with a high-preference pool4 unit; the random-weights row: mean \u00b1 std (min-max) "
+            f"over {len(random_rankings)} random network(s) ({described})",
+            "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio", paper.SOURCE_COLUMN],
             "rows": rows,
         })
         notes = [
@@ -262,10 +298,12 @@ def evaluate_units(
             f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
             f"Units with >= {max(paper.UNIT_CLASSES)} of their top {k} in one class (finer than the class count when "
             "there are few classes): " + ", ".join(
-                f"{n} {m} {unit_counts[str(max(paper.UNIT_CLASSES))][n][m]}" for n in networks for m in MODALITIES) + ".",
+                f"{n} {m} {unit_counts[str(max(paper.UNIT_CLASSES))][n][m]:.4g}" for n in networks for m in MODALITIES)
+            + " (random: the mean over its networks).",
         ]
         metrics.update({
             "classes_with_unit": counts,
+            "random_weights": spread,
             "classes_found": found,
             # Finer than the class count when there are few classes: how many units qualify.
             "units_with_high_preference": unit_counts,
@@ -329,26 +367,6 @@ def _class_counts(
 
 
 @dataclass
-class UnitGrid:
-    """What a picture grid shows: ``units`` (rows) x their top inputs (columns), each input's picture
-    (frame as the tower saw it, or spectrogram), the unit's heatmap over it, and its caption (class,
-    or video when unlabelled). For the audio tower, ``frames`` holds the video frame of each clip
-    (the frame the clip is centred on), cell for cell: Figure 7."""
-
-    modality: str
-    units: list[int]
-    pictures: list[np.ndarray]  # row-major, len(units) * k
-    heatmaps: np.ndarray  # (len(units) * k, H, W) in [0, 1]
-    labels: list[Any]  # caption of each picture: its class, or its video's key without labels
-    purity: list[tuple[Any, int] | None]  # per unit: its top inputs' main class and how many have it (None: no labels)
-    k: int
-    clip_seconds: float
-    max_khz: float
-    inputs: list[int] = field(default_factory=list)  # index (into the ranked inputs) of each picture
-    frames: list[np.ndarray] | None = None  # audio grids: the video frame of each clip, uint8 H x W x 3
-
-
-@dataclass
 class UnitsResult(Result):
     """Section 3.5.3's counts, and the unit grids of Figures 3-4 and 9."""
 
@@ -373,160 +391,3 @@ class UnitsResult(Result):
                     "with the unit's conv4_2 heatmap (Figure 7)",
                     lambda grid=grid: frames_figure(grid)))
         return specs
-
-
-# ------------------------------------------------------------------------------------------------
-# pictures
-# ------------------------------------------------------------------------------------------------
-def unit_heatmaps(
-    model: L3Net,
-    modality: str,
-    inputs: Sequence[np.ndarray],
-    units: Sequence[int],
-    size: tuple[int, int],
-    *,
-    batch_size: int = 32,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-) -> np.ndarray:
-    """Channel ``units[i]`` of the last conv layer (after ReLU) for ``inputs[i]``, upsampled to ``size``
-    (H, W) and scaled to [0, 1] per map: ``(len(inputs), H, W)``."""
-    extract = image_features if modality == "vision" else audio_features
-    maps = extract(model, list(inputs), kind=model.tower(modality).last_conv, batch_size=batch_size, device=device,
-                   precision=precision, progress=False)
-    up = upsample(maps[np.arange(len(units)), np.asarray(units)], *size)
-    peak = up.reshape(len(up), -1).max(axis=1).reshape(-1, 1, 1)
-    return np.where(peak > 0, up / np.maximum(peak, 1e-12), 0.0)
-
-
-def spectrograms(model: L3Net, clips: np.ndarray) -> np.ndarray:
-    """The model's own front end output for clips ``(N, samples)``: ``(N, bins, frames)``."""
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        return model.frontend(torch.from_numpy(np.asarray(clips, np.float32)).to(device))[:, 0].float().cpu().numpy()
-
-
-def unit_grid(
-    model: L3Net, shards: ShardSet, items: Sequence[Item], modality: str, units: Sequence[int],
-    top: np.ndarray, labels: np.ndarray | None, *, batch_size: int, device: Any, precision: str,
-) -> UnitGrid:
-    """The pictures and heatmaps of ``units``' top inputs (re-read from the shards); ``labels`` None
-    for unlabelled shards (captions are then the videos' keys). Audio grids also carry each clip's
-    video frame, smaller side ``image_resize``, uncropped."""
-    config = model.config
-    k = top.shape[1]
-    flat_units = [u for u in units for _ in range(k)]
-    indices = [int(i) for u in units for i in top[u]]
-    chosen = [items[i] for i in indices]
-    frames = None
-    if modality == "vision":
-        raw = [read_image(shards, item, config) for item in chosen]
-        pictures = [prepare_image(img, config, transfer=False) for img in raw]  # exactly what the tower saw
-        size = pictures[0].shape[:2]
-        heat = unit_heatmaps(model, modality, raw, flat_units, size, batch_size=batch_size, device=device, precision=precision)
-    else:
-        clips = np.stack([read_clip(shards, item, config) for item in chosen])
-        pictures = list(spectrograms(model, clips))
-        size = pictures[0].shape
-        heat = unit_heatmaps(model, modality, clips, flat_units, size, batch_size=batch_size, device=device, precision=precision)
-        frames = [resize_smaller_side(read_image(shards, item, config), config.image_resize) for item in chosen]
-    if labels is None:
-        purity: list[tuple[Any, int] | None] = [None] * len(units)
-        captions: list[Any] = [item.key for item in chosen]
-    else:
-        purity = [Counter(labels[top[u]]).most_common(1)[0] for u in units]
-        captions = [item.label for item in chosen]
-    return UnitGrid(modality, list(units), pictures, heat, captions, purity, k,
-                    config.clip_seconds, config.spectrogram.sample_rate / 2 / 1000, inputs=indices, frames=frames)
-
-
-def _unit_caption(grid: UnitGrid, row: int) -> str:
-    purity = grid.purity[row]
-    if purity is None:
-        return f"unit {grid.units[row]}"
-    return f"unit {grid.units[row]}\n{purity[0]} ({purity[1]}/{grid.k})"
-
-
-def _spectrogram_cell(ax: Any, grid: UnitGrid, cell: int, *, first: bool) -> None:
-    """A spectrogram (frequency up, time across: the front end's (bins, frames) from 0 Hz to
-    Nyquist) with the unit's heatmap over it."""
-    extent = (0, grid.clip_seconds, 0, grid.max_khz)
-    ax.imshow(grid.pictures[cell], origin="lower", aspect="auto", cmap="gray", extent=extent)
-    ax.imshow(grid.heatmaps[cell], origin="lower", aspect="auto", cmap="jet", alpha=0.4, vmin=0, vmax=1, extent=extent)
-    if first:
-        ax.set_ylabel("kHz", fontsize=7)
-    ax.tick_params(labelsize=6)
-
-
-def grid_figure(grid: UnitGrid) -> Any:
-    """Figures 3-4 (frames) or 9 (spectrograms): a row per unit, its top inputs with its heatmap."""
-    k, modality = grid.k, grid.modality
-    fig = new_figure(2.0 * k, 2.1 * len(grid.units))
-    axes = fig.subplots(len(grid.units), k, squeeze=False)
-    cell = 0
-    for row, u in enumerate(grid.units):
-        for col in range(k):
-            ax = axes[row][col]
-            if modality == "vision":
-                ax.imshow(overlay(grid.pictures[cell], grid.heatmaps[cell], scale="absolute"))
-                ax.set_xticks([])
-                ax.set_yticks([])
-            else:
-                _spectrogram_cell(ax, grid, cell, first=col == 0)
-            ax.set_title(f"{grid.labels[cell]}", fontsize=7)
-            cell += 1
-        axes[row][0].annotate(
-            _unit_caption(grid, row), xy=(-0.15 if modality == "vision" else -0.3, 0.5),
-            xycoords="axes fraction", ha="right", va="center", fontsize=8,
-        )
-    name = "Figures 3-6, 8" if modality == "vision" else "Figure 9 (time x frequency)"
-    fig.suptitle(f"{modality}: top {k} test inputs of selected pool4 units, with conv4_2 heatmaps ({name})", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def frames_figure(grid: UnitGrid) -> Any:
-    """Figure 7: per audio unit, the video frames of its top clips (upper row) above each clip's
-    spectrogram with the unit's heatmap (lower row), column for column the same clip."""
-    if grid.frames is None:
-        raise InputError("this grid carries no video frames (only audio grids do)")
-    k = grid.k
-    fig = new_figure(2.0 * k, 3.6 * len(grid.units))
-    axes = fig.subplots(2 * len(grid.units), k, squeeze=False)
-    for row in range(len(grid.units)):
-        for col in range(k):
-            cell = row * k + col
-            picture, spectrum = axes[2 * row][col], axes[2 * row + 1][col]
-            picture.imshow(grid.frames[cell])
-            picture.set_xticks([])
-            picture.set_yticks([])
-            picture.set_title(f"{grid.labels[cell]}", fontsize=7)
-            _spectrogram_cell(spectrum, grid, cell, first=col == 0)
-        axes[2 * row][0].annotate(_unit_caption(grid, row), xy=(-0.15, 0.0), xycoords="axes fraction", ha="right",
-                                  va="center", fontsize=8)
-    fig.suptitle(f"audio: top {k} test clips of selected pool4 units, as their video frames above their spectrograms "
-                 "with the unit's conv4_2 heatmap (Figure 7)", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def counts_figure(counts: dict[str, dict[str, dict[str, int]]]) -> Any:
-    """Classes with a high-preference unit, ours beside the paper's, per threshold."""
-    fig = new_figure(10, 3.6)
-    axes = fig.subplots(1, len(paper.UNIT_CLASSES), squeeze=False)
-    for ax, threshold in zip(axes[0], paper.UNIT_CLASSES):
-        names, ours, ref = [], [], []
-        for modality in MODALITIES:
-            for network in ("random", "trained"):
-                names.append(f"{modality}\n{network}")
-                ours.append(counts[str(threshold)][network][modality])
-                ref.append(paper.UNIT_CLASSES[threshold][network][modality])
-        x = np.arange(len(names))
-        ax.bar(x - 0.2, ours, 0.4, label="ours")
-        ax.bar(x + 0.2, ref, 0.4, label="paper (of 34 classes)", alpha=0.6)
-        ax.set_xticks(x, names, fontsize=8)
-        ax.set_title(f">= {threshold} of a unit's top {paper.UNIT_TOP_K} in one class")
-    axes[0][0].set_ylabel("classes with such a unit")
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...evaluate.units import UnitsConfig
-from ._common import add_common_arguments, config_defaults, eval_dir, load_model, write_and_report
+from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, write_and_report
 
 _D = config_defaults(UnitsConfig)
 
@@ -18,8 +18,9 @@ spectrograms and heatmaps (Figure 7).
 
 With labelled shards, also count the classes that have a high-preference unit (at least 4, or 3,
 of some unit's top 5 are of that class) for the trained network and for the same architecture with
-random weights (from --seed + 1000), in the same run, with the paper's numbers beside (Section
-3.5.3). Unlabelled shards (like the paper's Flickr-SoundNet) give the pictures only: the counts
+random weights (the mean and spread over --random-seeds networks, weights from --seed + 1000,
++ 1001, ...; with --model random, the model is the first of them), in the same run, with the
+paper's numbers beside (Section 3.5.3). Unlabelled shards (like the paper's Flickr-SoundNet) give the pictures only: the counts
 need labels, and the result says so.
 
 Each test video gives --per-video frames (equally spaced) and the 1 s clip centred on each.
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figure-units", type=int, default=_D["figure_units"],
                         help=f"units drawn in each picture grid (default: {_D['figure_units']}; 0: no grids)")
     add_common_arguments(parser, UnitsConfig)
+    add_random_seeds_argument(parser, UnitsConfig)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from ...evaluate.inputs import class_names, open_shards, select_classes
     from ...evaluate.units import evaluate_units
 
-    if args.figure_units < 0 or args.per_video < 1:
-        raise InputError(f"--figure-units must be 0 or more and --per-video at least 1 "
-                         f"(got {args.figure_units} and {args.per_video})")
+    if args.figure_units < 0 or args.per_video < 1 or args.random_seeds < 1:
+        raise InputError(f"--figure-units must be 0 or more, --per-video and --random-seeds at least 1 "
+                         f"(got {args.figure_units}, {args.per_video} and {args.random_seeds})")
     shards = open_shards(args.data)  # a wrong --data fails before anything is created
     if args.classes:
         select_classes(class_names(shards, "--classes"), args.classes)
@@ -59,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     config = UnitsConfig(
         split=args.split, per_video=args.per_video, classes=tuple(args.classes) if args.classes else None,
         figure_units=args.figure_units, batch_size=args.batch_size, device=args.device, precision=args.precision,
-        seed=args.seed,
+        seed=args.seed, random_seeds=args.random_seeds,
     )
-    result = evaluate_units(resolved.model, shards, config, model_name=resolved.label)
+    result = evaluate_units(resolved.model, shards, config, model_name=resolved.label, untrained=resolved.untrained)
     write_and_report(out, result)
     return 0
