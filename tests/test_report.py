@@ -180,6 +180,10 @@ def _chromium() -> str | None:
 # Marks every picture with its decoded width once the page has loaded (test-only; the report has no script).
 _PROBE = """<script>window.addEventListener('load', () => {
   for (const img of document.images) { img.setAttribute('data-natural-width', img.naturalWidth); }
+  for (const td of document.querySelectorAll('td')) {
+    td.setAttribute('data-style', getComputedStyle(td).fontStyle);
+    td.setAttribute('data-after', getComputedStyle(td, '::after').content);
+  }
   document.body.setAttribute('data-rendered', document.querySelectorAll('table.result').length);
 });</script>"""
 
@@ -205,6 +209,12 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     widths = {attrs["data-source"]: int(attrs.get("data-natural-width", 0)) for tag, attrs in tags if tag == "img"}
     assert set(widths) == {"sound_confusion.png", "cluster_tsne.png", "log.jsonl"}
     assert all(w > 0 for w in widths.values()), widths  # every picture decoded
+    # a quoted baseline's paper number is drawn in italics with a dagger; the paper's own is plain
+    cells = [attrs for tag, attrs in tags if tag == "td"]
+    quoted = [c for c in cells if "quoted" in c.get("class", "").split() and "num" in c.get("class", "").split()]
+    assert len(quoted) == 2 and all(c["data-style"] == "italic" and "\u2020" in c["data-after"] for c in quoted)
+    plain = [c for c in cells if c.get("class") == "num"]
+    assert plain and all(c["data-style"] == "normal" and "\u2020" not in c.get("data-after", "") for c in plain)
     shot = tmp_path / "shot.png"
     done = subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1000,1400", summary.path.as_uri()],
                           capture_output=True, text=True, timeout=120)
@@ -235,3 +245,39 @@ def test_no_backend_switch_and_no_pyplot(run_dir):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["svg", "False"]
     assert (run_dir / "eval" / "avc_scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paper_numbers_are_labelled_own_or_quoted(run_dir):
+    """ESC-50's SVM-MFCC 39.6 % is Piczak's published baseline, not our MFCC recipe: the page must say so."""
+    from l3net.evaluate import paper
+
+    text = report.write_report(run_dir).path.read_text(encoding="utf-8")
+    assert text.count('class="legend"') == 1 and "Piczak's published clip-level baseline" in text
+    sound = text[text.index('<section id="sound">'):text.index('<section id="cluster">')]
+    rows = re.findall(r"<tr>(.*?)</tr>", sound)
+    by_method = {re.findall(r"<td[^>]*>(.*?)</td>", r)[0]: r for r in rows if "<td" in r}
+    # a result written without the column (an older l3net) gets it from paper.source
+    assert f"<th>{paper.SOURCE_COLUMN.replace(chr(39), '&#x27;')}</th>" in sound
+    assert '<td class="num quoted">0.396</td>' in by_method["SVM-MFCC"] and "not our MFCC recipe" in by_method["SVM-MFCC"]
+    assert '<td class="num">0.41</td>' in by_method["SVM-MFCC"]  # ours is never marked as quoted
+    assert '<td class="num">0.793</td>' in by_method["L3-Net"] and "the paper&#x27;s own result" in by_method["L3-Net"]
+    assert '<td class="num quoted">0.813</td>' in by_method["Human"]
+    # a table with no paper column is left as it is
+    cluster = text[text.index('<section id="cluster">'):]
+    assert paper.SOURCE_COLUMN.replace("'", "&#x27;") not in cluster.split("</table>")[0]
+
+
+def test_a_table_that_labels_its_paper_numbers_is_not_labelled_twice():
+    from l3net.evaluate import paper
+
+    table = {"columns": ["method", "ours", "paper", paper.SOURCE_COLUMN],
+             "rows": [["SVM-MFCC", 0.4, 0.396, paper.source("sound", "SVM-MFCC")], ["mine", 0.5, None, None]]}
+    assert report.label_paper_numbers(table, "sound") is table
+    html_text = report.render_table(table, "sound")
+    assert html_text.count(f"<th>") == 4 and '<td class="num quoted">0.396</td>' in html_text
+    assert "<td>\u2013</td>" in html_text  # no paper number, no label
+    assert paper.source("sound", "L3-Net") == paper.OWN and paper.source("sound", "L3-Net", None) is None
+    assert paper.source("probe", "Random AlexNet").startswith("quoted")
+    # every quoted row names a row the paper's tables really have
+    assert set(paper.QUOTED["sound"]) <= set(paper.SOUND["esc50"]) | set(paper.SOUND["dcase2013"])
+    assert set(paper.QUOTED["probe"]) <= set(paper.IMAGE_PROBE)

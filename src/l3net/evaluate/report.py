@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..fileio import atomic_open, read_jsonl, remove_stale_temporaries
 from ..models import CONFIG_FILE
 from ..train import LOG_FILE
+from . import paper
 from .curves import curve_series, curves_png  # noqa: F401 - the report's training curves
 from .result import EVAL_DIRNAME
 
@@ -53,10 +54,24 @@ th { background: #f2f2f2; text-align: left; } td.num { text-align: right; font-v
 tbody tr:nth-child(even) { background: #fafafa; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
+td.quoted { font-style: italic; color: #555; } td.quoted.num::after { content: " \\2020"; }
+.legend { font-size: 0.9em; color: #444; border-left: 4px solid #9ab; padding: 0.2em 0.8em; }
 .missing { background: #fff6e0; border-left: 4px solid #e0a000; padding: 0.4em 0.8em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 nav ul { columns: 2; } details { margin: 0.5em 0; }
 """
+
+
+#: Said once above the tables: what the "paper" columns hold, so that no reader takes a quoted
+#: baseline for the recipe recomputed in the "ours" column.
+PAPER_LEGEND = (
+    '<p class="legend">Columns headed <em>paper</em> hold the numbers published in the paper, and the column '
+    f'<em>{html.escape(paper.SOURCE_COLUMN)}</em> says what each one is: the paper\'s own result (its protocol and '
+    "networks, at its scale), or <em>quoted</em> (in italics, marked &dagger;): a published result of another "
+    "work that the paper's table quotes, computed with its authors' own features, classifier and protocol. For "
+    "example ESC-50's SVM-MFCC 39.6 % is Piczak's published clip-level baseline, not the MFCC recipe that the "
+    "<em>ours</em> column recomputes on these splits.</p>"
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -150,11 +165,38 @@ def _slug(text: str, taken: set[str]) -> str:
     return slug
 
 
-def render_table(table: Any) -> str:
-    """One schema table ``{"title", "columns", "rows"}`` as HTML; a malformed one is said so."""
+def _paper_columns(columns: list[Any]) -> list[int]:
+    return [i for i, c in enumerate(columns) if isinstance(c, str) and c.lower().startswith("paper")
+            and c != paper.SOURCE_COLUMN]
+
+
+def label_paper_numbers(table: dict[str, Any], protocol: str | None) -> dict[str, Any]:
+    """``table`` with the column that says what each "paper" number is (:data:`paper.SOURCE_COLUMN`):
+    as the protocol wrote it, or, for results written without it, from :func:`paper.source` by the
+    row's method (its first cell). Tables without a "paper" column are returned as they are."""
+    columns = list(table.get("columns") or [])
+    wanted = _paper_columns(columns)
+    if not wanted or paper.SOURCE_COLUMN in columns or protocol is None:
+        return table
+    rows = []
+    for row in table["rows"]:
+        cells = list(row) if isinstance(row, list) else [row]
+        values = [cells[i] for i in wanted if i < len(cells) and cells[i] is not None]
+        method = str(cells[0]) if cells else ""
+        rows.append(cells + [paper.source(protocol, method, values[0] if values else None)])
+    return {**table, "columns": columns + [paper.SOURCE_COLUMN], "rows": rows}
+
+
+def render_table(table: Any, protocol: str | None = None) -> str:
+    """One schema table ``{"title", "columns", "rows"}`` as HTML; a malformed one is said so. Each
+    number of a "paper" column is labelled with what it is (:func:`label_paper_numbers`); those that
+    another work published and the paper quotes are marked (class ``quoted``, a dagger)."""
     if not isinstance(table, dict) or not isinstance(table.get("rows"), list):
         return f'<p class="missing">A table that does not follow the result schema: {_e(json.dumps(table)[:300])}</p>'
+    table = label_paper_numbers(table, protocol)
     columns = table.get("columns") or []
+    paper_columns = set(_paper_columns(columns))
+    source_column = columns.index(paper.SOURCE_COLUMN) if paper.SOURCE_COLUMN in columns else None
     out = ['<table class="result">']
     if table.get("title"):
         out.append(f"<caption>{_e(table['title'])}</caption>")
@@ -163,10 +205,13 @@ def render_table(table: Any) -> str:
     out.append("<tbody>")
     for row in table["rows"]:
         cells = row if isinstance(row, list) else [row]
+        source = cells[source_column] if source_column is not None and source_column < len(cells) else None
+        quoted = isinstance(source, str) and source.startswith("quoted")
         rendered = []
-        for cell in cells:
+        for i, cell in enumerate(cells):
             text, numeric = format_cell(cell)
-            rendered.append(f'<td class="num">{_e(text)}</td>' if numeric else f"<td>{_e(text)}</td>")
+            classes = (["num"] if numeric else []) + (["quoted"] if quoted and (i in paper_columns or i == source_column) else [])
+            rendered.append(f'<td class="{" ".join(classes)}">{_e(text)}</td>' if classes else f"<td>{_e(text)}</td>")
         out.append("<tr>" + "".join(rendered) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
@@ -228,7 +273,7 @@ def render_result(result: EvalResult, anchor: str, missing: list[str] | None = N
     if not isinstance(tables, list):
         tables = [tables]
     for table in tables:
-        out.append(render_table(table))
+        out.append(render_table(table, result.protocol))
         n_tables += isinstance(table, dict) and isinstance(table.get("rows"), list)
     if not tables:
         out.append('<p class="missing">This result has no table.</p>')
@@ -282,6 +327,8 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
     eval_path = run_dir / EVAL_DIRNAME
     results = read_results(eval_path) if eval_path.is_dir() else []
     body.append('<h2 id="evaluations">Evaluations</h2>')
+    if results:
+        body.append(PAPER_LEGEND)
     if not results:
         summary.missing.append("evaluations")
         body.append(
