@@ -280,3 +280,19 @@ def test_the_probe_random_row_runs_another_network(data_dir: Path, monkeypatch: 
             assert not torch.equal(p, q), f"{name}: the random row runs the probed model's weights"
     rows = result.results
     assert [s.n_test for s in rows[probe.TRAINED_ROW].splits] == [s.n_test for s in rows[probe.RANDOM_ROW].splits]
+
+
+def test_the_sound_random_row_is_the_mean_of_separate_single_network_runs(data_dir: Path) -> None:
+    """``--model random --seed S --random-seeds 3``: the row is the mean of three evaluations, each run on
+    its own with one network built from S, S + 1, S + 2, on the same splits (recomputed here)."""
+    from l3net.evaluate.datasets import load_audio_dataset
+    from l3net.evaluate.sound import SoundConfig, evaluate_sound
+
+    dataset = load_audio_dataset(f"folder:{data_dir / 'labelled_audio'}")
+    common = dict(feature_sets=("l3",), C=0.01, seed=5, progress=False)
+    result = evaluate_sound(dataset, build_model("small", seed=5), SoundConfig(random_seeds=3, **common), untrained=True)
+    alone = [evaluate_sound(dataset, build_model("small", seed=s), SoundConfig(random_seeds=1, **common),
+                            untrained=True).results["l3"].accuracy for s in (5, 6, 7)]
+    row = result.metrics["random_weights"]
+    assert row["seeds"] == [5, 6, 7] and row["values"] == pytest.approx(alone)
+    assert row["mean"] == pytest.approx(np.mean(alone)) and row["std"] == pytest.approx(np.std(alone))
