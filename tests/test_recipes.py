@@ -33,7 +33,7 @@ TINY: dict[str, dict[str, str | None]] = {
               "--save-every": "2", "--workers": "0", "--precision": "fp32", "--device": "cpu", "--compile": None,
               "--channels-last": None, "--no-progress": ""},
     "avc": {"--workers": "0", "--pairs-per-video": "2", "--batch-size": "8", "--device": "cpu", "--precision": "fp32"},
-    "baselines": {"--preset": "small", "--epochs": "1", "--samples-per-video": "1", "--head-steps": "2",
+    "baselines": {"--preset": "small", "--epochs": "1", "--head-steps": "2",
                   "--pairs-per-video": "2", "--batch-size": "8", "--device": "cpu"},
     "cluster": {"--k": "2", "--n-init": "1", "--no-tsne": "", "--batch-size": "8", "--device": "cpu"},
     "units": {"--figure-units": "2", "--batch-size": "8", "--device": "cpu"},

@@ -14,28 +14,36 @@ Protocol (PAPER_SPEC 5.1):
    into an L3-Net; only the fusion head is trained, on AVC pairs of the train split (the same
    sampler and augmentation as ``l3net train``); accuracy on the test split's fixed pairs.
 
-Training here is a plain loop (a different objective from AVC training), with the paper's Adam
-settings (:class:`l3net.train.TrainConfig` defaults; the head of supervised pretraining, trained alone from
-scratch, takes a 10x larger learning rate by default, a choice the paper leaves open). Augmentation of the classifiers' inputs:
-random crop and flip of frames, a random 1 s clip with a random gain, from the sampler's
-:class:`~l3net.data.sampler.AugmentConfig`.
+"In the same manner as" L3-Net (the paper): the same Adam settings (:class:`l3net.train.TrainConfig`
+defaults; the head, trained alone from scratch, takes a 10x larger learning rate by default, a
+choice the paper leaves open), L3 training's augmentation (:mod:`l3net.evaluate.supervised`), and
+by default the budget of the L3 run the baselines are compared with (:func:`reference_run`, its
+``config.json``: steps x batch size = the pairs its model saw): the head trains on as many pairs,
+each classifier on as many examples (epochs over the train split = those pairs / the usable train
+videos, the AVC sampler's epoch). Without a run, the budget is ``l3net train``'s default, the
+paper's 60 M pairs (:data:`l3net.train.PAPER_PAIRS`). The budget used and where it came from are in
+``metrics["budget"]`` and a table. Training is resumable (:mod:`l3net.evaluate.supervised_train`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..config import ModelConfig, get_preset
+from ..data.sampler import AugmentConfig
 from ..data.shards import ShardSet
 from ..errors import DatasetError, InputError
-from ..models import MODALITIES, L3Net, build_model
+from ..fileio import read_json
+from ..models import CONFIG_FILE, MODALITIES, L3Net
 from ..runtime import check_precision, resolve_device
-from ..train import TrainConfig
+from ..train import PAPER_PAIRS, TrainConfig, data_fingerprint
 from . import paper
 from .avc import PAIRS_PER_VIDEO, eval_pairs, l3_scorer, score_pairs, summarise
 from .inputs import check_split, class_names, open_shards
@@ -46,31 +54,37 @@ from .supervised import (  # noqa: F401 - the baselines' parts, importable from 
     choose_threshold,
     classifier_test_accuracy,
     direct_scorer,
-    train_classifier,
-    train_fusion_head,
+    usable_train_videos,
 )
+from .supervised_train import Checkpoint, TrainPlan, train_supervised
 
 PROTOCOL = "baselines"
 TITLE = "Supervised baselines (Table 1)"
 #: Where the supervised-pretraining network is saved, relative to --out.
 MODEL_SUBDIR = os.path.join("baselines", "supervised_pretraining")
+#: Where the training checkpoint is kept, relative to --out.
+CHECKPOINT_SUBDIR = os.path.join("baselines", "checkpoint")
+#: The towers' architecture when neither the settings nor a reference run name one.
+DEFAULT_PRESET = "small"
 
 
 @dataclass(frozen=True)
 class BaselinesConfig:
-    """Settings of :func:`evaluate_baselines` (defaults suit a laptop CPU with the small preset; the
-    optimiser's are the paper's, from :class:`l3net.train.TrainConfig`)."""
+    """Settings of :func:`evaluate_baselines`. Budgets left at None follow the L3 run compared with
+    (or, without one, ``l3net train``'s default, the paper's 60 M pairs); the optimiser's settings are
+    the paper's, from :class:`l3net.train.TrainConfig`."""
 
-    #: Architecture of the towers: a preset name or a ModelConfig.
-    preset: str | ModelConfig = "small"
+    #: Architecture of the towers: a preset name or a ModelConfig (None: the reference run's, else "small").
+    preset: str | ModelConfig | None = None
     #: Split whose AVC pairs are scored ("val" or "test"); the threshold is always chosen on "val".
     split: str = "test"
-    #: Classifier training epochs.
-    epochs: int = 10
-    #: Random frames / 1 s clips drawn from each train video per epoch.
-    samples_per_video: int = 4
-    #: Steps training the fusion head of supervised pretraining.
-    head_steps: int = 500
+    #: Classifier epochs over the train split (each usable train video once per epoch); None: as many
+    #: examples as the reference run's pairs.
+    epochs: int | None = None
+    #: AVC pairs training the fusion head; None: the reference run's pairs.
+    head_pairs: int | None = None
+    #: Steps training the fusion head (wins over head_pairs, as --steps over --pairs in l3net train).
+    head_steps: int | None = None
     #: Examples (or AVC pairs) per step and per forward pass.
     batch_size: int = 32
     #: Adam learning rate of the classifiers.
@@ -82,6 +96,11 @@ class BaselinesConfig:
     weight_decay: float = TrainConfig.weight_decay
     #: Evaluation pairs per video, as :class:`l3net.evaluate.avc.AVCConfig`.
     pairs_per_video: int = PAIRS_PER_VIDEO
+    #: Steps between checkpoints (and at the end of each stage).
+    save_every: int = 1000
+    #: DataLoader worker processes reading the training batches (0: in this process). Part of the
+    #: checkpoint: a resumed training keeps it.
+    workers: int = 0
     #: "cpu", "cuda", "cuda:N", "auto" or None (auto).
     device: str | None = None
     #: Numeric precision (runtime.PRECISIONS).
@@ -92,14 +111,79 @@ class BaselinesConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name, value, low in (("epochs", self.epochs, 1), ("samples per video", self.samples_per_video, 1),
+        for name, value, low in (("epochs", self.epochs, 1), ("head pairs", self.head_pairs, 1),
                                  ("head steps", self.head_steps, 1), ("batch size", self.batch_size, 2),
-                                 ("pairs per video", self.pairs_per_video, 1)):
-            if value < low:
+                                 ("pairs per video", self.pairs_per_video, 1), ("save every", self.save_every, 1),
+                                 ("workers", self.workers, 0)):
+            if value is not None and value < low:
                 raise InputError(f"{name} must be at least {low}, got {value}")
         lr, head_lr, weight_decay = self.lr, self.head_lr, self.weight_decay
         if not all(x > 0 and np.isfinite(x) for x in (lr, head_lr)) or not (weight_decay >= 0 and np.isfinite(weight_decay)):
             raise InputError(f"learning rates must be positive and the weight decay >= 0, got {lr}, {head_lr} and {weight_decay}")
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """The L3 run the baselines are compared with, as its model directory's ``config.json`` records it."""
+
+    path: str
+    steps: int
+    batch_size: int
+    preset: str | None
+    augment: dict[str, Any] | None
+    data_fingerprint: str | None
+
+    @property
+    def pairs(self) -> int:
+        """AVC pairs the run's model saw: steps x (global) batch size."""
+        return self.steps * self.batch_size
+
+
+def reference_run(model_dir: str | os.PathLike[str]) -> ReferenceRun:
+    """The budget and settings of the ``l3net train`` run whose model is ``model_dir`` (a run
+    directory, or its ``last/``); an :class:`InputError` when it is not one."""
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise InputError(f"{model_dir}: not a model directory (no {CONFIG_FILE}); pass the L3 run directory "
+                         "made by 'l3net train'")
+    try:
+        info = read_json(path)
+        train, steps = info["train"], int(info["step"])
+        batch_size = int(train["batch_size"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: no record of an 'l3net train' run (steps and batch size: {exc!r}); pass "
+                         "--epochs and --head-pairs instead") from exc
+    return ReferenceRun(str(model_dir), steps, batch_size, train.get("preset"), train.get("augment"),
+                        info.get("data_fingerprint"))
+
+
+def plan_budget(settings: BaselinesConfig, train_videos: int, reference: ReferenceRun | None) -> dict[str, Any]:
+    """The budget of each part: ``{"classifiers": {epochs, steps, examples, from}, "head": {steps,
+    pairs, from}, "reference": {path, steps, batch_size, pairs} | None}`` (examples and pairs counted)."""
+    b = settings.batch_size
+    if reference is not None:
+        target = reference.pairs
+        origin = f"the L3 run {reference.path} ({reference.steps:,} steps x {reference.batch_size} pairs)"
+    else:
+        target, origin = PAPER_PAIRS, f"l3net train's default, the paper's {PAPER_PAIRS:,} pairs (no L3 run given)"
+    if settings.epochs is not None:
+        epochs, epochs_from = settings.epochs, "set (epochs)"
+    else:
+        epochs, epochs_from = max(1, math.ceil(target / train_videos)), f"{target:,} examples, as {origin}"
+    classifier_steps = math.ceil(epochs * train_videos / b)
+    if settings.head_steps is not None:
+        head_steps, head_from = settings.head_steps, "set (head steps)"
+    elif settings.head_pairs is not None:
+        head_steps, head_from = math.ceil(settings.head_pairs / b), "set (head pairs)"
+    else:
+        head_steps, head_from = math.ceil(target / b), origin
+    return {
+        "classifiers": {"epochs": epochs, "steps": classifier_steps, "examples": classifier_steps * b,
+                        "train_videos": train_videos, "from": epochs_from},
+        "head": {"steps": head_steps, "pairs": head_steps * b, "from": head_from},
+        "batch_size": b,
+        "reference": None if reference is None else {**dataclasses.asdict(reference), "pairs": reference.pairs},
+    }
 
 
 @dataclass
@@ -114,7 +198,7 @@ class BaselinesResult(Result):
 
     def figures(self) -> list[FigureSpec]:
         return [FigureSpec("baselines_training.png", "Training of the supervised baselines: classifier loss and "
-                           "accuracy per epoch, fusion head on frozen supervised towers",
+                           "accuracy, fusion head on frozen supervised towers",
                            lambda: training_figure(self.histories))]
 
 
@@ -124,34 +208,47 @@ class BaselinesResult(Result):
 def evaluate_baselines(
     shards_dir: str | os.PathLike[str] | ShardSet,
     config: BaselinesConfig | None = None,
+    *,
+    reference: ReferenceRun | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> BaselinesResult:
     """Train and score Table 1's supervised baselines on a labelled shard set.
 
     ``result.metrics["avc"]`` holds the AVC accuracies on the ``split`` pairs:
     ``{"Supervised direct": ..., "Supervised pretraining": ...}``; ``result.network`` the
-    supervised-pretraining network. ``result.metrics["settings"]`` records ``config``.
+    supervised-pretraining network; ``result.metrics["budget"]`` the training budget and where it
+    came from (``reference``: the L3 run compared with). ``checkpoint_dir``: where the training
+    state is saved (``resume``: continued from it when there). ``result.metrics["settings"]``
+    records ``config``.
     """
     settings = config or BaselinesConfig()
-    split, epochs, samples_per_video, head_steps = settings.split, settings.epochs, settings.samples_per_video, settings.head_steps
-    batch_size, lr, head_lr, weight_decay = settings.batch_size, settings.lr, settings.head_lr, settings.weight_decay
-    pairs_per_video, precision, seed, progress = settings.pairs_per_video, settings.precision, settings.seed, settings.progress
-    preset = settings.preset
+    split, batch_size, pairs_per_video = settings.split, settings.batch_size, settings.pairs_per_video
+    precision, seed, progress = settings.precision, settings.seed, settings.progress
+    preset = settings.preset or (reference.preset if reference is not None and reference.preset else DEFAULT_PRESET)
     config = get_preset(preset) if isinstance(preset, str) else preset
     target = resolve_device(settings.device)
     check_precision(precision, target)
     shards = open_shards(shards_dir)
     classes = class_names(shards, "the supervised baselines")
     _check_labelled_splits(shards, classes, split)
+    train_videos = len(usable_train_videos(shards, config))
+    if train_videos < 2:
+        raise DatasetError(f"{shards.root}: the train split has {train_videos} usable video(s) (a frame and "
+                           f"{config.clip_seconds:g} s of audio); the baselines need at least 2")
+    budget = plan_budget(settings, train_videos, reference)
+    augment = AugmentConfig(**reference.augment) if reference is not None and reference.augment else AugmentConfig()
+    fingerprint = data_fingerprint(shards.root)
+    plan = TrainPlan(config, tuple(classes), budget["classifiers"]["steps"], budget["head"]["steps"], batch_size,
+                     settings.lr, settings.head_lr, settings.weight_decay, seed, precision, augment, settings.workers,
+                     fingerprint)
+    checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, plan, settings.save_every)
+    trained = train_supervised(shards, plan, device=target, checkpoint=checkpoint, resume=resume, progress=progress)
+    classifiers, histories, network = trained.classifiers, trained.histories, trained.network
 
     common = dict(device=target, precision=precision, progress=progress)
-    train_args = dict(epochs=epochs, samples_per_video=samples_per_video, batch_size=batch_size, lr=lr,
-                      weight_decay=weight_decay, seed=seed, **common)
-    classifiers, histories, test_acc = {}, {}, {}
-    for modality in MODALITIES:
-        classifiers[modality], histories[modality] = train_classifier(shards, modality, config, classes, **train_args)
-        test_acc[modality] = classifier_test_accuracy(classifiers[modality], shards, classes, split=split,
-                                                      batch_size=batch_size, **common)
-
+    test_acc = {m: classifier_test_accuracy(classifiers[m], shards, classes, split=split, batch_size=batch_size, **common)
+                for m in MODALITIES}
     # Supervised direct: threshold on val pairs, accuracy on the test pairs.
     scorer = direct_scorer(classifiers["vision"], classifiers["audio"])
     val_pairs = eval_pairs(shards, "val", config, batch_size=batch_size, seed=seed, pairs_per_video=pairs_per_video)
@@ -160,13 +257,6 @@ def evaluate_baselines(
     test_pairs = eval_pairs(shards, split, config, batch_size=batch_size, seed=seed, pairs_per_video=pairs_per_video)
     direct = summarise(score_pairs(scorer, test_pairs, total=test_pairs.num_pairs,
                                    desc=f"supervised direct, {split} pairs", **common), threshold)
-
-    # Supervised pretraining: both trained towers frozen in an L3-Net, only the head trained.
-    network = build_model(config, seed=seed).to(target)
-    for modality in MODALITIES:
-        network.tower(modality).load_state_dict(classifiers[modality].network.tower(modality).state_dict())
-    head_history = train_fusion_head(network, shards, steps=head_steps, batch_size=batch_size, lr=head_lr,
-                                     weight_decay=weight_decay, seed=seed, **common)
     pretraining = summarise(score_pairs(l3_scorer(network), test_pairs, total=test_pairs.num_pairs,
                                         desc=f"supervised pretraining, {split} pairs", **common))
     test_pairs.close()
@@ -185,13 +275,26 @@ def evaluate_baselines(
          round(test_acc[m]["accuracy"], 4), round(test_acc[m]["chance"], 4)]
         for m in MODALITIES
     ]
+    cls, head = budget["classifiers"], budget["head"]
+    budget_rows = [
+        [f"{m} classifier", cls["epochs"], cls["steps"], cls["examples"], cls["from"]] for m in MODALITIES
+    ] + [["fusion head (supervised pretraining)", round(head["pairs"] / train_videos, 2), head["steps"], head["pairs"],
+          head["from"]]]
     notes = [
-        f"{len(classes)} classes; preset {config.name}; classifiers trained {epochs} epoch(s) of {samples_per_video} "
-        f"random frames / clips per train video; fusion head trained {head_steps} steps of {batch_size} AVC pairs.",
+        f"{len(classes)} classes; preset {config.name}; batch {batch_size}; classifiers trained {cls['epochs']:,} "
+        f"epoch(s) over the {train_videos} usable train videos ({cls['steps']:,} steps), fusion head "
+        f"{head['steps']:,} steps ({head['pairs']:,} AVC pairs), with L3 training's augmentation. Budget: "
+        + (f"from {cls['from']}." if cls["from"] == head["from"] else f"classifiers {cls['from']}; head {head['from']}."),
         f"Supervised direct threshold {threshold:.4g} on the dot product of the softmax outputs, chosen on "
         f"{len(val['label'])} val pairs (val accuracy {val_accuracy:.3f}); test pairs: {direct['pairs']}, "
         f"the same fixed pairs 'l3net eval avc --split {split}' scores.",
     ]
+    if any(trained.resumed_from.values()):
+        notes.append("Resumed from a checkpoint at step " + ", ".join(
+            f"{stage} {step:,}" for stage, step in trained.resumed_from.items()) + ".")
+    if reference is not None and reference.data_fingerprint not in (None, fingerprint):
+        notes.append(f"The L3 run {reference.path} was trained on other data than {shards.root} (another data "
+                     "fingerprint): its budget is used as it is.")
     return BaselinesResult(
         title=TITLE, model=f"supervised baselines ({config.name} preset)", dataset=str(shards.root),
         tables=[
@@ -199,6 +302,9 @@ def evaluate_baselines(
              "columns": ["method", "ours", "paper Kinetics-Sounds"], "rows": rows},
             {"title": "The supervised classifiers on their own", "columns": ["classifier", "accuracy", "chance"],
              "rows": classifier_rows},
+            {"title": "Training budgets (the paper: 'in the same manner as' L3-Net)",
+             "columns": ["part", "epochs over the train split", "steps", "examples or pairs", "budget from"],
+             "rows": budget_rows},
         ],
         notes=notes,
         metrics={
@@ -207,14 +313,16 @@ def evaluate_baselines(
             "direct": {**direct, "val_accuracy": val_accuracy, "val_pairs": int(len(val["label"]))},
             "pretraining": pretraining,
             "classifiers": test_acc,
+            "budget": budget,
             "training": {
-                **{m: {"loss": histories[m].loss, "accuracy": histories[m].accuracy} for m in MODALITIES},
-                "fusion_head": {"loss": head_history.loss, "accuracy": head_history.accuracy},
+                **{m: dataclasses.asdict(histories[m]) for m in MODALITIES},
+                "fusion_head": dataclasses.asdict(histories["fusion_head"]),
+                "resumed_from": trained.resumed_from,
             },
             "settings": {**dataclasses.asdict(settings), "preset": config.name},
             "classes": classes,
         },
-        config=settings, network=network, histories={**histories, "fusion_head": head_history},
+        config=settings, network=network, histories=histories,
     )
 
 
@@ -239,24 +347,22 @@ def _check_labelled_splits(shards: ShardSet, classes: Sequence[str], split: str)
 
 
 def training_figure(histories: dict[str, History]) -> Any:
-    """Loss and training accuracy of the two classifiers (per epoch) and of the fusion head."""
+    """Loss and training accuracy of the two classifiers and of the fusion head, against the step."""
     fig = new_figure(12, 3.4)
     axes = fig.subplots(1, 3)
     for ax, modality in zip(axes, MODALITIES):
         h = histories[modality]
-        epochs = np.arange(1, len(h.loss) + 1)
-        ax.plot(epochs, h.loss, "o-", label="loss")
-        ax.plot(epochs, h.accuracy, "s-", label="train accuracy")
+        ax.plot(h.step, h.loss, "o-", label="loss")
+        ax.plot(h.step, h.accuracy, "s-", label="train accuracy")
         ax.set_title(f"{modality} classifier")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("step")
         ax.legend(fontsize=8)
     head = histories["fusion_head"]
-    chunks = np.arange(1, len(head.loss) + 1)
-    axes[2].plot(chunks, head.loss, "o-", label="loss")
-    axes[2].plot(chunks, head.accuracy, "s-", label="train AVC accuracy")
+    axes[2].plot(head.step, head.loss, "o-", label="loss")
+    axes[2].plot(head.step, head.accuracy, "s-", label="train AVC accuracy")
     axes[2].axhline(paper.AVC_CHANCE, color="grey", linestyle=":", linewidth=1)
     axes[2].set_title("fusion head (frozen supervised towers)")
-    axes[2].set_xlabel("chunk of steps")
+    axes[2].set_xlabel("step")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     return fig

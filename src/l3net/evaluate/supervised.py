@@ -1,30 +1,34 @@
-"""The networks of Table 1's supervised baselines and how they are trained (see
-:mod:`l3net.evaluate.baselines` for the protocol).
+"""The networks of Table 1's supervised baselines and their training data (see
+:mod:`l3net.evaluate.baselines` for the protocol, :mod:`l3net.evaluate.supervised_train` for the
+resumable training loop).
 
-Training here is a plain loop (a different objective from AVC training) with the paper's Adam
-settings and the same optimisation step as ``l3net train`` (:func:`l3net.runtime.optimizer_step`).
-Augmentation of the classifiers' inputs: random crop and flip of frames, a random 1 s clip with a
-random gain, from the sampler's :class:`~l3net.data.sampler.AugmentConfig`.
+Training data, with L3 training's own augmentation: the vision classifier reads the frames of the
+AVC sampler (:class:`~l3net.data.sampler.AVCPairs`, ``train=True``: the same code, so the same
+random crop, flip, brightness and saturation, and the same epochs: each train video once as the
+image source, frames cycling); the audio classifier reads :class:`ClassifierClips`: per epoch each
+train video once, a random 1 s clip of it with one random gain from the same
+:class:`~l3net.data.sampler.AugmentConfig` (L3 training's audio augmentation). Both are pure
+functions of the step, so a resumed training reads exactly the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
+from torch.utils.data import IterableDataset, get_worker_info
 
 from ..config import ModelConfig
-from ..data.sampler import AugmentConfig, AVCPairs
+from ..data.sampler import AugmentConfig
 from ..data.shards import ShardSet, VideoRecord
 from ..errors import InputError
-from ..media import resize_smaller_side
 from ..models import MODALITIES, L3Net, build_model
-from ..runtime import autocast, optimizer_step
 from .features import EMBEDDING, audio_features, image_features
 from .inputs import check_split, iter_clips, iter_images, pick_items
 
@@ -107,104 +111,79 @@ def direct_scorer(vision: TowerClassifier, audio: TowerClassifier):
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class History:
-    """Per-epoch (or per-chunk) training loss and accuracy of one trained part."""
+    """Training loss and accuracy of one trained part, as means over ``every`` consecutive steps;
+    ``step`` is the step that ends each entry."""
 
+    every: int = 1
+    step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
 
 
-def _classifier_batches(
-    shards: ShardSet,
-    videos: Sequence[VideoRecord],
-    class_index: dict[str, int],
-    modality: str,
-    config: ModelConfig,
-    *,
-    samples_per_video: int,
-    batch_size: int,
-    rng: np.random.Generator,
-    augment: AugmentConfig,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of ``(inputs, class indices)`` batches: ``samples_per_video`` random frames (or
-    random 1 s clips) of every video, shuffled; frames randomly cropped and flipped, clips gained."""
-    draws = [v for v in videos for _ in range(samples_per_video)]
-    order = rng.permutation(len(draws))
-    clip = config.clip_samples
-    for first in range(0, len(order), batch_size):
-        chosen = [draws[i] for i in order[first : first + batch_size]]
-        targets = torch.tensor([class_index[v.label] for v in chosen], dtype=torch.int64)
-        if modality == "vision":
-            images = []
-            for video in chosen:
-                frame = shards.read_frame(video, int(rng.integers(video.num_frames)), min_side=config.image_resize)
-                frame = resize_smaller_side(frame, config.image_resize)
-                y = int(rng.integers(frame.shape[0] - config.image_size + 1))
-                x = int(rng.integers(frame.shape[1] - config.image_size + 1))
-                crop = frame[y : y + config.image_size, x : x + config.image_size]
-                if rng.random() < augment.flip:
-                    crop = crop[:, ::-1]
-                images.append(np.ascontiguousarray(crop))
-            yield torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), targets
-        else:
-            clips = np.zeros((len(chosen), clip), dtype=np.float32)
-            for i, video in enumerate(chosen):
-                start = int(rng.integers(max(1, video.num_samples - clip + 1)))
-                audio = shards.read_audio(video, start, min(clip, video.num_samples - start))
-                clips[i, : len(audio)] = audio * rng.uniform(*augment.gain)
-            yield torch.from_numpy(clips), targets
+def usable_train_videos(shards: ShardSet, config: ModelConfig) -> list[VideoRecord]:
+    """The train videos the classifiers (and the AVC sampler) use: a frame and a whole clip of audio."""
+    return [v for v in check_split(shards, "train") if v.num_frames > 0 and v.num_samples >= config.clip_samples]
 
 
-def train_classifier(
-    shards: ShardSet,
-    modality: str,
-    config: ModelConfig,
-    classes: Sequence[str],
-    *,
-    epochs: int,
-    samples_per_video: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    device: torch.device,
-    precision: str,
-    seed: int,
-    progress: bool = True,
-) -> tuple[TowerClassifier, History]:
-    """Train a :class:`TowerClassifier` on the labelled train split (a fresh network from ``seed``)."""
-    videos = [v for v in check_split(shards, "train") if v.label is not None and v.num_frames > 0]
-    class_index = {c: i for i, c in enumerate(classes)}
-    torch.manual_seed(seed)
-    model = TowerClassifier(build_model(config, seed=seed), modality, len(classes)).to(device)
-    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=lr, weight_decay=weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    rng = np.random.default_rng([seed, 0 if modality == "vision" else 1])
-    augment = AugmentConfig()
-    history = History()
-    steps_per_epoch = -(-len(videos) * samples_per_video // batch_size)
-    what = "frames" if modality == "vision" else "1 s clips"
-    with tqdm(total=epochs * steps_per_epoch, desc=f"{modality} classifier ({what})", unit="batch",
-              disable=not progress, dynamic_ncols=True, leave=False) as bar:
-        for epoch in range(epochs):
-            model.train()
-            total_loss, correct, seen = 0.0, 0, 0
-            for x, y in _classifier_batches(shards, videos, class_index, modality, config,
-                                            samples_per_video=samples_per_video, batch_size=batch_size,
-                                            rng=rng, augment=augment):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with autocast(precision, device):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-                if not torch.isfinite(loss):
-                    raise InputError(f"the {modality} classifier's loss became {loss.item()}; try a lower --lr")
-                optimizer_step(optimizer, scaler, loss)
-                total_loss += loss.item() * len(y)
-                correct += int((logits.argmax(-1) == y).sum())
-                seen += len(y)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
-            history.loss.append(total_loss / seen)
-            history.accuracy.append(correct / seen)
-    return model.eval(), history
+def _stream_rng(*words: int) -> np.random.Generator:
+    return np.random.default_rng([int(w) & 0xFFFFFFFFFFFF for w in words])
+
+
+class ClassifierClips(IterableDataset):
+    """Batches ``(clips (B, clip_samples) float32, class indices (B,) int64; -1: unlabelled)`` for the
+    audio classifier, from step ``start_step`` on, endless. Slot ``s * B + i`` of step ``s`` is video
+    ``order_e[slot mod n]`` of epoch ``e = slot // n`` (a seeded permutation per epoch), a uniformly
+    random 1 s clip of it, scaled by one gain from ``augment.gain``: a pure function of the step.
+    DataLoader workers take steps round-robin (worker ``w`` serves ``start_step + w``, ``+ W``, ...)."""
+
+    def __init__(self, shards_dir: str | os.PathLike[str], config: ModelConfig, classes: Sequence[str], *,
+                 batch_size: int, seed: int, augment: AugmentConfig, start_step: int = 0) -> None:
+        super().__init__()
+        self.root, self.config, self.classes = Path(shards_dir), config, list(classes)
+        self.batch_size, self.seed, self.augment, self.start_step = batch_size, int(seed), augment, start_step
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        shards = ShardSet(self.root)
+        videos = usable_train_videos(shards, self.config)
+        index = {c: i for i, c in enumerate(self.classes)}
+        n, b, clip = len(videos), self.batch_size, self.config.clip_samples
+        lo, hi = self.augment.gain
+        orders: dict[int, np.ndarray] = {}
+        try:
+            step = self.start_step + worker
+            while True:
+                draws = _stream_rng(self.seed, 0xA0D1, step).random((b, 2))
+                clips = np.empty((b, clip), dtype=np.float32)
+                targets = np.empty(b, dtype=np.int64)
+                for i in range(b):
+                    epoch, pos = divmod(step * b + i, n)
+                    if epoch not in orders:
+                        orders = {epoch: _stream_rng(self.seed, 0xA0D2, epoch).permutation(n)}
+                    video = videos[int(orders[epoch][pos])]
+                    start = int(draws[i, 0] * (video.num_samples - clip + 1))
+                    clips[i] = shards.read_audio(video, start, clip) * np.float32(lo + (hi - lo) * draws[i, 1])
+                    targets[i] = index.get(video.label, -1)
+                yield torch.from_numpy(clips), torch.from_numpy(targets)
+                step += workers
+        finally:
+            shards.close()
+
+
+def vision_batches(pairs_batch: dict[str, Any], class_index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, class indices; -1: unlabelled)`` of an AVC sampler batch: its frames, classed by their video."""
+    targets = torch.tensor([class_index.get(c, -1) if c is not None else -1 for c in pairs_batch["image_class"]],
+                           dtype=torch.int64)
+    return pairs_batch["image"], targets
+
+
+def new_classifier(config: ModelConfig, modality: str, num_classes: int, seed: int) -> TowerClassifier:
+    """A fresh :class:`TowerClassifier` whose tower and fc layers all come from ``seed`` (the global
+    random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return TowerClassifier(build_model(config, seed=seed), modality, num_classes)
 
 
 def classifier_test_accuracy(
@@ -226,57 +205,3 @@ def classifier_test_accuracy(
         predicted = model.classify(torch.from_numpy(emb).to(device)).argmax(-1).cpu().numpy()
     target = np.array([classes.index(item.label) for item in items])
     return {"accuracy": float(np.mean(predicted == target)), "inputs": len(items), "chance": 1.0 / len(classes)}
-
-
-def train_fusion_head(
-    network: L3Net,
-    shards: ShardSet,
-    *,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    device: torch.device,
-    precision: str,
-    seed: int,
-    progress: bool = True,
-    chunk: int = 25,
-) -> History:
-    """Train only ``network.head`` on AVC pairs of the train split; the towers stay frozen (their
-    BatchNorm layers keep their statistics). History entries are means over ``chunk`` steps."""
-    for module in (network.vision, network.audio, network.frontend):
-        module.requires_grad_(False)
-    network.eval()
-    network.head.train()
-    optimizer = torch.optim.Adam(network.head.parameters(), lr=lr, weight_decay=weight_decay)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    pairs = AVCPairs(shards.root, "train", config=network.config, batch_size=batch_size, train=True, seed=seed)
-    history = History()
-    run_loss, run_correct, run_seen = 0.0, 0, 0
-    with tqdm(total=steps, desc="fusion head on frozen supervised towers", unit="step", disable=not progress,
-              dynamic_ncols=True, leave=False) as bar:
-        for step, batch in enumerate(pairs):
-            if step >= steps:
-                break
-            images, audio = batch["image"].to(device), batch["audio"].to(device)
-            labels = batch["label"].to(device)
-            with torch.no_grad(), autocast(precision, device):
-                v, a = network.embed("vision", images), network.embed("audio", audio)
-            with autocast(precision, device):
-                logits = network.fuse(v, a)
-            loss = F.cross_entropy(logits.float(), labels)
-            optimizer_step(optimizer, scaler, loss)
-            run_loss += loss.item() * len(labels)
-            run_correct += int((logits.argmax(-1) == labels).sum())
-            run_seen += len(labels)
-            bar.update(1)
-            if (step + 1) % chunk == 0 or step + 1 == steps:
-                history.loss.append(run_loss / run_seen)
-                history.accuracy.append(run_correct / run_seen)
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.2f}")
-                run_loss, run_correct, run_seen = 0.0, 0, 0
-    pairs.close()
-    network.eval()
-    return history
-
-

@@ -1,0 +1,286 @@
+"""Training Table 1's supervised baselines, resumable (see :mod:`l3net.evaluate.baselines`).
+
+Three stages, in order: the vision classifier, the audio classifier, then the fusion head on both
+trained towers, frozen. Each is a plain loop with the paper's Adam settings and the same
+optimisation step as ``l3net train`` (:func:`l3net.runtime.optimizer_step`), on batches that are a
+pure function of the step (:mod:`l3net.evaluate.supervised`). Everything a resumed training needs
+(per stage: the step, the trained weights, the optimizer and gradient-scaler state, the history
+and the running sums of the current history entry) is one file, ``checkpoint/state.pt``, written
+atomically (:func:`l3net.fileio.atomic_path`) every ``save_every`` steps and at the end of each
+stage; resuming from it ends, on the CPU, with exactly the networks of an uninterrupted training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..config import ModelConfig
+from ..data.sampler import AugmentConfig, AVCPairs
+from ..data.shards import ShardSet
+from ..errors import InputError, OutputError
+from ..fileio import atomic_path, remove_stale_temporaries
+from ..models import MODALITIES, L3Net, build_model
+from ..runtime import autocast, optimizer_step
+from .supervised import ClassifierClips, History, TowerClassifier, new_classifier, vision_batches
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_FILE = "state.pt"
+#: The stages, in the order they train.
+STAGES = ("vision", "audio", "head")
+#: History entries per stage at most (a long stage averages more steps per entry).
+HISTORY_POINTS = 50
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What defines a supervised training: a checkpoint resumes only under the same plan."""
+
+    config: ModelConfig
+    classes: tuple[str, ...]
+    classifier_steps: int
+    head_steps: int
+    batch_size: int
+    lr: float
+    head_lr: float
+    weight_decay: float
+    seed: int
+    precision: str
+    augment: AugmentConfig
+    workers: int
+    data_fingerprint: str
+
+    def fixed(self) -> dict[str, Any]:
+        """The plan as JSON values (compared on resume)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["config"] = self.config.name
+        out["augment"] = dataclasses.asdict(self.augment)
+        return json.loads(json.dumps(out))
+
+
+@dataclass
+class Trained:
+    """The trained parts: both classifiers, the supervised-pretraining network, their histories."""
+
+    classifiers: dict[str, TowerClassifier]
+    network: L3Net
+    histories: dict[str, History]
+    resumed_from: dict[str, int]  # per stage, the step the checkpoint had reached (0: none)
+
+
+class Checkpoint:
+    """``DIR/state.pt``: the state of every stage, saved atomically every ``save_every`` steps."""
+
+    def __init__(self, directory: str | os.PathLike[str], plan: TrainPlan, save_every: int) -> None:
+        if save_every < 1:
+            raise InputError(f"save_every must be at least 1, got {save_every}")
+        self.path = Path(directory) / CHECKPOINT_FILE
+        self.fixed = plan.fixed()
+        self.save_every = save_every
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """The stages' states; an :class:`InputError` for a corrupt file or another plan."""
+        try:
+            payload = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many kinds for a damaged file
+            raise InputError(f"{self.path}: corrupt or not a baselines checkpoint ({exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise InputError(f"{self.path}: not a baselines checkpoint of format {CHECKPOINT_FORMAT}")
+        saved = payload["fixed"]
+        problems = [f"{k} was {saved.get(k)!r}, now {v!r}" for k, v in self.fixed.items() if saved.get(k) != v]
+        if problems:
+            raise InputError(f"cannot resume {self.path}: " + "; ".join(problems) + ". Resume with the same "
+                             "options (and --model) as the interrupted run, or use another --out")
+        return payload["stages"]
+
+    def save(self, stages: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path.parent, [CHECKPOINT_FILE])
+        with atomic_path(self.path) as tmp:
+            try:
+                torch.save({"format": CHECKPOINT_FORMAT, "fixed": self.fixed, "stages": dict(stages)}, tmp)
+            except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
+                raise OutputError(f"cannot write {self.path}: {exc} (is the disk full?)") from exc
+
+
+def _batches(dataset: torch.utils.data.IterableDataset, workers: int) -> Iterator[Any]:
+    """The dataset's batches, read here (``workers`` 0) or by DataLoader worker processes; the
+    dataset's files are closed when the iteration is dropped."""
+    try:
+        if workers == 0:
+            yield from dataset
+        else:
+            yield from DataLoader(dataset, batch_size=None, num_workers=workers)
+    finally:
+        close = getattr(dataset, "close", None)
+        if close is not None:
+            close()
+
+
+def _run_stage(
+    name: str,
+    *,
+    trainable: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batches: Callable[[int], Iterator[Any]],
+    step_fn: Callable[[Any], tuple[float, int, int]],
+    total: int,
+    stages: dict[str, Any],
+    checkpoint: Checkpoint | None,
+    desc: str,
+    progress: bool,
+) -> tuple[History, int]:
+    """Train ``trainable`` for ``total`` steps (from the stage's saved state, if any); its history
+    and the step it resumed from."""
+    saved = stages.get(name)
+    history, start, running = History(every=max(1, math.ceil(total / HISTORY_POINTS))), 0, [0.0, 0, 0]
+    if saved is not None:
+        trainable.load_state_dict(saved["model"])
+        start, history, running = int(saved["step"]), History(**saved["history"]), list(saved["running"])
+        if start < total:
+            optimizer.load_state_dict(saved["optimizer"])
+            scaler.load_state_dict(saved["scaler"])
+
+    def state(step: int, finished: bool) -> dict[str, Any]:
+        out = {"step": step, "model": trainable.state_dict(), "history": dataclasses.asdict(history), "running": running}
+        if not finished:
+            out.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict())
+        return out
+
+    if start >= total:
+        return history, start
+    source = batches(start)
+    with tqdm(total=total, initial=start, desc=desc, unit="step", disable=not progress, dynamic_ncols=True,
+              leave=False) as bar:
+        for step in range(start, total):
+            loss_sum, correct, seen = step_fn(next(source))
+            running = [running[0] + loss_sum, running[1] + correct, running[2] + seen]
+            bar.update(1)
+            if (step + 1) % history.every == 0 or step + 1 == total:
+                history.step.append(step + 1)
+                history.loss.append(running[0] / max(running[2], 1))
+                history.accuracy.append(running[1] / max(running[2], 1))
+                running = [0.0, 0, 0]
+                bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.2f}")
+            if checkpoint is not None and (step + 1) % checkpoint.save_every == 0 and step + 1 < total:
+                stages[name] = state(step + 1, False)
+                checkpoint.save(stages)
+    source.close()  # stops DataLoader workers, closes the shard files
+    stages[name] = state(total, True)
+    if checkpoint is not None:
+        checkpoint.save(stages)
+    return history, start
+
+
+def _supervised_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                     device: torch.device, precision: str, what: str) -> Callable[[Any], tuple[float, int, int]]:
+    """One cross-entropy step on ``(inputs, class indices)``; inputs of index -1 (unlabelled) left out."""
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, int, int]:
+        x, y = batch
+        keep = y >= 0
+        if not bool(keep.any()):
+            return 0.0, 0, 0
+        x, y = x[keep].to(device, non_blocking=True), y[keep].to(device, non_blocking=True)
+        with autocast(precision, device):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise InputError(f"the {what}'s loss became {loss.item()}; try a lower --lr")
+        optimizer_step(optimizer, scaler, loss)
+        return loss.item() * len(y), int((logits.argmax(-1) == y).sum()), len(y)
+
+    return step
+
+
+def train_supervised(
+    shards: ShardSet,
+    plan: TrainPlan,
+    *,
+    device: torch.device,
+    checkpoint: Checkpoint | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Trained:
+    """Train both classifiers and the supervised-pretraining head under ``plan`` (from ``checkpoint``'s
+    state when ``resume`` and it exists; saving to it when given)."""
+    stages: dict[str, Any] = checkpoint.load() if checkpoint is not None and resume and checkpoint.exists() else {}
+    resumed = {name: int(stages[name]["step"]) if name in stages else 0 for name in STAGES}
+    config, b, classes = plan.config, plan.batch_size, list(plan.classes)
+    class_index = {c: i for i, c in enumerate(classes)}
+    classifiers, histories = {}, {}
+    for modality in MODALITIES:
+        model = new_classifier(config, modality, len(classes), plan.seed).to(device)
+        model.train()
+        optimizer = torch.optim.Adam(model.trainable_parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
+        scaler = torch.amp.GradScaler(device.type, enabled=plan.precision == "fp16")
+        if modality == "vision":
+            def batches(start: int) -> Iterator[Any]:
+                pairs = AVCPairs(shards.root, "train", config=config, batch_size=b, train=True, seed=plan.seed,
+                                 start_step=start, augment=plan.augment)
+                inner = _batches(pairs, plan.workers)
+                try:
+                    for batch in inner:
+                        yield vision_batches(batch, class_index)
+                finally:
+                    inner.close()
+        else:
+            def batches(start: int) -> Iterator[Any]:
+                return _batches(ClassifierClips(shards.root, config, classes, batch_size=b, seed=plan.seed,
+                                                augment=plan.augment, start_step=start), plan.workers)
+        what = "frames" if modality == "vision" else "1 s clips"
+        histories[modality], _ = _run_stage(
+            modality, trainable=model, optimizer=optimizer, scaler=scaler, batches=batches,
+            step_fn=_supervised_step(model, optimizer, scaler, device, plan.precision, f"{modality} classifier"),
+            total=plan.classifier_steps, stages=stages, checkpoint=checkpoint, desc=f"{modality} classifier ({what})",
+            progress=progress)
+        classifiers[modality] = model.eval()
+
+    # Supervised pretraining: both trained towers frozen (weights and BatchNorm statistics) in an L3-Net.
+    network = build_model(config, seed=plan.seed).to(device)
+    for modality in MODALITIES:
+        network.tower(modality).load_state_dict(classifiers[modality].network.tower(modality).state_dict())
+    for module in (network.vision, network.audio, network.frontend):
+        module.requires_grad_(False)
+    network.eval()
+    network.head.train()
+    optimizer = torch.optim.Adam(network.head.parameters(), lr=plan.head_lr, weight_decay=plan.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=plan.precision == "fp16")
+
+    def head_batches(start: int) -> Iterator[Any]:
+        return _batches(AVCPairs(shards.root, "train", config=config, batch_size=b, train=True, seed=plan.seed,
+                                 start_step=start, augment=plan.augment), plan.workers)
+
+    def head_step(batch: Mapping[str, Any]) -> tuple[float, int, int]:
+        images, audio, labels = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
+        with torch.no_grad(), autocast(plan.precision, device):
+            v, a = network.embed("vision", images), network.embed("audio", audio)
+        with autocast(plan.precision, device):
+            logits = network.fuse(v, a)
+        loss = F.cross_entropy(logits.float(), labels)
+        if not torch.isfinite(loss):
+            raise InputError(f"the fusion head's loss became {loss.item()}; try a lower --head-lr")
+        optimizer_step(optimizer, scaler, loss)
+        return loss.item() * len(labels), int((logits.argmax(-1) == labels).sum()), len(labels)
+
+    histories["fusion_head"], _ = _run_stage(
+        "head", trainable=network.head, optimizer=optimizer, scaler=scaler, batches=head_batches, step_fn=head_step,
+        total=plan.head_steps, stages=stages, checkpoint=checkpoint, desc="fusion head on frozen supervised towers",
+        progress=progress)
+    network.eval()
+    return Trained(classifiers, network, histories, resumed)
