@@ -270,6 +270,7 @@ def evaluate_baselines(
         ["Supervised pretraining", round(avc["Supervised pretraining"], 4), kinetics["Supervised pretraining"]],
         ["L3-Net (run 'l3net eval avc')", None, kinetics["L3-Net"]],
     ]
+    rows = [row + [paper.source(PROTOCOL, row[0], row[2])] for row in rows]
     classifier_rows = [
         [f"{m} classifier ({'centre frame' if m == 'vision' else 'centred 1 s clip'} of each {split} video)",
          round(test_acc[m]["accuracy"], 4), round(test_acc[m]["chance"], 4)]
@@ -299,7 +300,7 @@ def evaluate_baselines(
         title=TITLE, model=f"supervised baselines ({config.name} preset)", dataset=str(shards.root),
         tables=[
             {"title": f"AVC accuracy on the {split} split's balanced pairs (chance 0.5)",
-             "columns": ["method", "ours", "paper Kinetics-Sounds"], "rows": rows},
+             "columns": ["method", "ours", "paper Kinetics-Sounds", paper.SOURCE_COLUMN], "rows": rows},
             {"title": "The supervised classifiers on their own", "columns": ["classifier", "accuracy", "chance"],
              "rows": classifier_rows},
             {"title": "Training budgets (the paper: 'in the same manner as' L3-Net)",
