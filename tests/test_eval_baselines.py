@@ -25,6 +25,7 @@ from l3net.evaluate.baselines import (
     direct_scorer,
     plan_budget,
     reference_run,
+    training_augment,
 )
 from l3net.evaluate.supervised_train import Checkpoint, TrainPlan, train_supervised
 from l3net.models import build_model, load_model
@@ -99,6 +100,11 @@ def test_budget_follows_the_reference_run_or_the_settings(tmp_path):
     alone = plan_budget(BaselinesConfig(batch_size=256), 1000, None)  # no run: l3net train's default
     assert alone["head"]["pairs"] == PAPER_PAIRS and alone["classifiers"]["epochs"] == PAPER_PAIRS // 1000
     assert "no L3 run given" in alone["head"]["from"]
+    assert training_augment(run) == AugmentConfig() == training_augment(None)  # the run used the defaults
+    tuned = {"flip": 0.3, "brightness": 0.1, "saturation": 0.0, "gain": [0.8, 1.2]}  # as config.json holds it
+    assert training_augment(dataclasses.replace(run, augment=tuned)) == AugmentConfig(0.3, 0.1, 0.0, (0.8, 1.2))
+    with pytest.raises(InputError, match="augmentation"):
+        training_augment(dataclasses.replace(run, augment={**tuned, "flip": 2.0}))
     with pytest.raises(InputError, match="no record of an 'l3net train' run"):
         reference_run(build_model("small").save(tmp_path / "not_a_run"))
     with pytest.raises(InputError, match="not a model directory"):

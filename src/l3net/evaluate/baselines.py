@@ -157,6 +157,19 @@ def reference_run(model_dir: str | os.PathLike[str]) -> ReferenceRun:
                         info.get("data_fingerprint"))
 
 
+def training_augment(reference: ReferenceRun | None) -> AugmentConfig:
+    """L3 training's augmentation: the reference run's own, else the sampler's defaults (as ``l3net train``)."""
+    if reference is None or not reference.augment:
+        return AugmentConfig()
+    try:  # JSON gives the gain range as a list
+        augment = AugmentConfig(**{**reference.augment, "gain": tuple(reference.augment.get("gain", AugmentConfig.gain))})
+        augment.validate()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{reference.path}: its training augmentation {reference.augment!r} is not understood "
+                         f"({exc})") from exc
+    return augment
+
+
 def plan_budget(settings: BaselinesConfig, train_videos: int, reference: ReferenceRun | None) -> dict[str, Any]:
     """The budget of each part: ``{"classifiers": {epochs, steps, examples, from}, "head": {steps,
     pairs, from}, "reference": {path, steps, batch_size, pairs} | None}`` (examples and pairs counted)."""
@@ -237,7 +250,7 @@ def evaluate_baselines(
         raise DatasetError(f"{shards.root}: the train split has {train_videos} usable video(s) (a frame and "
                            f"{config.clip_seconds:g} s of audio); the baselines need at least 2")
     budget = plan_budget(settings, train_videos, reference)
-    augment = AugmentConfig(**reference.augment) if reference is not None and reference.augment else AugmentConfig()
+    augment = training_augment(reference)
     fingerprint = data_fingerprint(shards.root)
     plan = TrainPlan(config, tuple(classes), budget["classifiers"]["steps"], budget["head"]["steps"], batch_size,
                      settings.lr, settings.head_lr, settings.weight_decay, seed, precision, augment, settings.workers,
