@@ -113,6 +113,9 @@ def test_plain_labels_file_class_folder_val_and_holdout(tmp_path):
     images = read_probe_images(plain)
     assert len(images.val) == 6 and "val_labels.txt" in images.layout
     assert [(Path(p).name, r) for p, r in images.skipped] == [("extra.JPEG", "no label in val_labels.txt")]
+    (plain / "test").mkdir()  # Kaggle's ImageNet has an unlabelled test/ beside val/: val/ is the one used
+    (plain / "test" / "x.JPEG").write_bytes(b"")
+    assert read_probe_images(plain).layout == images.layout
     folders = imagenet_tree(tmp_path / "folders", train=3, val=2, flat_labels=None)
     images = read_probe_images(folders)
     assert (len(images.train), len(images.val)) == (9, 6) and images.split_rule.startswith("predefined")

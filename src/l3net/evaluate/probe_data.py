@@ -55,6 +55,8 @@ from .splits import TEST_NAMES, TRAIN_NAMES
 if TYPE_CHECKING:
     from .datasets import LabelledFiles
 
+#: Validation folder names, in order of preference (splits.TEST_NAMES, val first).
+VAL_NAMES = tuple(sorted(TEST_NAMES, key=lambda n: (n not in ("val", "validation"), TEST_NAMES.index(n))))
 #: Labels files looked for (in DIR, then DIR/val) when val/ is flat and no --val-labels is given.
 VAL_LABEL_FILES = ("LOC_val_solution.csv", "val_labels.csv", "val_labels.txt", "val.csv", "val.txt")
 #: First-row words that mark a labels file's header (ImageNet's LOC csv has ImageId,PredictionString).
@@ -149,9 +151,10 @@ def count_images(root: str | os.PathLike[str]) -> int:
 
 
 def find_split_dirs(root: Path) -> tuple[Path | None, Path | None]:
-    """``(train/, val/)`` of ``root`` when present (either may be None)."""
+    """``(train/, val/)`` of ``root`` when present (either may be None). ``val/`` is preferred to
+    ``test/``: ImageNet's distributions (Kaggle's ``ILSVRC/Data/CLS-LOC``) ship an unlabelled test/ beside it."""
     train = next((root / n for n in TRAIN_NAMES if (root / n).is_dir()), None)
-    val = next((root / n for n in TEST_NAMES if (root / n).is_dir()), None)
+    val = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None)
     return train, val
 
 
