@@ -79,6 +79,17 @@ def test_select_units_prefers_pure_units_of_distinct_classes():
     assert {labels[top[u][0]] for u in chosen} == {"a", "b"}
 
 
+def test_select_units_without_labels_takes_the_strongest_with_distinct_best_inputs():
+    acts = np.zeros((6, 4))
+    acts[0] = [9.0, 8.0, 1.0, 0.0]  # units 0 and 1 both fire hardest for input 0
+    acts[1] = [1.0, 1.0, 7.0, 0.0]
+    acts[2, 1] = 2.0
+    top, alive = top_inputs(acts, k=2)
+    assert alive.tolist() == [True, True, True, False]
+    assert select_units(top, None, alive, acts, 2) == [0, 2]  # unit 1 repeats unit 0's best input
+    assert select_units(top, None, alive, acts, 3) == [0, 2, 1]  # then by strength; the dead unit never
+
+
 def test_top_inputs_keeps_one_input_per_video():
     acts = np.array([[9.0], [8.0], [7.0], [6.0], [5.0], [4.0], [3.0]])
     videos = ["v1", "v1", "v1", "v2", "v3", "v3", "v4"]

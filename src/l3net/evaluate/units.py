@@ -159,11 +159,17 @@ def select_units(
 ) -> list[int]:
     """``count`` units to draw: the purest top 5 first, preferring distinct classes, then by activation.
 
-    Without ``labels`` (unlabelled shards): the living units whose best input fires them hardest."""
+    Without ``labels`` (unlabelled shards): the living units whose best input fires them hardest,
+    one per best input first."""
     strength = np.asarray(activations)[top[:, 0], np.arange(top.shape[0])]
-    if labels is None:
-        living = [u for u in range(top.shape[0]) if alive[u]]
-        return sorted(living, key=lambda u: (-strength[u], u))[:count]
+    if labels is None:  # distinct best inputs first, so the grid does not show one picture many times
+        living = sorted((u for u in range(top.shape[0]) if alive[u]), key=lambda u: (-strength[u], u))
+        chosen, shown = [], set()
+        for u in living:
+            if int(top[u, 0]) not in shown and len(chosen) < count:
+                chosen.append(u)
+                shown.add(int(top[u, 0]))
+        return chosen + [u for u in living if u not in chosen][: count - len(chosen)]
     prefs = unit_preferences(top, labels, alive)
     candidates = [u for u, p in enumerate(prefs) if p is not None]
     candidates.sort(key=lambda u: (-prefs[u][1], -strength[u], u))
