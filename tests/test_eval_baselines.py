@@ -193,7 +193,7 @@ def test_baselines_end_to_end_with_the_budget_of_a_run_and_avc_shows_them(synth_
     run = _fake_run(tmp_path / "l3run", steps=2, batch_size=8)  # 16 pairs
     out = tmp_path / "run"
     args = ["eval", "baselines", "--data", str(synth_shards), "--model", str(run), "--out", str(out),
-            "--batch-size", "8", "--pairs-per-video", "2", "--no-progress"]
+            "--batch-size", "8", "--pairs-per-video", "2", "--no-progress", "--workers", "1"]
     assert main(args) == 0
     assert "supervised-pretraining network" in capsys.readouterr().out
     data = json.loads((out / "eval" / "baselines.json").read_text())
@@ -213,6 +213,7 @@ def test_baselines_end_to_end_with_the_budget_of_a_run_and_avc_shows_them(synth_
         assert classifier["chance"] == 0.25  # the fixture's 4 classes
         assert classifier["accuracy"] * classifier["inputs"] == pytest.approx(round(classifier["accuracy"] * classifier["inputs"]), abs=1e-6)
     assert training["fusion_head"]["step"][-1] == 2
+    assert training["workers"] == 1 and training["augment"]["flip"] == AugmentConfig().flip
     avc = data["metrics"]["avc"]
     assert set(avc) == {"Supervised direct", "Supervised pretraining"}
     direct = data["metrics"]["direct"]

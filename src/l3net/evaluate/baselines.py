@@ -43,7 +43,8 @@ from ..errors import DatasetError, InputError
 from ..fileio import read_json
 from ..models import CONFIG_FILE, MODALITIES, L3Net
 from ..runtime import check_precision, resolve_device
-from ..train import PAPER_PAIRS, TrainConfig, data_fingerprint
+from ..distributed import World
+from ..train import PAPER_PAIRS, TrainConfig, data_fingerprint, default_workers
 from . import paper
 from .avc import PAIRS_PER_VIDEO, eval_pairs, l3_scorer, score_pairs, summarise
 from .inputs import check_split, class_names, open_shards
@@ -98,9 +99,10 @@ class BaselinesConfig:
     pairs_per_video: int = PAIRS_PER_VIDEO
     #: Steps between checkpoints (and at the end of each stage).
     save_every: int = 1000
-    #: DataLoader worker processes reading the training batches (0: in this process). Part of the
-    #: checkpoint: a resumed training keeps it.
-    workers: int = 0
+    #: DataLoader worker processes reading the training batches (0: in this process; None: as
+    #: ``l3net train`` chooses, 1 on the CPU, up to 8 on a GPU). Part of the checkpoint: a resumed
+    #: training keeps it.
+    workers: int | None = None
     #: "cpu", "cuda", "cuda:N", "auto" or None (auto).
     device: str | None = None
     #: Numeric precision (runtime.PRECISIONS).
@@ -252,9 +254,9 @@ def evaluate_baselines(
     budget = plan_budget(settings, train_videos, reference)
     augment = training_augment(reference)
     fingerprint = data_fingerprint(shards.root)
+    workers = settings.workers if settings.workers is not None else default_workers(target, World())
     plan = TrainPlan(config, tuple(classes), budget["classifiers"]["steps"], budget["head"]["steps"], batch_size,
-                     settings.lr, settings.head_lr, settings.weight_decay, seed, precision, augment, settings.workers,
-                     fingerprint)
+                     settings.lr, settings.head_lr, settings.weight_decay, seed, precision, augment, workers, fingerprint)
     checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, plan, settings.save_every)
     trained = train_supervised(shards, plan, device=target, checkpoint=checkpoint, resume=resume, progress=progress)
     classifiers, histories, network = trained.classifiers, trained.histories, trained.network
@@ -332,6 +334,8 @@ def evaluate_baselines(
                 **{m: dataclasses.asdict(histories[m]) for m in MODALITIES},
                 "fusion_head": dataclasses.asdict(histories["fusion_head"]),
                 "resumed_from": trained.resumed_from,
+                "workers": workers,
+                "augment": dataclasses.asdict(augment),
             },
             "settings": {**dataclasses.asdict(settings), "preset": config.name},
             "classes": classes,
