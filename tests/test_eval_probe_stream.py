@@ -16,8 +16,9 @@ from l3net.cli import main
 from l3net.errors import DatasetError, InputError
 from l3net.evaluate import probe_stream
 from l3net.evaluate.features import image_features
-from l3net.evaluate.probe_data import (
-    EpochBatches, ProbeImageDataset, crop_box, distort_color, hsv_to_rgb, read_probe_images, rgb_to_hsv, train_crop,
+from l3net.evaluate.probe_data import read_probe_images
+from l3net.evaluate.probe_loader import (
+    EpochBatches, ProbeImageDataset, crop_box, distort_color, hsv_to_rgb, rgb_to_hsv, train_crop,
 )
 from l3net.evaluate.probe_stream import RANDOM_ROW, TRAINED_ROW, StreamProbeConfig, choose_solver, evaluate_probe_stream
 from l3net.media import load_image
@@ -243,7 +244,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tree, model, tmp
     config = StreamProbeConfig(**{**FAST, "checkpoint_every": 4, "random_seeds": 2})
     whole = evaluate_probe_stream(images, model, config, checkpoint=tmp_path / "whole.pt")
     saves = []
-    original = probe_stream._save
+    original = probe_stream.save_checkpoint
 
     def save_then_die(path, rows, step, *args):
         original(path, rows, step, *args)
@@ -251,12 +252,12 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tree, model, tmp
         if step == 8:  # mid-epoch 2 (5 steps per epoch): killed right after this checkpoint
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(probe_stream, "_save", save_then_die)
+    monkeypatch.setattr(probe_stream, "save_checkpoint", save_then_die)
     path = tmp_path / "cut.pt"
     with pytest.raises(KeyboardInterrupt):
         evaluate_probe_stream(images, model, config, checkpoint=path)
     assert saves == [4, 5, 8]  # every 4 steps and at the end of epoch 1
-    monkeypatch.setattr(probe_stream, "_save", original)
+    monkeypatch.setattr(probe_stream, "save_checkpoint", original)
     resumed = evaluate_probe_stream(images, model, config, checkpoint=path, resume=True)
     assert resumed.metrics["classifier"]["resumed_at_step"] == 8
     for row in whole.results:
@@ -266,6 +267,8 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tree, model, tmp
     assert not torch.equal(whole.results[TRAINED_ROW].weight, whole.results[RANDOM_ROW].weight)
     with pytest.raises(InputError, match="other data or settings.*lr"):
         evaluate_probe_stream(images, model, StreamProbeConfig(**{**FAST, "lr": 0.5}), checkpoint=path, resume=True)
+    with pytest.raises(InputError, match="other data or settings.*weights"):
+        evaluate_probe_stream(images, build_model("small", seed=12).eval(), config, checkpoint=path, resume=True)
     with pytest.raises(InputError, match="nothing to resume"):
         evaluate_probe_stream(images, model, config, checkpoint=tmp_path / "none.pt", resume=True)
 

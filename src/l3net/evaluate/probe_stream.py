@@ -59,12 +59,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import DatasetError, InputError
-from ..fileio import atomic_path
 from ..inference import PRECISION_CHOICES, inference_model
 from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import L3Net
 from . import paper
-from .probe_data import EpochBatches, ProbeImageDataset, ProbeImages, loader
+from .probe_checkpoint import checkpoint_fingerprint, load_checkpoint, save_checkpoint
+from .probe_data import ProbeImages
+from .probe_loader import EpochBatches, ProbeImageDataset, loader
 from .result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "probe"
@@ -80,7 +81,6 @@ LABEL_SMOOTHING = 0.1
 DEFAULT_WORKERS = max(1, min(16, (os.cpu_count() or 2) - 1))
 #: Confusion matrices are kept (JSON, picture) up to this many classes; ImageNet's would be 1000 x 1000.
 CONFUSION_MAX_CLASSES = 50
-CHECKPOINT_VERSION = 1
 #: ``solver`` choices: ``lbfgs`` (evaluate.probe: centre-crop features in memory, scikit-learn),
 #: ``adam`` (this module: streamed), ``auto`` (:func:`choose_solver`).
 SOLVERS = ("auto", "lbfgs", "adam")
@@ -226,50 +226,6 @@ class _Row:
         self.schedule.load_state_dict(state["schedule"])
 
 
-def _fingerprint(images: ProbeImages, config: StreamProbeConfig, rows: dict[str, L3Net]) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed (epochs may grow; workers, progress may change)."""
-    return {
-        "classes": len(images.classes), "class_names_hash": hash_strings(images.classes),
-        "train": len(images.train), "val": len(images.val),
-        "rows": list(rows), "model": next(iter(rows.values())).config.name,
-        **{k: getattr(config, k) for k in ("lr", "lr_decay", "lr_decay_epochs", "label_smoothing", "batch_size",
-                                           "seed", "n_splits", "precision")},
-    }
-
-
-def hash_strings(items: tuple[str, ...]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(items).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-
-
-def _save(path: Path, rows: dict[str, _Row], step: int, fingerprint: dict[str, Any],
-          skipped: dict[str, str]) -> None:
-    state = {"version": CHECKPOINT_VERSION, "step": step, "fingerprint": fingerprint,
-             "rows": {name: row.state() for name, row in rows.items()}, "skipped": dict(skipped)}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
-
-
-def _load(path: Path, rows: dict[str, _Row], fingerprint: dict[str, Any], device: torch.device,
-          ) -> tuple[int, dict[str, str]]:
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same clear message
-        raise InputError(f"{path}: not a readable probe checkpoint ({exc}); delete it to start over") from exc
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"{path}: not a probe checkpoint of this l3net version; delete it to start over")
-    saved = state["fingerprint"]
-    differ = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
-    if differ:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} then, {fingerprint[k]!r} now" for k in differ)
-        raise InputError(f"{path}: was written for other data or settings ({detail}); use the same ones "
-                         "to resume, or delete it to start over")
-    for name, row in rows.items():
-        row.load(state["rows"][name])
-    return int(state["step"]), dict(state["skipped"])
-
-
 def evaluate_probe_stream(
     images: ProbeImages,
     model: L3Net,
@@ -309,11 +265,11 @@ def evaluate_probe_stream(
     batches = EpochBatches(len(images.train), config.batch_size, seed=config.seed, epochs=config.epochs)
     per_epoch = batches.per_epoch
     rows = {name: _Row(net, dim, k, config, per_epoch, device) for name, net in models.items()}
-    fingerprint = _fingerprint(images, config, models)
+    fingerprint = checkpoint_fingerprint(images, config, models)
     path = Path(checkpoint) if checkpoint is not None else None
     if resume and (path is None or not path.is_file()):
         raise InputError(f"nothing to resume: no probe checkpoint at {path}")
-    start, skipped = (_load(path, rows, fingerprint, device) if resume else (0, {}))
+    start, skipped = (load_checkpoint(path, rows, fingerprint, device) if resume else (0, {}))
     total = per_epoch * config.epochs
     if start > total:
         raise InputError(f"{path}: the checkpoint is at step {start}, past the {total} steps of {config.epochs} "
@@ -352,7 +308,7 @@ def evaluate_probe_stream(
                                     **{("loss_random" if n in seeds else "loss"): f"{r.last_loss or 0:.3f}"
                                        for n, r in reversed(rows.items())}, refresh=False)
                 if path is not None and (step % config.checkpoint_every == 0 or step % per_epoch == 0):
-                    _save(path, rows, step, fingerprint, skipped)
+                    save_checkpoint(path, rows, step, fingerprint, skipped)
         train_seconds = time.perf_counter() - began
         if trained_images == 0:
             raise DatasetError(f"{images.root}: no training image could be read:\n"
