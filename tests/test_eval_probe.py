@@ -61,9 +61,9 @@ def test_eval_probe_on_photos_trained_and_random_rows(model_dir, data_dir, capsy
     assert metrics[RANDOM_ROW]["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in per_seed])) == spread["mean"]
     assert [s["accuracy"] for s in metrics[RANDOM_ROW]["splits"]] == per_seed[0]["split_accuracy"]
     table = {row[0]: row[1:] for row in result["tables"][0]["rows"]}
-    assert table[TRAINED_ROW] == [metrics[TRAINED_ROW]["accuracy"], paper.IMAGE_PROBE["L3-Net"]]
+    assert table[TRAINED_ROW] == [metrics[TRAINED_ROW]["accuracy"], paper.IMAGE_PROBE["L3-Net"], paper.OWN]
     assert table[RANDOM_ROW][0].startswith(f"{spread['mean']:.3f} ± ") and "3 seeds" in table[RANDOM_ROW][0]
-    assert table[RANDOM_ROW][1] == paper.IMAGE_PROBE["L3 random weights"]
+    assert table[RANDOM_ROW][1:] == [paper.IMAGE_PROBE["L3 random weights"], paper.OWN]
     assert sorted(p.name for p in out.iterdir()) == ["probe.json", "probe_confusion.png"]
 
 

@@ -223,7 +223,7 @@ def test_streamed_probe_learns_and_scores_top1_top5_on_centre_crops(tree, model)
     metrics = result.metrics
     assert metrics["feature_dim"] == 128 * 4 * 4 and metrics["classifier"]["label_smoothing"] == 0.1
     assert metrics["classifier"]["steps"] == 3 * 5 and metrics["dataset"]["train_images"] == 36
-    assert result.tables[0]["columns"] == ["method", "top-1", "top-5", "paper top-1"]
+    assert result.tables[0]["columns"] == ["method", "top-1", "top-5", "paper top-1", "paper's number is"]
 
 
 def test_top5_counts_against_top1_with_many_classes(tmp_path, model):

@@ -192,7 +192,8 @@ def evaluate_probe(
     spread = mean_spread([r.accuracy for r in random_runs.values()], random_seeds)
     cells = {row: r.accuracy for row, r in results.items()}
     cells[RANDOM_ROW] = spread_text(spread)
-    rows = [[method, cells.get(method), value] for method, value in paper.IMAGE_PROBE.items()]
+    rows = [[method, cells.get(method), value, paper.source(PROTOCOL, method, value)]
+            for method, value in paper.IMAGE_PROBE.items()]
     runs = {row: r for row, r in results.items() if row != RANDOM_ROW}
     runs.update({_seed_label(s): r for s, r in random_runs.items()})
     per_split = [[s.name, len(s.train), len(s.test)] + [r.splits[i].accuracy for r in runs.values()]
@@ -203,7 +204,7 @@ def evaluate_probe(
         tables=[
             {"title": f"Linear probe top-1 accuracy on {dataset.root.name} ({len(dataset.classes)} classes); "
                       "the paper's numbers are on ImageNet",
-             "columns": ["method", "ours", "paper"], "rows": rows},
+             "columns": ["method", "ours", "paper", paper.SOURCE_COLUMN], "rows": rows},
             {"title": "Top-1 accuracy per split", "columns": ["split", "train images", "test images", *runs],
              "rows": per_split},
         ],

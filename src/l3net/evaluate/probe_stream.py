@@ -394,14 +394,14 @@ def _result(images: ProbeImages, config: StreamProbeConfig, per_row: dict[str, R
                                     weight=listed[0].weight, bias=listed[0].bias)
     cells = {name: (r.top1, r.top5) for name, r in results.items()}
     cells[RANDOM_ROW] = (spread_text(top1), spread_text(top5))
-    rows = [[method, *(cells[method] if method in cells else (None, None)), value]
+    rows = [[method, *(cells[method] if method in cells else (None, None)), value, paper.source(PROTOCOL, method, value)]
             for method, value in paper.IMAGE_PROBE.items()]
     settings = asdict(config)
     return StreamProbeResult(
         title=TITLE, model=model_name, dataset=f"images:{images.root}",
         tables=[{"title": f"Linear probe on {images.root.name} ({len(images.classes)} classes, {len(images.val)} "
                           "validation images); the paper's numbers are top-1 on ImageNet",
-                 "columns": ["method", "top-1", "top-5", "paper top-1"], "rows": rows}],
+                 "columns": ["method", "top-1", "top-5", "paper top-1", paper.SOURCE_COLUMN], "rows": rows}],
         metrics={
             "dataset": {"root": str(images.root), "layout": images.layout, "classes": list(images.classes)
                         if len(images.classes) <= 1000 else len(images.classes),
