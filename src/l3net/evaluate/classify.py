@@ -3,6 +3,8 @@
 Each split trains a fresh classifier on its training subclips (each labelled with its recording's
 class); a test recording's class scores are the mean of its subclips' decision scores (for images,
 one "subclip" per image). Accuracy per split, the confusion matrix summed over splits.
+:func:`fit_classifier` fits each split's classifier (a C search grouped by recording or speaker,
+convergence counted); :func:`make_svm` is Table 2's classifier (z-scoring + :class:`~l3net.evaluate.svm.LinearSVM`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from .datasets import Split
+from .datasets import LabelledFiles, Split
 from .result import new_figure
+
+
+#: The SVMs' C when it is fixed (``--svm-c 0.01``), and where the search falls back when the training
+#: split has too few groups to cross-validate. The paper gives no C; by default it is chosen per
+#: training split by grouped inner cross-validation from C_GRID (``C="auto"``).
+DEFAULT_C = 0.01
+#: Inner cross-validation folds of the C search (fewer when the training split has fewer groups).
+INNER_FOLDS = 3
+#: The C values the inner cross-validation chooses from (decades around DEFAULT_C).
+C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 def class_scores(classifier: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -250,3 +262,49 @@ def confusion_figure(panels: Sequence[tuple[str, np.ndarray]], classes: Sequence
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Table 2's classifier: z-scoring + this SVM, C fixed or chosen by grouped inner cross-validation
+# ------------------------------------------------------------------------------------------------
+def make_svm(C: float | str = DEFAULT_C, *, seed: int = 0) -> Any:
+    """z-scoring (fitted on the training data only) + one-vs-all linear SVM.
+
+    ``C="auto"`` picks C from :data:`C_GRID` by :data:`INNER_FOLDS`-fold cross-validation inside the
+    training data (scikit-learn ``GridSearchCV``, accuracy over subclips), folds stratified by class and
+    grouped: pass ``groups`` to ``fit`` (:func:`l3net.evaluate.classify.fit_classifier` does) so that a
+    recording's subclips, or a speaker's recordings, never sit on both sides of an inner fold (else C is
+    chosen for memorising recordings). ``seed`` shuffles the inner folds.
+    """
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .svm import LinearSVM
+
+    svm = make_pipeline(StandardScaler(), LinearSVM(C=DEFAULT_C))
+    if C != "auto":
+        svm.set_params(linearsvm__C=float(C))
+        return svm
+    inner = StratifiedGroupKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
+    return GridSearchCV(svm, {"linearsvm__C": list(C_GRID)}, cv=inner)
+
+
+def inner_cv_groups(dataset: LabelledFiles) -> np.ndarray:
+    """What the C search's inner folds keep together, per recording: the dataset's groups (e.g.
+    speakers) when it has them; ESC-50's folds (the dataset puts clips cut from one source recording
+    in one fold); else each recording on its own (its subclips stay together)."""
+    if any(e.group for e in dataset.examples):
+        return np.array([e.group or f"#{i}" for i, e in enumerate(dataset.examples)], dtype=object)
+    if dataset.kind == "esc50":
+        return np.array([e.fold for e in dataset.examples], dtype=object)
+    return np.arange(len(dataset.examples))
+
+
+def describe_inner_groups(dataset: LabelledFiles) -> str:
+    """In words, what :func:`inner_cv_groups` keeps together for ``dataset``."""
+    if any(e.group for e in dataset.examples):
+        return "the dataset's groups (e.g. speakers)"
+    if dataset.kind == "esc50":
+        return "ESC-50's folds (clips of one source recording share a fold)"
+    return "recordings (a recording's subclips stay together)"

@@ -36,6 +36,12 @@ from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ..models import L3Net
 from . import paper
 from .classify import (  # noqa: F401 - part of this protocol, importable from here too
+    C_GRID,
+    DEFAULT_C,
+    INNER_FOLDS,
+    describe_inner_groups,
+    inner_cv_groups,
+    make_svm,
     FeatureResult,
     SplitResult,
     class_scores,
@@ -54,13 +60,6 @@ TITLE = "Sound classification (Table 2)"
 #: 10 per 5 s ESC-50 clip and 60 per 30 s DCASE clip.
 SUBCLIPS_PER_SECOND = 2
 FEATURE_SETS = ("l3", "mfcc")
-#: The SVMs' C when it is fixed (``--svm-c 0.01``), and where the search falls back when the training
-#: split has too few groups to cross-validate. The paper gives no C; by default it is chosen per
-#: training split by grouped inner cross-validation from C_GRID (``C="auto"``).
-DEFAULT_C = 0.01
-#: Inner cross-validation folds of the C search (fewer when the training split has fewer groups).
-INNER_FOLDS = 3
-C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: How many recordings are decoded ahead of the one being featurised (in a background thread).
 DECODE_AHEAD = 4
 
@@ -102,27 +101,6 @@ def cut_subclips(audio: np.ndarray, clip_samples: int, count: int) -> np.ndarray
 # ------------------------------------------------------------------------------------------------
 # the classifier and the averaging of subclip scores
 # ------------------------------------------------------------------------------------------------
-def make_svm(C: float | str = DEFAULT_C, *, seed: int = 0) -> Any:
-    """z-scoring (fitted on the training data only) + one-vs-all linear SVM.
-
-    ``C="auto"`` picks C from :data:`C_GRID` by :data:`INNER_FOLDS`-fold cross-validation inside the
-    training data (scikit-learn ``GridSearchCV``, accuracy over subclips), folds stratified by class and
-    grouped: pass ``groups`` to ``fit`` (:func:`l3net.evaluate.classify.fit_classifier` does) so that a
-    recording's subclips, or a speaker's recordings, never sit on both sides of an inner fold (else C is
-    chosen for memorising recordings). ``seed`` shuffles the inner folds.
-    """
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from .svm import LinearSVM
-
-    svm = make_pipeline(StandardScaler(), LinearSVM(C=DEFAULT_C))
-    if C != "auto":
-        svm.set_params(linearsvm__C=float(C))
-        return svm
-    inner = StratifiedGroupKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed)
-    return GridSearchCV(svm, {"linearsvm__C": list(C_GRID)}, cv=inner)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,17 +333,6 @@ def evaluate_sound(
     return result
 
 
-def inner_cv_groups(dataset: LabelledFiles) -> np.ndarray:
-    """What the C search's inner folds keep together, per recording: the dataset's groups (e.g.
-    speakers) when it has them; ESC-50's folds (the dataset puts clips cut from one source recording
-    in one fold); else each recording on its own (its subclips stay together)."""
-    if any(e.group for e in dataset.examples):
-        return np.array([e.group or f"#{i}" for i, e in enumerate(dataset.examples)], dtype=object)
-    if dataset.kind == "esc50":
-        return np.array([e.fold for e in dataset.examples], dtype=object)
-    return np.arange(len(dataset.examples))
-
-
 def random_row(result: SoundResult) -> dict[str, Any] | None:
     """The "L3 random weights" row over its random networks (:func:`l3net.evaluate.result.mean_spread`
     of their accuracies, with their weight seeds), or None when the model is not random."""
@@ -434,7 +401,7 @@ def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
         },
         "classifier": {"name": "linear SVM (squared hinge, L2), one-vs-rest, on z-scored features", "C": C,
                        **({"C_grid": list(C_GRID), "inner_folds": INNER_FOLDS,
-                           "inner_groups": _group_rule(dataset)} if C == "auto" else {}),
+                           "inner_groups": describe_inner_groups(dataset)} if C == "auto" else {}),
                        "averaging": "mean of subclip scores"},
         "timing": {
             "extract_seconds": round(result.extract_seconds, 2),
@@ -462,11 +429,3 @@ def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
                          for seed, run in sorted(result.random_runs.items())],
         }
     return metrics
-
-
-def _group_rule(dataset: LabelledFiles) -> str:
-    if any(e.group for e in dataset.examples):
-        return "the dataset's groups (e.g. speakers)"
-    if dataset.kind == "esc50":
-        return "ESC-50's folds (clips of one source recording share a fold)"
-    return "recordings (a recording's subclips stay together)"
