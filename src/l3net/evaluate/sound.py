@@ -260,7 +260,8 @@ class SoundResult(Result):
     #: ``results["l3"]``).
     random_runs: dict[int, FeatureResult] = field(default_factory=dict, repr=False)
     n_subclips: int = 0
-    extract_seconds: float = 0.0
+    extract_seconds: float = 0.0  # the model's features (and MFCC)
+    random_extract_seconds: float = 0.0  # the other random networks' features
     classify_seconds: float = 0.0
 
     def figures(self) -> list[FigureSpec]:
@@ -305,6 +306,7 @@ def evaluate_sound(
 
     results = {name: classify(extracted.features[name], f"SVM on {name.upper()}") for name in feature_sets}
     random_runs: dict[int, FeatureResult] = {}
+    random_seconds = 0.0
     if untrained and "l3" in feature_sets:
         classify_seconds = time.perf_counter() - start
         for weight_seed, network in random_twins(model, seed, config.random_seeds, untrained=True):
@@ -313,7 +315,7 @@ def evaluate_sound(
                 continue
             again = extract_subclip_features(dataset, network, ("l3",), batch_size=batch_size, device=device,
                                              precision=precision, progress=progress)
-            extracted.seconds += again.seconds
+            random_seconds += again.seconds
             begin = time.perf_counter()
             random_runs[weight_seed] = classify(again.features["l3"], f"SVM on L3 (random weights, seed {weight_seed})")
             classify_seconds += time.perf_counter() - begin
@@ -321,6 +323,7 @@ def evaluate_sound(
     result = SoundResult(title=TITLE, model=model_name if model is not None else "none (MFCC only)",
                          dataset=dataset.name, tables=[], metrics={}, files=dataset, splits=splits, results=results,
                          random_runs=random_runs, n_subclips=len(extracted.recording), extract_seconds=extracted.seconds,
+                         random_extract_seconds=random_seconds,
                          classify_seconds=time.perf_counter() - start, config=config)
     result.tables = result_tables(result, untrained)
     result.metrics = result_metrics(result, C)
@@ -407,6 +410,8 @@ def result_metrics(result: SoundResult, C: float | str) -> dict[str, Any]:
             "extract_seconds": round(result.extract_seconds, 2),
             "classify_seconds": round(result.classify_seconds, 2),
             "subclips_per_second": round(result.n_subclips / max(result.extract_seconds, 1e-9), 1),
+            **({"random_networks_extract_seconds": round(result.random_extract_seconds, 2)}
+               if result.random_extract_seconds else {}),
         },
     }
     for name, feature in result.results.items():
