@@ -3,6 +3,7 @@ augmentation, checkpoints and resume, bad images and the CLI."""
 
 from __future__ import annotations
 
+import colorsys
 import json
 import shutil
 from pathlib import Path
@@ -174,6 +175,9 @@ def test_inception_crop_flip_and_colour_distortion():
     image = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     torch.testing.assert_close(hsv_to_rgb(rgb_to_hsv(x)), x, atol=1e-5, rtol=0)
+    pixels = x[:, :4, :4].permute(1, 2, 0).reshape(-1, 3).tolist()
+    hsv = torch.tensor([colorsys.rgb_to_hsv(*p) for p in pixels]).T.reshape(3, 4, 4)
+    torch.testing.assert_close(rgb_to_hsv(x[:, :4, :4]), hsv.float(), atol=1e-5, rtol=0)
     out = train_crop(image, 112, np.random.default_rng(2))
     assert out.shape == (112, 112, 3) and out.dtype == np.uint8
     assert np.array_equal(out, train_crop(image, 112, np.random.default_rng(2)))  # a function of the seed

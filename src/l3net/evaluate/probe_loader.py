@@ -78,16 +78,11 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) HSV (hue in [0, 1)) -> RGB in [0, 1]."""
+    """(3, H, W) HSV (hue in [0, 1)) -> RGB in [0, 1]: channel n = v - v s clamp(min(k, 4 - k), 0, 1)
+    with k = (n' + 6 h) mod 6, n' = 5, 3, 1 for R, G, B (the closed form of the six hue sectors)."""
     h, s, v = x[0], x[1], x[2]
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    i = i.long() % 6
-    options = torch.stack([
-        torch.stack([v, q, p, p, t, v]), torch.stack([t, v, v, q, p, p]), torch.stack([p, p, t, v, v, q]),
-    ])  # (3, 6, H, W): the RGB of each of the six hue sectors
-    return options.gather(1, i.expand(3, 1, *i.shape)).squeeze(1)
+    k = (torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype).view(3, 1, 1) + h * 6.0) % 6.0
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
 
 
 def distort_color(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
