@@ -64,17 +64,14 @@ def crop_box(width: int, height: int, rng: np.random.Generator,
 
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) RGB in [0, 1] -> HSV, hue in [0, 1)."""
+    """(3, H, W) RGB in [0, 1] -> HSV, hue in [0, 1) (as ``colorsys``: on ties the first channel wins)."""
     r, g, b = x[0], x[1], x[2]
-    maxc, _ = x.max(dim=0)
-    minc, _ = x.min(dim=0)
-    delta = maxc - minc
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
-    return torch.stack([h, s, maxc])
+    maxc = torch.maximum(torch.maximum(r, g), b)  # elementwise: a reduction over dim 0 is several times slower
+    delta = maxc - torch.minimum(torch.minimum(r, g), b)
+    s = delta / maxc.clamp_min(1e-12)
+    d = delta.clamp_min(1e-12)
+    h = torch.where(r == maxc, ((g - b) / d) % 6.0, torch.where(g == maxc, (b - r) / d + 2.0, (r - g) / d + 4.0))
+    return torch.stack([torch.where(delta > 0, h / 6.0, torch.zeros_like(h)), s, maxc])
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
