@@ -302,6 +302,15 @@ def test_bad_images_are_skipped_with_their_names_and_odd_ones_used(tmp_path, mod
     assert any("tiny.png" in n and "8x8" in n for n in result.notes)
 
 
+def test_a_batch_of_one_image_is_left_out(tmp_path, model):
+    root = tmp_path / "nine"
+    write_classes(root, 4, 0)  # 1 of 4 per class held out: 9 training images, batches of 4, 4 and 1
+    images = read_probe_images(root)
+    assert len(images.train) == 9
+    result = evaluate_probe_stream(images, model, StreamProbeConfig(**{**FAST, "batch_size": 4, "epochs": 1}))
+    assert result.metrics["classifier"]["steps"] == 3 and result.results[TRAINED_ROW].val_images == 3
+
+
 def test_no_readable_image_is_a_clear_error(tmp_path, model):
     root = tmp_path / "junk"
     for c in ("a", "b"):

@@ -198,7 +198,7 @@ class _Row:
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=config.lr)
         period = max(1, round(config.lr_decay_epochs * steps_per_epoch))
         self.schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=period, gamma=config.lr_decay)
-        self.loss_sum, self.loss_count, self.last_loss = 0.0, 0, None
+        self.last_loss: torch.Tensor | None = None  # read only for display: no device sync per step
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         # a normal fp32 tensor (the inference copy returns inference-mode tensors, which autograd cannot save)
@@ -288,7 +288,9 @@ def evaluate_probe_stream(
                 for index, reason in batch.failures:
                     skipped.setdefault(str(images.train.path(index)), reason)
                 _remember(found_warnings, batch.warnings)
-                if batch.images is not None:
+                # BatchNorm needs two images: a batch of one (an epoch's last, or all others unreadable) is
+                # not trained on, in an interrupted run and a resumed one alike
+                if batch.images is not None and len(batch.labels) >= 2:
                     x = batch.images.to(device, non_blocking=True)
                     y = batch.labels.to(device, non_blocking=True)
                     for row in rows.values():
@@ -297,20 +299,20 @@ def evaluate_probe_stream(
                         row.optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         row.optimizer.step()
-                        row.last_loss = float(loss.detach())
+                        row.last_loss = loss.detach()
                     trained_images += len(y)
                     for row in rows.values():  # the schedule counts optimiser steps (a batch none of whose
                         row.schedule.step()    # images could be read is no step, in a resumed run too)
                 step += 1
                 bar.update(1)
-                if config.progress:
+                if config.progress and (step % 10 == 0 or step == total):
                     bar.set_postfix(epoch=f"{(step - 1) // per_epoch + 1}/{config.epochs}", skipped=len(skipped),
-                                    **{("loss_random" if n in seeds else "loss"): f"{r.last_loss or 0:.3f}"
+                                    **{("loss_random" if n in seeds else "loss"): f"{_value(r.last_loss):.3f}"
                                        for n, r in reversed(rows.items())}, refresh=False)
                 if path is not None and (step % config.checkpoint_every == 0 or step % per_epoch == 0):
                     save_checkpoint(path, rows, step, fingerprint, skipped)
         train_seconds = time.perf_counter() - began
-        if trained_images == 0:
+        if trained_images == 0 and start == 0:
             raise DatasetError(f"{images.root}: no training image could be read:\n"
                                + _format(list(skipped.items())))
     else:
@@ -324,6 +326,10 @@ def evaluate_probe_stream(
     notes += [f"warning: {w}" for w in found_warnings]
     return _result(images, config, results, seeds, skipped, model_name, dim, per_epoch, total, start, train_seconds,
                    trained_images, val_seconds, notes)
+
+
+def _value(loss: torch.Tensor | None) -> float:
+    return float("nan") if loss is None else float(loss)
 
 
 def _remember(found: dict[str, None], messages: list[str], limit: int = 20) -> None:
@@ -373,7 +379,8 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
     results = {
         name: RowResult(top1=correct1[name] / max(seen, 1), top5=correct5[name] / max(seen, 1),
                         correct1=correct1[name], correct5=correct5[name], val_images=seen,
-                        final_loss=row.last_loss, confusion=confusion[name] if keep_confusion else None,
+                        final_loss=None if row.last_loss is None else float(row.last_loss),
+                        confusion=confusion[name] if keep_confusion else None,
                         weight=row.folded()[0], bias=row.folded()[1])
         for name, row in rows.items()
     }
