@@ -300,6 +300,9 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "cannot write" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", "sound", "--model", "small", "--dataset", f"folder:{data}", "--svm-c", "-1"])
+    assert main(["eval", "sound", "--model", "random:small", "--dataset", f"folder:{data}", "--out", str(tmp_path / "o"),
+                 "--random-seeds", "0"]) == 2
+    assert "--random-seeds must be at least 1" in capsys.readouterr().err
 
 
 # -- the SVM's C: grouped inner cross-validation, convergence reported -----------------------------
