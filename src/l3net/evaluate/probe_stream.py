@@ -1,6 +1,6 @@
 """Table 3 at ImageNet's scale: the linear probe trained by streaming images, as the paper trains it.
 
-The paper (section 5.3) trains one fully connected layer on the frozen vision tower's conv4_2
+The paper (section 5.3; ../shared/PAPER_SPEC.md section 5.3) trains one fully connected layer on the frozen vision tower's conv4_2
 (after ReLU, 256 x 256 input, max-pooled to 4 x 4 x 512 = 8192-D) with the cross-entropy loss and
 "data augmentation, learning rate schedule, label smoothing identical to" Inception-v3 (Szegedy et
 al. 2016, "Rethinking the Inception Architecture for Computer Vision"), with Adam in place of
@@ -177,7 +177,11 @@ class StreamProbeResult(Result):
             return []
         from .classify import confusion_figure
 
-        panels = [(f"{row}: top-1 {r.top1:.1%}", r.confusion) for row, r in self.results.items()]
+        first_seed, first = next(iter(self.random_results.items()), (None, None))
+        panels = [(f"{row}: top-1 {r.top1:.1%}", r.confusion) for row, r in self.results.items() if row != RANDOM_ROW]
+        if first is not None:  # the random row's picture is its first network's
+            label = RANDOM_ROW if first_seed is None or first_seed < 0 else f"{RANDOM_ROW} (weights seed {first_seed})"
+            panels.append((f"{label}: top-1 {first.top1:.1%}", first.confusion))
         return [FigureSpec("probe_confusion.png",
                            "Confusion matrices of the linear probe on the validation images (rows: true class)",
                            lambda: confusion_figure(panels, self.images.classes))]
