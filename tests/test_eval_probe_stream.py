@@ -277,7 +277,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tree, model, tmp
         evaluate_probe_stream(images, model, config, checkpoint=tmp_path / "none.pt", resume=True)
 
 
-def test_bad_images_are_skipped_with_their_names_and_odd_ones_used(tmp_path, model):
+def test_bad_images_are_skipped_with_their_names_and_odd_ones_used(tmp_path, model, capsys):
     root = tmp_path / "odd"
     write_classes(root, 6, 0)
     rng = np.random.default_rng(0)
@@ -300,6 +300,12 @@ def test_bad_images_are_skipped_with_their_names_and_odd_ones_used(tmp_path, mod
     assert set(skipped) == {"corrupt.jpg", "truncated.jpg"}
     assert all("not an image Pillow can read, or truncated" in r for r in skipped.values())
     assert any("tiny.png" in n and "8x8" in n for n in result.notes)
+    code = main(["eval", "probe", "--model", "random:small", "--images", str(root), "--out", str(tmp_path / "out"),
+                 "--solver", "adam", "--epochs", "1", "--workers", "0", "--random-seeds", "1", "--folds", "2",
+                 "--no-progress"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "could not read 2 image(s), skipped" in err and "corrupt.jpg: not an image" in err and "truncated.jpg" in err
 
 
 def test_a_batch_of_one_image_is_left_out(tmp_path, model):
