@@ -383,3 +383,19 @@ def test_cli_lbfgs_on_flat_val_and_bad_layout(tree, tmp_path, capsys):
     assert main(["eval", "probe", "--model", "random:small", "--images", str(bad), "--out", str(out),
                  "--solver", "adam"]) == 2
     assert "has train/ but no val/" in capsys.readouterr().err
+
+
+def test_the_imagenet_recipe_commands_parse():
+    import re
+    import shlex
+
+    from l3net.cli import build_parser
+
+    recipe = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "imagenet-probe.md"
+    blocks = re.findall(r"```bash\n(.*?)```", recipe.read_text(), flags=re.S)
+    commands = [shlex.split(line) for line in "\n".join(blocks).replace("\\\n", " ").splitlines()
+                if line.strip().startswith("l3net ")]
+    assert commands
+    for words in commands:
+        args = build_parser().parse_args(words[1:])  # argparse exits on anything it does not know
+        assert (args.command, args.protocol, args.solver) == ("eval", "probe", "adam")
