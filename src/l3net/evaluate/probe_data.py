@@ -239,8 +239,7 @@ def _holdout(root: Path, n_splits: int, seed: int) -> ProbeImages:
     val_index = []
     for label in range(len(classes)):
         members = np.flatnonzero(files.labels == label)
-        held = round(len(members) / n_splits) if len(members) >= 2 else 0
-        held = max(held, 1) if len(members) >= 2 else 0
+        held = max(1, round(len(members) / n_splits)) if len(members) >= 2 else 0  # a lone image trains
         order = np.random.default_rng([seed, label]).permutation(len(members))
         val_index.append(members[np.sort(order[:held])])
     val_set = np.sort(np.concatenate(val_index))
