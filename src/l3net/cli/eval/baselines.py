@@ -31,7 +31,8 @@ default, the paper's 60 M pairs. --epochs, --head-pairs and --head-steps set it 
 budget used, and where it came from, are in baselines.json (metrics.budget) and its table.
 
 Training is checkpointed (OUT/baselines/checkpoint/) every --save-every steps; --resume
-continues an interrupted run exactly. The network supervised pretraining builds is saved
+continues an interrupted run (on the CPU, to the same weights as an uninterrupted one). The
+network supervised pretraining builds is saved
 (OUT/baselines/supervised_pretraining/), so the other evaluations can be run on it.
 
 examples:
