@@ -40,8 +40,8 @@ Examples:
   l3net eval probe --model runs/flickr --images ~/data/my_photos
   l3net eval probe --model random:small --images photos --out results
   l3net eval probe --model runs/flickr --images /data/imagenet --val-labels /data/imagenet/LOC_val_solution.csv \\
-      --device cuda --precision bf16 --workers 16 --batch-size 256
-  l3net eval probe --model runs/flickr --images /data/imagenet --resume      # after an interruption
+      --device cuda --precision bf16 --workers 15          # Table 3 on ImageNet: docs/recipes/imagenet-probe.md
+  (the same command + --resume continues it after an interruption)
 """
 
 
