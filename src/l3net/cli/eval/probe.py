@@ -4,10 +4,17 @@ scale: :func:`l3net.evaluate.probe_stream.evaluate_probe_stream`)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ...evaluate.probe import ProbeConfig
 from ...evaluate.probe_stream import AUTO_LBFGS_MAX_IMAGES, SOLVERS, StreamProbeConfig
-from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, positive, say, write_and_report
+from ._common import (
+    add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, positive, say,
+    write_and_report,
+)
+
+if TYPE_CHECKING:
+    from ...evaluate.datasets import LabelledFiles
 
 _D = config_defaults(ProbeConfig)
 _S = config_defaults(StreamProbeConfig)
@@ -80,13 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...evaluate.probe_data import count_images, find_split_dirs
-    from ...evaluate.probe_stream import choose_solver
     from pathlib import Path
 
-    if not args.probe_c > 0:
-        from ...errors import InputError
+    from ...errors import InputError
+    from ...evaluate.probe_data import count_images, find_split_dirs
+    from ...evaluate.probe_stream import choose_solver
 
+    if not args.probe_c > 0:
         raise InputError(f"--probe-c must be positive, got {args.probe_c}")
     positive("folds", args.folds, 2)
     root = Path(args.images).expanduser()
@@ -94,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
     train_dir, val_dir = find_split_dirs(root) if root.is_dir() else (None, None)
     flat_val = val_dir is not None and not any(p.is_dir() and not p.name.startswith(".") for p in val_dir.iterdir())
     if solver == "lbfgs" and not flat_val and args.val_labels is None:
-        return _run_lbfgs(args)
+        return _run_lbfgs(args)  # the class-folder layouts, read as before (5-fold CV without train/ val/)
     return _run_stream(args, solver)
 
 
-def _run_lbfgs(args: argparse.Namespace, dataset=None) -> int:
+def _run_lbfgs(args: argparse.Namespace, dataset: "LabelledFiles | None" = None) -> int:
     from ...evaluate.datasets import describe_split_rule, format_skipped, read_image_folder
     from ...evaluate.probe import evaluate_probe
 
