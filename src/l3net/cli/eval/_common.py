@@ -54,16 +54,22 @@ def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, *,
                         "reference row uses seed + 1000)")
 
 
-def add_random_seeds_argument(parser: argparse.ArgumentParser, config_class: type) -> None:
+def add_random_seeds_argument(parser: argparse.ArgumentParser, config_class: type, *,
+                              random_model_only: bool = False) -> None:
     """--random-seeds: how many random-weights networks the reference row averages (default: the
-    ``random_seeds`` field of ``config_class``)."""
+    ``random_seeds`` field of ``config_class``). ``random_model_only``: the protocol has that row only
+    when the model is random itself (``eval sound``)."""
     default = config_defaults(config_class)["random_seeds"]
-    parser.add_argument(
-        "--random-seeds", type=int, default=default, metavar="N",
-        help=f"random-weights networks averaged in the untrained reference row, reported as mean +- std and "
-        f"min-max with their seeds (default: {default}); weights from --seed + 1000, + 1001, ... (with --model "
-        "random: --seed, --seed + 1, ...). Each costs one more pass of the random network over the data",
-    )
+    if random_model_only:
+        text = (f"with a random --model (random, random:PRESET|RUN_DIR, a preset name): random networks averaged in "
+                f"the random-weights row, reported as mean +- std and min-max with their seeds (default: {default}); "
+                "weights from --seed, --seed + 1, ... Each costs one more pass over the data. A trained model's "
+                "run has no such row: run again with --model random:RUN_DIR for it")
+    else:
+        text = (f"random-weights networks averaged in the untrained reference row, reported as mean +- std and "
+                f"min-max with their seeds (default: {default}); weights from --seed + 1000, + 1001, ... (with "
+                "--model random: --seed, --seed + 1, ...). Each costs one more pass of a random network over the data")
+    parser.add_argument("--random-seeds", type=int, default=default, metavar="N", help=text)
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "about 16 SVM fits per split instead of one)")
     parser.add_argument("--folds", type=int, default=_D["n_splits"],
                         help=f"cross-validation splits for datasets without predefined folds (default: {_D['n_splits']})")
-    add_random_seeds_argument(parser, SoundConfig)
+    add_random_seeds_argument(parser, SoundConfig, random_model_only=True)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
