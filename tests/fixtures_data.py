@@ -1,7 +1,10 @@
 """Session fixtures of synthetic data, built once per test session (seconds, never committed).
 
 - ``synth_world``: a small world made by :func:`l3net.data.synth.make_world` (``l3net synth``):
-  36 videos of 4 s, 128 x 128 px, 4 classes, seed 0; ``labels.csv`` and ``videos/*.boxes.json``.
+  60 videos of 4 s, 128 x 128 px, 4 classes, seed 0; ``labels.csv`` and ``videos/*.boxes.json``.
+  60 rather than 36: with 36 (21 training videos) whether the trained fixture learnt at all within its
+  budget depended on the training seed (best val AVC 0.658, 0.517, 0.617 for seeds 0-2 at 100 steps);
+  with 60 it reached 0.733 for each seed measured (see fixtures_train.py).
   Pitch varies +-50 % per video, so that a class's sound is told by its timbre and rhythm, which
   random audio features do not separate (with distinct fixed pitches they do: NMI 0.8-1.0), and
   "trained beats random" means something for the audio tower too.
@@ -25,7 +28,7 @@ from l3net.data.prepare import PrepareConfig, prepare
 from l3net.data.synth import WorldConfig, make_world
 
 #: The settings of the session world and shards (tests may read them; never change them).
-SYNTH_WORLD_CONFIG = WorldConfig(videos=36, classes=4, seconds=4.0, size=128, fps=8.0, seed=0, pitch_jitter=0.5)
+SYNTH_WORLD_CONFIG = WorldConfig(videos=60, classes=4, seconds=4.0, size=128, fps=8.0, seed=0, pitch_jitter=0.5)
 SYNTH_PREPARE_CONFIG = PrepareConfig(seconds=4.0, fps=4.0, frame_size=112, split_ratios=(0.6, 0.2, 0.2), shard_size=6)
 
 

@@ -19,19 +19,24 @@ import pytest
 from l3net.cli import main
 
 #: How the session run is trained (tests may read these; never change them in a test). A higher
-#: learning rate than the paper's 1e-4 so that 40 steps of 32 pairs are enough on the tiny world.
+#: learning rate than the paper's 1e-4, on a cosine (as the demo), so that 150 steps of 32 pairs are
+#: enough on the small world. Best val AVC accuracy (180 pairs) measured for training seeds 0-3 on
+#: a 2-core AMD EPYC: 0.733, 0.733, 0.717, 0.722 (the 36-video world with 40-100 constant-rate steps gave
+#: 0.517-0.675: one seed in three did not learn at all).
 TRAINED_SMALL_ARGS = [
-    "--preset", "small", "--batch-size", "32", "--lr", "1e-3", "--steps", "40",
+    "--preset", "small", "--batch-size", "32", "--lr", "1e-3", "--lr-schedule", "cosine", "--steps", "150",
     "--val-every", "20", "--save-every", "20", "--log-every", "5", "--seed", "0", "--no-progress",
 ]
 
-#: The split whose inputs the "trained beats random" orderings rank (cluster, units): with 18
-#: labelled videos it is the largest of the fixture's splits (test holds 6, barely more than a
-#: unit's top 5); the model never saw its labels.
+#: The split whose inputs the "trained beats random" orderings rank (cluster, units): with about 36
+#: labelled videos it is the largest of the fixture's splits (test holds about 12); the model never
+#: saw its labels.
 ORDERING_SPLIT = "train"
 
-#: The fixture refuses to hand out a run whose best val AVC accuracy is below this.
-MIN_VAL_ACCURACY = 0.6
+#: The fixture refuses to hand out a run whose best val AVC accuracy is below this: 0.68 is 18 pairs
+#: of 180 above chance and 6 below the lowest best measured over four training seeds (0.717; their
+#: spread was 3 pairs), so noise does not cross it and a run that learns half as well does.
+MIN_VAL_ACCURACY = 0.68
 
 
 @pytest.fixture(scope="session")

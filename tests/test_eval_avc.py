@@ -83,8 +83,13 @@ def test_avc_command_trained_beats_random(trained_small_run, synth_shards, tmp_p
     assert main(["eval", "avc", "--model", f"random:{trained_small_run}", "--data", str(synth_shards),
                  "--out", str(tmp_path / "random")]) == 0
     untrained = read_result(tmp_path / "random" / "eval", "avc")
-    assert metrics["accuracy"] > 0.5
-    assert metrics["accuracy"] > untrained["metrics"]["accuracy"]
+    # Test AVC accuracy of the fixture trained with seeds 0-3 (130 test pairs, 2-core AMD EPYC):
+    # 0.585, 0.631, 0.631, 0.708; its random twin 0.500 each time. The bars sit 4.5 points (6 pairs) under the
+    # lowest, so another CPU's rounding (a trajectory like another seed's) passes, while a model
+    # whose lead over chance is under half the lowest measured one fails.
+    assert metrics["pairs"] >= 100  # one pair is under 1 %
+    assert metrics["accuracy"] >= 0.54
+    assert metrics["accuracy"] >= untrained["metrics"]["accuracy"] + 0.04
 
 
 def test_avc_bad_inputs_give_clear_errors(synth_shards, tmp_path, capsys):

@@ -97,16 +97,23 @@ def test_cluster_command_writes_table_4_and_figure_10(trained_cluster, capsys):
     assert data["metrics"]["k"] == 4 and data["metrics"]["num_classes"] == 4
 
 
+# NMI (k = 4, train split) of the fixture trained with seeds 0, 1, 2, 3 on a 2-core AMD EPYC, against
+# the mean of three untrained networks (vision 0.610, audio 0.593) and random assignment (0.136):
+#   vision 0.620, 0.778, 0.664, 0.620    audio 0.600, 0.756, 0.927, 0.625
+# Both towers learn, but on this world an untrained network already clusters the classes (issue #15),
+# so the lead over it ranges from +0.007 to +0.334 with the seed: no bar above "untrained" would be
+# safe from a change of CPU. The assertions are what holds with a margin: trained embeddings cluster
+# far above random assignment (the lowest trained NMI is 0.46 above it; the bar, 0.3, fails a tower
+# whose features say half as much) and no worse than untrained ones (lowest lead +0.007; the bar
+# allows 0.05 of noise and fails a training that degrades the features). "Trained beats random" with
+# a stated margin is asserted on the units (test_eval_units.py), where the spread allows one.
 @pytest.mark.slow
-def test_trained_vision_tower_clusters_better_than_random(trained_cluster):
-    nmi_vision = trained_cluster[1]["metrics"]["nmi"]["vision"]
-    assert nmi_vision["L3-Net"] > nmi_vision["L3 without training"] > nmi_vision["random assignment"]
-
-
-@pytest.mark.slow
-def test_trained_audio_tower_clusters_better_than_random(trained_cluster):
-    nmi_audio = trained_cluster[1]["metrics"]["nmi"]["audio"]
-    assert nmi_audio["L3-Net"] > nmi_audio["L3 without training"] > nmi_audio["random assignment"]
+@pytest.mark.parametrize("modality", ["vision", "audio"])
+def test_trained_towers_cluster_the_classes(trained_cluster, modality):
+    nmi_scores = trained_cluster[1]["metrics"]["nmi"][modality]
+    assert nmi_scores["L3-Net"] >= nmi_scores["random assignment"] + 0.3
+    assert nmi_scores["L3-Net"] >= nmi_scores["L3 without training"] - 0.05
+    assert nmi_scores["L3 without training"] > nmi_scores["random assignment"]
 
 
 def test_cluster_k_larger_than_inputs_and_bad_inputs(synth_shards, unlabelled_shards, tmp_path, capsys):

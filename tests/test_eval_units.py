@@ -152,10 +152,18 @@ def test_units_command_writes_counts_top_inputs_and_pictures(trained_units):
 def test_trained_towers_have_more_high_preference_units_than_random(trained_units):
     metrics = trained_units[1]["metrics"]
     classes, units = metrics["classes_with_unit"]["4"], metrics["units_with_high_preference"]["4"]
-    # Section 3.5.3's count: classes that have a unit with >= 4 of its top 5 inputs, for both towers
-    assert classes["trained"]["vision"] > classes["random"]["vision"]
-    assert classes["trained"]["audio"] > classes["random"]["audio"]
-    assert units["trained"]["vision"] > units["random"]["vision"]
+    # Units (of 128) with >= 4 of their top 5 inputs of one class, the fixture trained with seeds 0-3
+    # on a 2-core AMD EPYC, against the mean of three untrained networks (vision 55.3, audio 30.7):
+    #   vision 120, 107, 103, 109 (>= 1.86x)    audio 87, 85, 108, 110 (>= 2.77x)
+    # The bar, 1.5x for both towers, is under the lowest ratio by more than the seeds' spread and fails
+    # a tower whose units prefer classes no more than an untrained one's do.
+    for modality in ("vision", "audio"):
+        assert units["trained"][modality] >= 1.5 * units["random"][modality], modality
+    # Section 3.5.3's count: classes that have such a unit. With 4 classes the count is coarse: trained
+    # vision 2, 3, 4, 4 against 1.7 untrained, so "not fewer" holds; audio 3, 4, 4, 3 (and 2 in a run
+    # with 2 threads) against 3.3: an untrained audio tower already has such units for most of the 4
+    # classes (issue #15), so no audio assertion on this count would be safe.
+    assert classes["trained"]["vision"] >= classes["random"]["vision"]
 
 
 def test_units_bad_inputs(synth_shards, tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_data import SYNTH_PREPARE_CONFIG
+from fixtures_data import SYNTH_PREPARE_CONFIG, SYNTH_WORLD_CONFIG
 from l3net import media
 from l3net.cli import main
 from l3net.data import shards as fmt
@@ -40,7 +40,7 @@ def _tars(out: Path) -> dict[str, bytes]:
 
 def test_synthetic_shards(synth_world: Path, synth_shards: Path) -> None:
     manifest = read_manifest(synth_shards)
-    assert len(manifest) == 36 and all(m["status"] == "kept" for m in manifest)
+    assert len(manifest) == SYNTH_WORLD_CONFIG.videos and all(m["status"] == "kept" for m in manifest)
     labels = dict(line.strip().split(",", 1) for line in (synth_world / "labels.csv").read_text().splitlines()[1:])
     info = json.loads((synth_shards / "dataset.json").read_text())
     assert info["frame_smaller_side"] == 112 and info["fps"] == 4.0 and info["sample_rate"] == 48_000
@@ -63,7 +63,7 @@ def test_synthetic_shards(synth_world: Path, synth_shards: Path) -> None:
                     assert 0 <= box[0] < box[2] <= 112 and 0 <= box[1] < box[3] <= 112
             frame = shards.read_frame(video, 5)
             assert frame.shape == (112, 112, 3)
-    assert seen == 36
+    assert seen == SYNTH_WORLD_CONFIG.videos
 
 
 def test_real_videos(data_dir: Path, tmp_path: Path) -> None:

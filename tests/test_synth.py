@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fixtures_data import SYNTH_WORLD_CONFIG
 from l3net import media
 from l3net.cli import main
 from l3net.data.synth import (
@@ -35,9 +36,9 @@ def _labels(world: Path) -> list[tuple[str, str]]:
 
 def test_world_layout_and_decodability(synth_world: Path) -> None:
     labels = _labels(synth_world)
-    assert len(labels) == 36
+    assert len(labels) == SYNTH_WORLD_CONFIG.videos
     counts = Counter(c for _, c in labels)
-    assert sorted(counts) == sorted(CLASS_NAMES[:4]) and set(counts.values()) == {9}  # balanced
+    assert sorted(counts) == sorted(CLASS_NAMES[:4]) and set(counts.values()) == {SYNTH_WORLD_CONFIG.videos // 4}  # balanced
     world = json.loads((synth_world / "world.json").read_text())
     assert world["config"]["seed"] == 0 and len(world["classes"]) == 4
     for video, _ in labels[:3]:

@@ -34,21 +34,29 @@ def _arg(name: str) -> str:
     return TRAINED_SMALL_ARGS[TRAINED_SMALL_ARGS.index(name) + 1]
 
 
+def _val_steps() -> list[int]:
+    """Validation runs every --val-every steps and after the last step."""
+    every, steps = int(_arg("--val-every")), int(_arg("--steps"))
+    return sorted(set(range(every, steps + 1, every)) | {steps})
+
+
 def test_training_run_learns(trained_small_run: Path) -> None:
     records = read_log(trained_small_run)
     train_records = [r for r in records if r["event"] == "train"]
     val_records = [r for r in records if r["event"] == "val"]
     steps = int(_arg("--steps"))
+    schedule = TrainConfig(data="-", out="-", lr=float(_arg("--lr")), lr_schedule=_arg("--lr-schedule"), steps=steps)
     assert [r["step"] for r in train_records] == list(range(5, steps + 1, 5))
     for r in train_records:
         assert r["pairs"] == r["step"] * int(_arg("--batch-size"))
-        assert r["lr"] == float(_arg("--lr"))
+        # the rate the step trained with: the cosine's value after step - 1 completed steps
+        assert r["lr"] == pytest.approx(schedule.lr_at(r["step"] - 1), rel=1e-12)
         assert r["pairs_per_s"] > 0 and 0 <= r["data_wait_fraction"] <= 1
     # The loss falls and the pairs are told apart better than by chance (50 %), in training and on val.
     first, last = train_records[:2], train_records[-2:]
     assert sum(r["loss"] for r in last) < sum(r["loss"] for r in first)
     assert max(r["accuracy"] for r in last) > 0.6
-    assert [r["step"] for r in val_records] == [20, 40]
+    assert [r["step"] for r in val_records] == _val_steps()
     assert max(r["val_accuracy"] for r in val_records) >= MIN_VAL_ACCURACY
     assert all(r["val_pairs"] > 0 for r in val_records)
 
@@ -82,8 +90,7 @@ def test_tensorboard_events(trained_small_run: Path) -> None:
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "train/accuracy", "train/pairs_per_s", "val/accuracy"} <= tags
-    every = int(_arg("--val-every"))
-    assert [e.step for e in events.Scalars("val/accuracy")] == list(range(every, int(_arg("--steps")) + 1, every))
+    assert [e.step for e in events.Scalars("val/accuracy")] == _val_steps()
 
 
 def test_existing_run_needs_resume(trained_small_run: Path, synth_shards: Path, tmp_path: Path,
@@ -102,7 +109,7 @@ def test_resume_of_a_finished_run_and_incompatible_resume(trained_small_run: Pat
     before = (run / WEIGHTS_FILE).read_bytes()
     # Options left out come from the run: this continues it, and it is already complete.
     assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
-    assert "already at step 40" in capsys.readouterr().err
+    assert f"already at step {_arg('--steps')}" in capsys.readouterr().err
 
     assert main(["train", "--out", str(run), "--resume", "--batch-size", "16", "--preset", "paper"]) == 2
     err = capsys.readouterr().err
