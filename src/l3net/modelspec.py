@@ -154,3 +154,15 @@ def random_twins(
             yield weight_seed, model.eval()
         else:
             yield weight_seed, build_model(model.config, seed=weight_seed).to(device).eval()
+
+
+def random_row_networks(
+    model: L3Net, seed: int = 0, n: int = DEFAULT_RANDOM_SEEDS, *, untrained: bool = False,
+    given: L3Net | None = None,
+) -> Iterator[tuple[int | None, L3Net]]:
+    """The networks of a protocol's random-weights row: ``given`` alone (weight seed None) when the
+    caller supplies one, else :func:`random_twins` ``(model, seed, n, untrained=untrained)``."""
+    if given is not None:
+        yield None, given.eval()
+    else:
+        yield from random_twins(model, seed, n, untrained=untrained)

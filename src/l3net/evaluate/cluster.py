@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..data.shards import ShardSet
 from ..errors import InputError
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
 from ..models import MODALITIES, L3Net
 from . import paper
 from .inputs import embed_items, label_array, open_shards, pick_items
@@ -220,8 +220,7 @@ def evaluate_clustering(
     embeddings: dict[str, dict[str, np.ndarray]] = {}
     if not untrained:
         embeddings["L3-Net"] = embed_items(model, shards, items, label="trained", **common)
-    networks = ([(None, random_model)] if random_model is not None
-                else random_twins(model, seed, config.random_seeds, untrained=untrained))
+    networks = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
     random_nmi: dict[str, list[float]] = {m: [] for m in MODALITIES}
     weight_seeds: list[int] = []
     for weight_seed, network in networks:  # one random network in memory at a time

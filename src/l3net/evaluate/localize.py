@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DatasetError, InputError
 from ..heatmaps import _colormap_lut, low_res_heatmaps, overlay, peak_location, upsample
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
 from ..models import L3Net
 from .boxes import Box, BoxedFrame, load_boxed_frames, visible_boxes  # noqa: F401 - the game's inputs
 from .result import FigureSpec, Result, mean_spread, new_figure, spread_text
@@ -241,8 +241,7 @@ def evaluate_localization(
     random_name = model_name if untrained else RANDOM_ROW
     if not untrained:
         rows.append((model_name, *pointing_scores(model, examples, desc=f"pointing game ({model_name})", **common)))
-    networks = ([(None, random_model)] if random_model is not None
-                else random_twins(model, seed, config.random_seeds, untrained=untrained))
+    networks = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
     random_hits: list[np.ndarray] = []
     weight_seeds: list[int] = []
     for weight_seed, network in networks:  # one random network in memory at a time

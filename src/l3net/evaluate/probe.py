@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DatasetError, InputError, MediaError
 from ..media import load_image
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
 from ..models import L3Net
 from . import paper
 from .classify import FeatureResult, classify_recordings, confusion_figure
@@ -162,8 +162,7 @@ def evaluate_probe(
     C, n_splits, seed = config.C, config.n_splits, config.seed
     batch_size, precision, progress = config.batch_size, config.precision, config.progress
     # the paper's random-weights row: same architecture, fresh weights, same run, several seeds
-    twins = ([(None, random_model)] if random_model is not None
-             else random_twins(model, seed, config.random_seeds, untrained=untrained))
+    twins = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
     networks = ([] if untrained else [(TRAINED_ROW, None, model)]) + [(RANDOM_ROW, s, net) for s, net in twins]
     start = time.perf_counter()
     features: list[tuple[str, int | None, np.ndarray]] = []

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..data.shards import ShardSet
 from ..errors import InputError
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
+from ..modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
 from ..models import MODALITIES, L3Net
 from . import paper
 from .inputs import embed_items, label_array, open_shards, pick_items
@@ -238,8 +238,7 @@ def evaluate_units(
     random_rankings: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
     weight_seeds: list[int] = []
     if labelled:  # the random row is a reference for the class counts, which need labels
-        twins = ([(None, random_model)] if random_model is not None
-                 else random_twins(model, seed, config.random_seeds, untrained=untrained))
+        twins = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
         for weight_seed, network in twins:  # one random network in memory at a time
             if network is model:
                 embeddings = networks["trained"][1]
