@@ -89,51 +89,101 @@ def window_timestamps(count: int, hop_size: float) -> np.ndarray:
     return np.arange(count, dtype=np.float64) * float(hop_size)
 
 
+class WindowCutter:
+    """The framer, fed by pushes: cuts mono float32 chunks (48 kHz) into windows of ``window`` samples.
+
+    ``push(chunk)`` returns every window completed by that chunk (in order, 1-D arrays); ``close()``
+    returns the rest (windows that run past the end, zero-padded, by the rule of the module
+    docstring). Chunks of any size, a single sample included: pushes are only gathered, and joined
+    when the next window is complete, so the cost per sample does not grow as chunks shrink. About
+    one window plus one chunk is buffered, however long the stream. Returned windows are views of
+    buffers that are never written again: they stay valid.
+    """
+
+    def __init__(self, hop_size: float, center: bool = True, window: int = SAMPLE_RATE, framing: str = "l3net") -> None:
+        self.hop_size = check_hop(hop_size)
+        self.center = center
+        self.window = window
+        self.framing = framing
+        self.emitted = 0  # windows returned so far: the index k of the next one
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0  # absolute index of _buf[0]
+        self._pending: list[np.ndarray] = []  # pushed, not yet joined to _buf
+        self._end = 0  # absolute index one past the last sample pushed
+        self._closed = False
+
+    def _start(self, k: int) -> int:
+        return window_start(k, self.hop_size, self.center, self.window)
+
+    def _join(self) -> None:
+        """Append the pending chunks to the buffer, dropping what no later window needs (with a hop
+        longer than a window, whole stretches)."""
+        if not self._pending:
+            return
+        chunk = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending = []
+        end = self._buf_start + self._buf.size
+        lo = max(self._start(self.emitted), self._buf_start)
+        if lo >= end:
+            skip = min(lo - end, chunk.size)
+            self._buf, self._buf_start = chunk[skip:], end + skip
+        else:
+            self._buf = np.concatenate([self._buf[lo - self._buf_start :], chunk])
+            self._buf_start = lo
+
+    def _cut(self, start: int, total: int | None) -> np.ndarray:
+        lo, hi = start - self._buf_start, start - self._buf_start + self.window
+        if start >= 0 and (total is None or start + self.window <= total):
+            return self._buf[lo:hi]
+        out = np.zeros(self.window, np.float32)  # zeros outside the audio
+        src_lo, src_hi = max(lo, 0), min(hi, self._buf.size if total is None else total - self._buf_start)
+        if src_hi > src_lo:
+            out[src_lo - lo : src_hi - lo] = self._buf[src_lo:src_hi]
+        return out
+
+    def push(self, chunk: np.ndarray) -> list[np.ndarray]:
+        """Add samples (any 1-D float array, 48 kHz); the windows they complete."""
+        if self._closed:
+            raise InputError("push() after close(): the stream has ended")
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        if chunk.size:
+            self._pending.append(chunk)
+            self._end += chunk.size
+        if self._start(self.emitted) + self.window > self._end:
+            return []
+        self._join()
+        out = []
+        while (start := self._start(self.emitted)) + self.window <= self._end:
+            out.append(self._cut(start, None))
+            self.emitted += 1
+        return out
+
+    def close(self) -> list[np.ndarray]:
+        """End of the audio: the remaining windows (at least one window in all, even for no audio)."""
+        if self._closed:
+            return []
+        self._join()
+        self._closed = True
+        total, out = self._end, []
+        while window_included(self.emitted, total, self.hop_size, self.center, self.window, framing=self.framing):
+            out.append(self._cut(self._start(self.emitted), total))
+            self.emitted += 1
+        return out
+
+
 def iter_windows(
     chunks: Iterable[np.ndarray], hop_size: float, center: bool = True, window: int = SAMPLE_RATE,
     framing: str = "l3net",
 ) -> Iterator[np.ndarray]:
     """Cut a stream of mono float32 chunks (48 kHz) into windows of ``window`` samples, lazily.
 
-    Yields window 0, 1, 2 ... (1-D arrays, valid until the next one is requested). Only about one
-    window plus one chunk of samples is buffered, however long the stream.
+    Yields window 0, 1, 2 ... (1-D arrays) as each chunk completes them (:class:`WindowCutter`). Only
+    about one window plus one chunk of samples is buffered, however long the stream.
     """
-    hop_size = check_hop(hop_size)
-    buf = np.zeros(0, np.float32)
-    buf_start = 0  # absolute index of buf[0]
-    k = 0
-
-    def cut(start: int, total: int | None) -> np.ndarray:
-        lo, hi = start - buf_start, start - buf_start + window
-        if start >= 0 and (total is None or start + window <= total):
-            return buf[lo:hi]
-        out = np.zeros(window, np.float32)  # zeros outside the audio
-        src_lo, src_hi = max(lo, 0), min(hi, buf.size if total is None else total - buf_start)
-        if src_hi > src_lo:
-            out[src_lo - lo : src_hi - lo] = buf[src_lo:src_hi]
-        return out
-
+    cutter = WindowCutter(hop_size, center, window, framing)
     for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        if chunk.size == 0:
-            continue
-        end = buf_start + buf.size
-        # Drop what no later window needs (with a hop longer than a window, whole stretches).
-        lo = max(window_start(k, hop_size, center, window), buf_start)
-        if lo >= end:
-            skip = min(lo - end, chunk.size)
-            buf, buf_start = chunk[skip:], end + skip
-        else:
-            buf = np.concatenate([buf[lo - buf_start :], chunk])
-            buf_start = lo
-        end = buf_start + buf.size
-        while (start := window_start(k, hop_size, center, window)) + window <= end:
-            yield cut(start, None)
-            k += 1
-    total = buf_start + buf.size
-    while window_included(k, total, hop_size, center, window, framing=framing):
-        yield cut(window_start(k, hop_size, center, window), total)
-        k += 1
+        yield from cutter.push(chunk)
+    yield from cutter.close()
 
 
 def batch_windows(windows: Iterator[np.ndarray], batch_size: int, window: int) -> Iterator[np.ndarray]:
