@@ -394,7 +394,7 @@ def test_a_failed_seek_falls_back_to_decoding_from_the_start(corpus, monkeypatch
     path = _clapper_path(corpus, _by_name("ts_600s"))
     reference = np.concatenate(list(media.AudioReader(path, start=1.5, duration=1.0)))
     frames = list(media.VideoReader(path, times=[2.1]))
-    monkeypatch.setattr(media, "_seek_units", lambda seconds, stream: 1 << 40)  # seeks past the end
+    monkeypatch.setattr(media.timeline, "_seek_units", lambda seconds, stream: 1 << 40)  # seeks past the end
     audio = media.AudioReader(path, start=1.5, duration=1.0)
     assert np.allclose(np.concatenate(list(audio)), reference, atol=1e-4) and audio.report.seek == "decode from start"
     video = media.VideoReader(path, times=[2.1])

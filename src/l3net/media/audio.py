@@ -1,0 +1,326 @@
+"""A file's audio on its :class:`~l3net.media.timeline.Timeline`: mono float32 at 48 kHz, silence
+where the stream has none. Decoding streams in chunks (:func:`iter_audio`), so an hour of audio need
+never be in memory; :class:`AudioReport` says what was put where.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import av
+import numpy as np
+
+from ..config import SAMPLE_RATE
+from ..errors import InputError, MediaError
+from .resampling import _AudioGraph
+from .timeline import (
+    PathLike,
+    _check_file,
+    _choose_audio_stream,
+    _ffmpeg_reason,
+    _frames_from,
+    _is_picture_stream,
+    _open_container,
+    _set_threads,
+    _timeline,
+)
+
+#: Seconds by which an audio stream's timestamps may disagree with the count of its decoded samples
+#: before silence is inserted (a gap) or samples are dropped (an overlap). Containers round
+#: timestamps (Matroska to 1 ms), which is no gap; a drift never grows past this (half a frame
+#: interval at 50 fps).
+AUDIO_SYNC_TOLERANCE = 0.01
+#: Decoded audio frames looked at after one whose timestamp disagrees with the samples so far:
+#: only a disagreement they all share (a real gap or overlap, not timestamp jitter) is corrected.
+AUDIO_SYNC_LOOKAHEAD = 8
+
+
+@dataclass
+class AudioReport:
+    """What reading put where, in seconds on the file's :class:`Timeline` (filled while decoding).
+
+    The samples delivered start at timeline time ``start``; the stream's first decoded sample sits
+    at ``offset``. Silence stands in where the stream has no sound: before its first sample
+    (``padded_start``), in gaps of its timestamps (``gaps``) and after its end up to the end of
+    the picture (``padded_end``); samples before ``start`` (``trimmed_start``) or where timestamps
+    go back (``overlaps``) are dropped.
+    """
+
+    stream: int = 0  # index among the file's audio streams
+    streams: int = 0  # audio streams in the file
+    channels: int = 0
+    layout: str = ""
+    downmix: str = "none"  # none | mean | ffmpeg matrix
+    origin: float = 0.0  # container time of timeline t = 0
+    start: float = 0.0
+    offset: float | None = None
+    padded_start: float = 0.0
+    trimmed_start: float = 0.0
+    gaps: float = 0.0
+    overlaps: float = 0.0
+    padded_end: float = 0.0
+    seek: str | None = None  # 'seek' or 'decode from start' when reading began after t = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's fields (``audio_*``), values rounded to the microsecond."""
+        fields = {
+            "audio_stream": self.stream,
+            "audio_streams": self.streams,
+            "audio_channels": self.channels,
+            "audio_layout": self.layout,
+            "audio_downmix": self.downmix,
+            "audio_offset": None if self.offset is None else round(self.offset, 6),
+            "audio_padded_s": round(self.padded_start, 6),
+            "audio_trimmed_s": round(self.trimmed_start, 6),
+            "audio_gaps_s": round(self.gaps, 6),
+            "audio_overlaps_s": round(self.overlaps, 6),
+            "audio_padded_end_s": round(self.padded_end, 6),
+            "timeline_origin": round(self.origin, 6),
+        }
+        if self.seek is not None:
+            fields["audio_seek"] = self.seek
+        return fields
+
+
+def _silence_like(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    silence = av.AudioFrame(format=frame.format.name, layout=frame.layout, samples=samples)
+    for plane in silence.planes:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate = frame.sample_rate
+    return silence
+
+
+def _drop_front(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
+    """The frame without its first ``samples`` samples."""
+    data = frame.to_ndarray()
+    if not frame.format.is_planar:  # packed: one row of interleaved channels
+        data = data[:, samples * len(frame.layout.channels) :]
+    else:
+        data = data[:, samples:]
+    rest = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout)
+    rest.sample_rate = frame.sample_rate
+    return rest
+
+
+class AudioReader:
+    """A file's audio on its :class:`Timeline`, as mono float32 chunks at ``sample_rate`` (Hz).
+
+    Iterating decodes ``duration`` seconds (None: to the end) from timeline time ``start``, in
+    chunks of about ``chunk_seconds``; ``report`` then says what was done (an
+    :class:`AudioReport`). Sample ``i`` of the output is at timeline time ``start + i /
+    sample_rate``: a stream that starts late is preceded by silence, one that starts early is
+    trimmed, gaps in its timestamps become silence, and a video's sound is padded with silence to
+    the end of its picture. Edit lists and encoder priming (AAC delay, Opus pre-skip) count as
+    FFmpeg presents them. ``stream``: index among the audio streams (None: the default one, else
+    the first). A ``start`` after 0 seeks (no index needed; a seek that fails falls back to
+    decoding from the start). ``threads``: decoder threads (None: FFmpeg's choice).
+    Raises :class:`MediaError` when the file is unreadable or has no audio.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        sample_rate: int = SAMPLE_RATE,
+        *,
+        start: float = 0.0,
+        duration: float | None = None,
+        stream: int | None = None,
+        chunk_seconds: float = 10.0,
+        threads: int | None = None,
+    ) -> None:
+        if sample_rate <= 0:
+            raise InputError(f"sample_rate must be positive, got {sample_rate}")
+        if not (math.isfinite(start) and start >= 0):
+            raise InputError(f"start must be a non-negative number of seconds, got {start}")
+        if duration is not None and not duration >= 0:
+            raise InputError(f"duration must be non-negative, got {duration}")
+        if stream is not None and stream < 0:
+            raise InputError(f"audio stream must be a non-negative index, got {stream}")
+        self.path = Path(path)
+        self.sample_rate = int(sample_rate)
+        self.start, self.duration, self.stream = float(start), duration, stream
+        self.chunk_seconds, self.threads = chunk_seconds, threads
+        self.report = AudioReport(start=self.start)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.report = AudioReport(start=self.start)
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        path, report, sample_rate = self.path, self.report, self.sample_rate
+        _check_file(path)
+        limit = None if self.duration is None else max(0, round(self.duration * sample_rate))
+        chunk = max(1, round(self.chunk_seconds * sample_rate))
+        emitted = 0
+        pending: list[np.ndarray] = []
+        pending_len = 0
+        bad = [0]
+        seeks: list[str] = []
+        with _open_container(path) as container:
+            stream = _choose_audio_stream(container, path, self.stream)
+            clock = _timeline(container)
+            audios = list(container.streams.audio)
+            in_rate = stream.rate
+            report.stream, report.streams = audios.index(stream), len(audios)
+            report.channels, report.layout, report.origin = len(stream.layout.channels), stream.layout.name, clock.origin
+            _set_threads(stream, self.threads)
+            try:
+                graph = _AudioGraph(stream, in_rate=in_rate, channels=len(stream.layout.channels), out_rate=sample_rate, layout=stream.layout)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise MediaError(path, f"unsupported audio stream ({exc})") from exc
+            report.downmix = graph.downmix
+            # The picture's end bounds the padding after the sound: a video's audio covers its
+            # picture; an audio file's timeline ends with its audio.
+            has_picture = any(not _is_picture_stream(s) for s in container.streams.video)
+            end = clock.end if has_picture else None
+            if limit is not None:
+                stop = self.start + limit / sample_rate
+                end = None if end is None else min(end, stop)
+
+            def drain(pieces: list[np.ndarray], final: bool) -> Iterator[np.ndarray]:
+                nonlocal pending, pending_len, emitted
+                for piece in pieces:
+                    pending.append(piece)
+                    pending_len += piece.size
+                while pending_len >= chunk or (final and pending_len):
+                    data = np.concatenate(pending)
+                    take = data[:chunk]
+                    if limit is not None:
+                        take = take[: max(0, limit - emitted)]
+                    if take.size:
+                        yield take
+                    emitted += take.size
+                    pending = [data[chunk:]] if data.size > chunk else []
+                    pending_len = data.size - min(chunk, data.size)
+                    if limit is not None and emitted >= limit:
+                        pending, pending_len = [], 0
+                        return
+
+            def silence(like: av.AudioFrame, samples: int) -> Iterator[np.ndarray]:
+                # in pieces of PULL_SECONDS: a long gap must not become one huge frame
+                step = max(1, round(_AudioGraph.PULL_SECONDS * in_rate))
+                while samples > 0 and (limit is None or emitted < limit):
+                    n = min(step, samples)
+                    yield from drain(graph.push(_silence_like(like, n)), final=False)
+                    samples -= n
+
+            tolerance = round(AUDIO_SYNC_TOLERANCE * in_rate)
+            position = round(self.start * in_rate)  # timeline sample (input rate) of the next sample out
+            target = clock.origin + self.start if self.start > 0 else None
+            last: av.AudioFrame | None = None
+            ahead: deque[tuple[av.AudioFrame, int | None]] = deque()  # decoded, not yet placed
+
+            def persistent(lead: int, after: int) -> int:
+                """The part of ``lead`` (samples) that the frames waiting after this one share.
+
+                Some muxers write timestamps that jitter around the sample count (+-20 ms) without
+                drifting: one frame off is no gap. A real gap (or overlap) moves every frame after
+                it: only the offset all of the next ``AUDIO_SYNC_LOOKAHEAD`` frames share is corrected.
+                """
+                shared = abs(lead)
+                for waiting, waiting_at in ahead:
+                    if waiting_at is None:
+                        continue
+                    offset = waiting_at - after
+                    if offset * lead <= 0 or abs(offset) <= tolerance:
+                        return 0
+                    shared = min(shared, abs(offset))
+                    after += waiting.samples
+                return shared if lead > 0 else -shared
+
+            def place(frame: av.AudioFrame, at: int | None) -> Iterator[np.ndarray]:
+                nonlocal position, last
+                if at is not None:
+                    lead = at - position  # > 0: the frame starts after the samples so far end
+                    if last is not None and abs(lead) > tolerance:
+                        lead = persistent(lead, position + frame.samples) if len(ahead) else 0
+                    if lead > 0 and (last is None or abs(lead) > tolerance):
+                        if last is None:
+                            report.padded_start += lead / in_rate
+                        else:
+                            report.gaps += lead / in_rate
+                        yield from silence(frame, lead)
+                        position += lead
+                    elif lead < 0 and (last is None or abs(lead) > tolerance):
+                        drop = min(-lead, frame.samples)
+                        if last is None:
+                            if self.start == 0:  # (from a seek, the samples before `start` are no news)
+                                report.trimmed_start += drop / in_rate
+                        else:
+                            report.overlaps += drop / in_rate
+                        if drop == frame.samples:
+                            return
+                        frame = _drop_front(frame, drop)
+                frame.pts = None  # the resampler must not try to fix timestamps: this loop does
+                last = frame
+                position += frame.samples
+                yield from drain(graph.push(frame), final=False)
+
+            frames = _frames_from(path, container, stream, target, bad, seeks)
+            while limit is None or emitted < limit:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as exc:
+                    raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
+                at = None if frame.time is None else round((frame.time - clock.origin) * in_rate)
+                if report.offset is None and at is not None and self.start == 0:
+                    report.offset = at / in_rate
+                ahead.append((frame, at))
+                if len(ahead) > AUDIO_SYNC_LOOKAHEAD:
+                    yield from place(*ahead.popleft())
+            while ahead and (limit is None or emitted < limit):
+                yield from place(*ahead.popleft())
+            if last is not None and end is not None and (limit is None or emitted < limit):
+                missing = round(end * in_rate) - position
+                if missing > tolerance:
+                    report.padded_end += missing / in_rate
+                    yield from silence(last, missing)
+            if last is not None and (limit is None or emitted < limit):
+                yield from drain(graph.push(None), final=True)
+            report.seek = seeks[0] if seeks else None
+        if emitted == 0:
+            detail = f" ({bad[0]} undecodable packets)" if bad[0] else ""
+            raise MediaError(path, f"no audio could be decoded{detail}")
+
+
+def iter_audio(
+    path: PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    duration: float | None = None,
+    chunk_seconds: float = 10.0,
+    threads: int | None = None,
+    start: float = 0.0,
+    stream: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode a file's audio as mono float32 chunks at ``sample_rate`` (Hz), on its timeline.
+
+    ``duration`` seconds from ``start`` (None: to the end), in chunks of about ``chunk_seconds``
+    (the last may be shorter). See :class:`AudioReader` (which also reports what it did) for the
+    timeline, ``stream`` and ``threads``. Raises :class:`MediaError` when the file is unreadable
+    or has no audio.
+    """
+    yield from AudioReader(
+        path, sample_rate, start=start, duration=duration, stream=stream, chunk_seconds=chunk_seconds, threads=threads
+    )
+
+
+def load_audio(
+    path: PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    duration: float | None = None,
+    threads: int | None = None,
+    start: float = 0.0,
+    stream: int | None = None,
+) -> np.ndarray:
+    """The audio of a file (``duration`` seconds from ``start``, None: all) on its timeline:
+    mono float32 at ``sample_rate``. See :class:`AudioReader`."""
+    chunks = list(iter_audio(path, sample_rate, duration=duration, threads=threads, start=start, stream=stream))
+    return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
