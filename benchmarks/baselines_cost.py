@@ -5,7 +5,7 @@ on as many AVC pairs, as RUN's model saw. This measures, in the same run and on 
 preset, batch, precision and device, the wall time of:
 
 - **l3net train**: :func:`l3net.train.train` for N steps (set-up, data loader, logging included);
-- **baselines**: :func:`l3net.evaluate.supervised_train.train_supervised` with the budget of that
+- **baselines**: :func:`l3net.evaluate.baselines.training.train_supervised` with the budget of that
   run: N steps of each classifier and N steps of the head (set-up and loaders included), with the
   time of each stage.
 
@@ -48,7 +48,7 @@ def baselines_seconds(args: argparse.Namespace, shards: Path, workers: int) -> t
     from l3net.config import get_preset
     from l3net.data.sampler import AugmentConfig
     from l3net.data.shards import ShardSet
-    from l3net.evaluate import supervised_train
+    from l3net.evaluate.baselines import training as supervised_train
     from l3net.runtime import resolve_device
     from l3net.train import data_fingerprint
 

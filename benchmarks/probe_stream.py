@@ -141,8 +141,8 @@ def run_probe(tree: Path, out: Path, args: argparse.Namespace) -> dict:
 def loader_rate(tree: Path, preset_name: str, workers: int, batch_size: int, batches: int = 60) -> float:
     """Images per second of the DataLoader alone (decode + augmentation), ``workers`` workers."""
     from l3net.config import get_preset
-    from l3net.evaluate.probe_data import read_probe_images
-    from l3net.evaluate.probe_loader import EpochBatches, ProbeImageDataset, loader
+    from l3net.evaluate.probe.data import read_probe_images
+    from l3net.evaluate.probe.loader import EpochBatches, ProbeImageDataset, loader
 
     images = read_probe_images(tree)
     data = ProbeImageDataset(images.train, get_preset(preset_name), train=True)

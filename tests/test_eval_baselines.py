@@ -19,16 +19,9 @@ from l3net.config import get_preset
 from l3net.data.sampler import AugmentConfig
 from l3net.data.shards import ShardSet
 from l3net.errors import InputError
-from l3net.evaluate.baselines import (
-    BaselinesConfig,
-    TowerClassifier,
-    choose_threshold,
-    direct_scorer,
-    plan_budget,
-    reference_run,
-    training_augment,
-)
-from l3net.evaluate.supervised_train import Checkpoint, TrainPlan, train_supervised
+from l3net.evaluate.baselines.networks import TowerClassifier, choose_threshold, direct_scorer
+from l3net.evaluate.baselines.protocol import BaselinesConfig, plan_budget, reference_run, training_augment
+from l3net.evaluate.baselines.training import Checkpoint, TrainPlan, train_supervised
 from l3net.models import build_model, load_model
 from l3net.train import PAPER_PAIRS
 
@@ -126,7 +119,7 @@ def _states(trained):
 
 
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_one(synth_shards, tmp_path, monkeypatch):
-    from l3net.evaluate import supervised_train
+    from l3net.evaluate.baselines import training as supervised_train
 
     shards = ShardSet(synth_shards)
     plan = _plan(synth_shards, classifier_steps=4, head_steps=4)
@@ -167,7 +160,7 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_one(synth_shar
 
 
 def test_audio_classifier_batches_cover_each_video_once_per_epoch_and_workers_change_nothing(synth_shards):
-    from l3net.evaluate.supervised import ClassifierClips, usable_train_videos
+    from l3net.evaluate.baselines.networks import ClassifierClips, usable_train_videos
 
     config = get_preset("small")
     shards = ShardSet(synth_shards)

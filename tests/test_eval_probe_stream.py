@@ -15,13 +15,13 @@ from PIL import Image
 
 from l3net.cli import main
 from l3net.errors import DatasetError, InputError
-from l3net.evaluate import probe_stream
+from l3net.evaluate.probe import stream as probe_stream
 from l3net.evaluate.features import image_features
-from l3net.evaluate.probe_data import read_probe_images
-from l3net.evaluate.probe_loader import (
+from l3net.evaluate.probe.data import read_probe_images
+from l3net.evaluate.probe.loader import (
     EpochBatches, ProbeImageDataset, crop_box, distort_color, hsv_to_rgb, rgb_to_hsv, train_crop,
 )
-from l3net.evaluate.probe_stream import RANDOM_ROW, TRAINED_ROW, StreamProbeConfig, choose_solver, evaluate_probe_stream
+from l3net.evaluate.probe.stream import RANDOM_ROW, TRAINED_ROW, StreamProbeConfig, choose_solver, evaluate_probe_stream
 from l3net.media import load_image
 from l3net.models import build_model
 

@@ -208,7 +208,7 @@ def test_remove_stale_temporaries_removes_only_our_temporaries(tmp_path):
 
 def test_importing_l3net_changes_no_pillow_setting():
     code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS\n"
-            "import l3net, l3net.media, l3net.cli, l3net.evaluate.report\n"
+            "import l3net, l3net.media, l3net.cli, l3net.report\n"
             "print(before == Image.MAX_IMAGE_PIXELS)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "True"

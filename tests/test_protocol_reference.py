@@ -32,7 +32,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from l3net.evaluate import probe
+from l3net.evaluate.probe import inmemory as probe
 from l3net.evaluate.classify import classify_recordings
 from l3net.evaluate.cluster import kmeans_nmi, random_assignment_nmi
 from l3net.evaluate.datasets import Example, LabelledFiles, Split, read_image_folder

@@ -15,7 +15,7 @@ import pytest
 
 from l3net.cli import main
 from l3net.errors import InputError, OutputError
-from l3net.evaluate import report
+from l3net.report import render as report
 from l3net.evaluate.result import save_figure, write_payload
 from l3net.models import build_model
 
@@ -234,7 +234,7 @@ def test_no_backend_switch_and_no_pyplot(run_dir):
         "matplotlib.use('svg')\n"
         "import numpy as np\n"
         "from l3net.evaluate.avc import AVCResult\n"
-        "from l3net.evaluate.report import write_report\n"
+        "from l3net.report import write_report\n"
         "from l3net.evaluate.result import write_result\n"
         f"write_report({str(run_dir)!r})\n"
         "scored = {'score': np.array([0.2, 0.9]), 'label': np.array([0, 1])}\n"

@@ -194,7 +194,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "z-scoring without centring (Table 2)",
     ),
     Mutant(
-        "probe-z-score-not-scaled", "src/l3net/evaluate/probe.py",
+        "probe-z-score-not-scaled", "src/l3net/evaluate/probe/inmemory.py",
         "return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER))",
         "return make_pipeline(StandardScaler(with_std=False), LogisticRegression(C=C, max_iter=MAX_ITER))",
         ("tests/test_protocol_reference.py", "tests/test_eval_probe.py", "-m", "not slow"),
@@ -223,7 +223,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the 'random weights' row is the trained network itself",
     ),
     Mutant(
-        "probe-random-row-is-the-model", "src/l3net/evaluate/probe.py",
+        "probe-random-row-is-the-model", "src/l3net/evaluate/probe/inmemory.py",
         "models[RANDOM_ROW] = random_model if random_model is not None else random_twin(model, seed)",
         "models[RANDOM_ROW] = random_model if random_model is not None else model",
         ("tests/test_protocol_reference.py", "-k", "probe"),

@@ -90,7 +90,7 @@ def run_demo(
     from .evaluate import paper
     from .evaluate.avc import AVCConfig, evaluate_avc
     from .evaluate.cluster import ClusterConfig, evaluate_clustering
-    from .evaluate.report import write_report
+    from .report import write_report
     from .evaluate.result import write_result
     from .localize import localize_video
     from .models import load_model

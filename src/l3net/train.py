@@ -37,16 +37,12 @@ from .distributed import World
 from .errors import DatasetError, InputError, L3NetError, OutputError
 from .fileio import atomic_path, atomic_open, ensure_dir, read_json, read_jsonl, remove_stale_temporaries
 from .models import CONFIG_FILE, WEIGHTS_FILE, L3Net, build_model
+from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, LAST_DIR, LOG_FILE, TB_DIR
 from .runtime import PRECISIONS, autocast, check_precision, optimizer_step
 
 #: Pairs the paper's network saw in training (PAPER_SPEC 4): the default length of a run.
 PAPER_PAIRS = 60_000_000
 
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_FILE = "state.pt"
-LAST_DIR = "last"
-LOG_FILE = "log.jsonl"
-TB_DIR = "tb"
 CHECKPOINT_FORMAT = 1
 
 #: Settings that define the run: a resumed run must keep them, or it would be another run.

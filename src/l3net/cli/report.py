@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluate.report import REPORT_FILE, write_report
+from ..report import REPORT_FILE, write_report
 
 HELP = "One self-contained HTML page: every evaluation table and picture, training curves, config"
 DESCRIPTION = f"""Gather a run into one HTML page: every table of RUN_DIR/eval/*.json (this run's numbers

@@ -1,4 +1,4 @@
-"""``l3net eval baselines``: Table 1's supervised rows (:func:`l3net.evaluate.baselines.evaluate_baselines`)."""
+"""``l3net eval baselines``: Table 1's supervised rows (:func:`l3net.evaluate.baselines.protocol.evaluate_baselines`)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...errors import InputError
     from ...evaluate.baselines import CHECKPOINT_SUBDIR, MODEL_SUBDIR, evaluate_baselines, reference_run
-    from ...evaluate.supervised_train import CHECKPOINT_FILE
+    from ...evaluate.baselines.training import CHECKPOINT_FILE
     from ._common import say
 
     reference = reference_run(args.model) if args.model is not None else None

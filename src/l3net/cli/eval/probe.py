@@ -1,5 +1,5 @@
-"""``l3net eval probe``: Table 3 (:func:`l3net.evaluate.probe.evaluate_probe`, or streamed at ImageNet's
-scale: :func:`l3net.evaluate.probe_stream.evaluate_probe_stream`)."""
+"""``l3net eval probe``: Table 3 (:func:`l3net.evaluate.probe.inmemory.evaluate_probe`, or streamed at ImageNet's
+scale: :func:`l3net.evaluate.probe.stream.evaluate_probe_stream`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ...evaluate.probe import ProbeConfig
-from ...evaluate.probe_stream import AUTO_LBFGS_MAX_IMAGES, SOLVERS, StreamProbeConfig
+from ...evaluate.probe.stream import AUTO_LBFGS_MAX_IMAGES, SOLVERS, StreamProbeConfig
 from ._common import (
     add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, positive, say,
     write_and_report,
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ...errors import InputError
-    from ...evaluate.probe_data import count_images, find_split_dirs
-    from ...evaluate.probe_stream import choose_solver
+    from ...evaluate.probe.data import count_images, find_split_dirs
+    from ...evaluate.probe.stream import choose_solver
 
     if not args.probe_c > 0:
         raise InputError(f"--probe-c must be positive, got {args.probe_c}")
@@ -136,8 +136,8 @@ def _run_lbfgs(args: argparse.Namespace, dataset: "LabelledFiles | None" = None)
 def _run_stream(args: argparse.Namespace, solver: str) -> int:
     from ...errors import InputError
     from ...evaluate.datasets import format_skipped
-    from ...evaluate.probe_data import read_probe_images, to_labelled_files
-    from ...evaluate.probe_stream import evaluate_probe_stream
+    from ...evaluate.probe.data import read_probe_images, to_labelled_files
+    from ...evaluate.probe.stream import evaluate_probe_stream
 
     images = read_probe_images(args.images, val_labels=args.val_labels, n_splits=args.folds, seed=args.seed)
     if solver == "lbfgs":  # a flat val/ with a labels file, small enough for memory

@@ -5,7 +5,7 @@ The paper (section 5.3; ../shared/PAPER_SPEC.md section 5.3) trains one fully co
 "data augmentation, learning rate schedule, label smoothing identical to" Inception-v3 (Szegedy et
 al. 2016, "Rethinking the Inception Architecture for Computer Vision"), with Adam in place of
 RMSProp. Nothing is held in memory but a batch: a DataLoader's workers decode and augment
-(:mod:`l3net.evaluate.probe_data`), the tower runs on the model's device in ``precision``, and the
+(:mod:`l3net.evaluate.probe.data`), the tower runs on the model's device in ``precision``, and the
 linear layer of every row is trained on the same batches in one pass over the data.
 
 Each choice and where it comes from:
@@ -14,7 +14,7 @@ Each choice and where it comes from:
   ``pool_transfer``: the one definition of the layer and pooling, shared with ``--solver lbfgs``
   and ``features.image_features``), computed by :func:`l3net.inference.inference_model`;
 - training images: Inception's random-size crop to the model's ``transfer_image_size``, horizontal
-  flip, TensorFlow Inception preprocessing's colour distortion (see :mod:`~l3net.evaluate.probe_data`);
+  flip, TensorFlow Inception preprocessing's colour distortion (see :mod:`~l3net.evaluate.probe.data`);
   validation: the centre crop the paper's protocol and ``--solver lbfgs`` use;
 - optimiser: Adam (the paper), learning rate :data:`DEFAULT_LR` = 1e-3, Adam's own default
   (Kingma & Ba 2015): the paper does not give its rate, and Inception-v3's 0.045 belongs to
@@ -40,7 +40,7 @@ batches (the images are decoded once; each twin costs one more forward pass of t
 
 Checkpoints (``checkpoint=PATH``, every ``checkpoint_every`` batches and at each epoch's end,
 written atomically) hold every row's linear layer, Adam state and schedule, the sampler's position
-(the batches are a function of seed, epoch and position: :class:`~l3net.evaluate.probe_data.EpochBatches`),
+(the batches are a function of seed, epoch and position: :class:`~l3net.evaluate.probe.loader.EpochBatches`),
 the files skipped so far, and a fingerprint of data and settings; ``resume=True`` continues from
 one and ends with the same weights as an uninterrupted run (tested).
 """
@@ -58,15 +58,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import DatasetError, InputError
-from ..inference import PRECISION_CHOICES, inference_model
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_twins
-from ..models import L3Net
-from . import paper
-from .probe_checkpoint import checkpoint_fingerprint, load_checkpoint, save_checkpoint
-from .probe_data import ProbeImages
-from .probe_loader import EpochBatches, ProbeImageDataset, loader
-from .result import FigureSpec, Result, mean_spread, spread_text
+from ...errors import DatasetError, InputError
+from ...inference import PRECISION_CHOICES, inference_model
+from ...modelspec import DEFAULT_RANDOM_SEEDS, random_twins
+from ...models import L3Net
+from .. import paper
+from .checkpoint import checkpoint_fingerprint, load_checkpoint, save_checkpoint
+from .data import ProbeImages
+from .loader import EpochBatches, ProbeImageDataset, loader
+from ..result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "probe"
 TITLE = "Image classification linear probe (Table 3), trained by streaming"
@@ -81,7 +81,7 @@ LABEL_SMOOTHING = 0.1
 DEFAULT_WORKERS = max(1, min(16, (os.cpu_count() or 2) - 1))
 #: Confusion matrices are kept (JSON, picture) up to this many classes; ImageNet's would be 1000 x 1000.
 CONFUSION_MAX_CLASSES = 50
-#: ``solver`` choices: ``lbfgs`` (evaluate.probe: centre-crop features in memory, scikit-learn),
+#: ``solver`` choices: ``lbfgs`` (evaluate.probe.inmemory: centre-crop features in memory, scikit-learn),
 #: ``adam`` (this module: streamed), ``auto`` (:func:`choose_solver`).
 SOLVERS = ("auto", "lbfgs", "adam")
 #: ``auto`` picks lbfgs up to this many images: their features (8192 float32 = 32 KB each for the
@@ -175,7 +175,7 @@ class StreamProbeResult(Result):
     def figures(self) -> list[FigureSpec]:
         if not self.results or any(r.confusion is None for r in self.results.values()):
             return []
-        from .classify import confusion_figure
+        from ..classify import confusion_figure
 
         first_seed, first = next(iter(self.random_results.items()), (None, None))
         panels = [(f"{row}: top-1 {r.top1:.1%}", r.confusion) for row, r in self.results.items() if row != RANDOM_ROW]
@@ -344,7 +344,7 @@ def _remember(found: dict[str, None], messages: list[str], limit: int = 20) -> N
 
 
 def _format(items: list[tuple[str, str]]) -> str:
-    from .datasets import format_skipped
+    from ..datasets import format_skipped
 
     return format_skipped(items)
 

@@ -16,13 +16,13 @@ Protocol (PAPER_SPEC 5.1):
 
 "In the same manner as" L3-Net (the paper): the same Adam settings (:class:`l3net.train.TrainConfig`
 defaults; the head, trained alone from scratch, takes a 10x larger learning rate by default, a
-choice the paper leaves open), L3 training's augmentation (:mod:`l3net.evaluate.supervised`), and
+choice the paper leaves open), L3 training's augmentation (:mod:`l3net.evaluate.baselines.networks`), and
 by default the budget of the L3 run the baselines are compared with (:func:`reference_run`, its
 ``config.json``: steps x batch size = the pairs its model saw): the head trains on as many pairs,
 each classifier on as many examples (epochs over the train split = those pairs / the usable train
 videos, the AVC sampler's epoch). Without a run, the budget is ``l3net train``'s default, the
 paper's 60 M pairs (:data:`l3net.train.PAPER_PAIRS`). The budget used and where it came from are in
-``metrics["budget"]`` and a table. Training is resumable (:mod:`l3net.evaluate.supervised_train`).
+``metrics["budget"]`` and a table. Training is resumable (:mod:`l3net.evaluate.baselines.training`).
 """
 
 from __future__ import annotations
@@ -36,20 +36,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..config import ModelConfig, get_preset
-from ..data.sampler import AugmentConfig
-from ..data.shards import ShardSet
-from ..errors import DatasetError, InputError
-from ..fileio import read_json
-from ..models import CONFIG_FILE, MODALITIES, L3Net
-from ..runtime import check_precision, resolve_device
-from ..distributed import World
-from ..train import PAPER_PAIRS, TrainConfig, data_fingerprint, default_workers
-from . import paper
-from .avc import PAIRS_PER_VIDEO, eval_pairs, l3_scorer, score_pairs, summarise
-from .inputs import check_split, class_names, open_shards
-from .result import FigureSpec, Result, new_figure
-from .supervised import (  # noqa: F401 - the baselines' parts, importable from here too
+from ...config import ModelConfig, get_preset
+from ...data.sampler import AugmentConfig
+from ...data.shards import ShardSet
+from ...errors import DatasetError, InputError
+from ...fileio import read_json
+from ...models import CONFIG_FILE, MODALITIES, L3Net
+from ...runtime import check_precision, resolve_device
+from ...distributed import World
+from ...train import PAPER_PAIRS, TrainConfig, data_fingerprint, default_workers
+from .. import paper
+from ..avc import PAIRS_PER_VIDEO, eval_pairs, l3_scorer, score_pairs, summarise
+from ..inputs import check_split, class_names, open_shards
+from ..result import FigureSpec, Result, new_figure
+from .networks import (  # noqa: F401 - the baselines' parts, importable from here too
     History,
     TowerClassifier,
     choose_threshold,
@@ -57,7 +57,7 @@ from .supervised import (  # noqa: F401 - the baselines' parts, importable from 
     direct_scorer,
     usable_train_videos,
 )
-from .supervised_train import Checkpoint, TrainPlan, train_supervised
+from .training import Checkpoint, TrainPlan, train_supervised
 
 PROTOCOL = "baselines"
 TITLE = "Supervised baselines (Table 1)"

@@ -1,4 +1,4 @@
-"""The streamed probe's DataLoader: decoding, augmentation and batches (:mod:`l3net.evaluate.probe_stream`).
+"""The streamed probe's DataLoader: decoding, augmentation and batches (:mod:`l3net.evaluate.probe.stream`).
 
 Transforms (run in the workers, one seeded generator per image so results do not depend on the
 number of workers and a resumed run sees the same pixels):
@@ -24,11 +24,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..config import ModelConfig
-from ..errors import MediaError
-from ..media import load_image
-from .features import prepare_image
-from .probe_data import ImageList
+from ...config import ModelConfig
+from ...errors import MediaError
+from ...media import load_image
+from ..features import prepare_image
+from .data import ImageList
 
 #: Inception's random-size crop: fraction of the image area and aspect-ratio range (GoogLeNet, section 6).
 CROP_AREA = (0.08, 1.0)

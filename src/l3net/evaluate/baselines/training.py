@@ -3,7 +3,7 @@
 Three stages, in order: the vision classifier, the audio classifier, then the fusion head on both
 trained towers, frozen. Each is a plain loop with the paper's Adam settings and the same
 optimisation step as ``l3net train`` (:func:`l3net.runtime.optimizer_step`), on batches that are a
-pure function of the step (:mod:`l3net.evaluate.supervised`). Everything a resumed training needs
+pure function of the step (:mod:`l3net.evaluate.baselines.networks`). Everything a resumed training needs
 (per stage: the step, the trained weights, the optimizer and gradient-scaler state, the history
 and the running sums of the current history entry) is one file, ``checkpoint/state.pt``, written
 atomically (:func:`l3net.fileio.atomic_path`) every ``save_every`` steps and at the end of each
@@ -26,14 +26,14 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..config import ModelConfig
-from ..data.sampler import AugmentConfig, AVCPairs
-from ..data.shards import ShardSet
-from ..errors import InputError, OutputError
-from ..fileio import atomic_path, remove_stale_temporaries
-from ..models import MODALITIES, L3Net, build_model
-from ..runtime import autocast, optimizer_step
-from .supervised import ClassifierClips, History, TowerClassifier, new_classifier, vision_batches
+from ...config import ModelConfig
+from ...data.sampler import AugmentConfig, AVCPairs
+from ...data.shards import ShardSet
+from ...errors import InputError, OutputError
+from ...fileio import atomic_path, remove_stale_temporaries
+from ...models import MODALITIES, L3Net, build_model
+from ...runtime import autocast, optimizer_step
+from .networks import ClassifierClips, History, TowerClassifier, new_classifier, vision_batches
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_FILE = "state.pt"

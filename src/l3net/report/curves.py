@@ -7,7 +7,7 @@ import io
 import math
 from typing import Any, Sequence
 
-from .result import new_figure
+from ..evaluate.result import new_figure
 
 #: Keys that may carry the x axis of the training curves, in order of preference.
 X_KEYS = ("pairs_seen", "pairs", "samples_seen", "samples", "examples", "step")

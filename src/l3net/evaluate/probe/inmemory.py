@@ -11,7 +11,7 @@ same architecture with random weights: the paper's "L3 random weights" row, the 
 
 This is ``--solver lbfgs``: every feature is held in memory, for folders up to some thousands of
 images. At ImageNet's scale the paper's own training (augmentation, Adam, Inception-v3's schedule
-and label smoothing) streams the images: :mod:`l3net.evaluate.probe_stream`.
+and label smoothing) streams the images: :mod:`l3net.evaluate.probe.stream`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import DatasetError, InputError, MediaError
-from ..media import load_image
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
-from ..models import L3Net
-from . import paper
-from .classify import FeatureResult, classify_recordings, confusion_figure
-from .datasets import LabelledFiles, Split, describe_split_rule, format_skipped
-from .features import image_features
-from .result import FigureSpec, Result, mean_spread, spread_text
+from ...errors import DatasetError, InputError, MediaError
+from ...media import load_image
+from ...modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
+from ...models import L3Net
+from .. import paper
+from ..classify import FeatureResult, classify_recordings, confusion_figure
+from ..datasets import LabelledFiles, Split, describe_split_rule, format_skipped
+from ..features import image_features
+from ..result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "probe"
 TITLE = "Image classification linear probe (Table 3)"

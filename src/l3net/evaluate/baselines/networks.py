@@ -1,5 +1,5 @@
 """The networks of Table 1's supervised baselines and their training data (see
-:mod:`l3net.evaluate.baselines` for the protocol, :mod:`l3net.evaluate.supervised_train` for the
+:mod:`l3net.evaluate.baselines` for the protocol, :mod:`l3net.evaluate.baselines.training` for the
 resumable training loop).
 
 Training data, with L3 training's own augmentation: the vision classifier reads the frames of the
@@ -24,13 +24,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..config import ModelConfig
-from ..data.sampler import AugmentConfig
-from ..data.shards import ShardSet, VideoRecord
-from ..errors import InputError
-from ..models import MODALITIES, L3Net, build_model
-from .features import EMBEDDING, audio_features, image_features
-from .inputs import check_split, iter_clips, iter_images, pick_items
+from ...config import ModelConfig
+from ...data.sampler import AugmentConfig
+from ...data.shards import ShardSet, VideoRecord
+from ...errors import InputError
+from ...models import MODALITIES, L3Net, build_model
+from ..features import EMBEDDING, audio_features, image_features
+from ..inputs import check_split, iter_clips, iter_images, pick_items
 
 
 # ------------------------------------------------------------------------------------------------

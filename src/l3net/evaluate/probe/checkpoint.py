@@ -1,4 +1,4 @@
-"""The streamed probe's checkpoints (:mod:`l3net.evaluate.probe_stream`): written atomically with
+"""The streamed probe's checkpoints (:mod:`l3net.evaluate.probe.stream`): written atomically with
 :func:`l3net.fileio.atomic_path`, resumed only when data, model and settings are the same.
 
 A checkpoint holds the step reached, per row (an object with ``state()`` and ``load(state)``: the
@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
-from ..fileio import atomic_path
-from ..models import L3Net
-from .probe_data import ProbeImages
+from ...errors import InputError
+from ...fileio import atomic_path
+from ...models import L3Net
+from .data import ProbeImages
 
 CHECKPOINT_VERSION = 1
 

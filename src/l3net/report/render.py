@@ -26,10 +26,10 @@ from .. import __version__
 from ..errors import InputError
 from ..fileio import atomic_open, read_jsonl, remove_stale_temporaries
 from ..models import CONFIG_FILE
-from ..train import LOG_FILE
-from . import paper
+from ..rundir import LOG_FILE
+from ..evaluate import paper
 from .curves import curve_series, curves_png  # noqa: F401 - the report's training curves
-from .result import EVAL_DIRNAME
+from ..evaluate.result import EVAL_DIRNAME
 
 REPORT_FILE = "report.html"
 #: Protocols in the paper's order (Table 1 to Section 3.5); any other result follows, by name.

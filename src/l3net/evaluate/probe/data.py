@@ -17,7 +17,7 @@ File lists are stored as one UTF-8 byte buffer with offsets and an integer label
 (:class:`ImageList`), not as Python objects: 1.28 M ImageNet paths take ~60 MB, and DataLoader
 workers that fork from the main process share those pages instead of copying them as reference
 counts are touched (the well-known growth of Python lists in forked workers). What the workers do
-with them (decoding, augmentation, batches): :mod:`l3net.evaluate.probe_loader`.
+with them (decoding, augmentation, batches): :mod:`l3net.evaluate.probe.loader`.
 
 """
 
@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import DatasetError
-from ..media import IMAGE_EXTENSIONS
-from .splits import TEST_NAMES, TRAIN_NAMES
+from ...errors import DatasetError
+from ...media import IMAGE_EXTENSIONS
+from ..splits import TEST_NAMES, TRAIN_NAMES
 
 if TYPE_CHECKING:
-    from .datasets import LabelledFiles
+    from ..datasets import LabelledFiles
 
 #: Validation folder names, in order of preference (splits.TEST_NAMES, val first).
 VAL_NAMES = tuple(sorted(TEST_NAMES, key=lambda n: (n not in ("val", "validation"), TEST_NAMES.index(n))))
@@ -183,7 +183,7 @@ def read_probe_images(
 
 
 def _fmt(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str:
-    from .datasets import format_skipped
+    from ..datasets import format_skipped
 
     return format_skipped(skipped, limit)
 
@@ -321,7 +321,7 @@ def _scan_flat_val(val_dir: Path, labels_file: Path, index: dict[str, int], out:
 def to_labelled_files(images: ProbeImages) -> "LabelledFiles":
     """The same images as a :class:`~l3net.evaluate.datasets.LabelledFiles` with a predefined train/test
     split, for ``--solver lbfgs`` (features held in memory: small folders only)."""
-    from .datasets import Example, LabelledFiles
+    from ..datasets import Example, LabelledFiles
 
     examples = tuple(Example(part.path(i), images.classes[int(part.labels[i])], fold=fold)
                      for part, fold in ((images.train, "train"), (images.val, "test")) for i in range(len(part)))
