@@ -5,10 +5,12 @@ from .errors import DatasetError, InputError, L3NetError, MediaError, ModelFileE
 from .models import L3Net, build_model, load_model
 from .embed import get_audio_embedding, get_image_embedding
 from .embed_files import process_audio_file, process_image_file, process_video_file
+from .stream import AudioStream
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioStream",
     "CLIP_SECONDS",
     "PRESETS",
     "SAMPLE_RATE",
