@@ -38,7 +38,7 @@ from .errors import DatasetError, InputError, L3NetError, OutputError
 from .fileio import atomic_path, atomic_open, ensure_dir, read_json, read_jsonl, remove_stale_temporaries
 from .models import CONFIG_FILE, WEIGHTS_FILE, L3Net, build_model
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, LAST_DIR, LOG_FILE, TB_DIR
-from .runtime import PRECISIONS, autocast, check_precision, optimizer_step
+from .runtime import PRECISIONS, autocast, optimizer_step, synchronize, training_math
 
 #: Pairs the paper's network saw in training (PAPER_SPEC 4): the default length of a run.
 PAPER_PAIRS = 60_000_000
@@ -138,6 +138,12 @@ class TrainConfig:
             raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.precision not in PRECISIONS:
             raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.sync_bn and self.compile:
+            raise InputError(
+                "--sync-bn cannot be combined with --compile: SyncBatchNorm breaks the compiled graph at each "
+                "of its layers and waits for the host there (its statistics cross the processes outside the "
+                "graph), so the step would be slower than not compiling; choose one of the two"
+            )
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the step that follows ``step`` completed steps.
@@ -374,6 +380,11 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
         remove_stale_temporaries(folder, ours)
 
 
+def _math_text(math_choice: Mapping[str, Any]) -> str:
+    """How the run computes, for its announcement and summary: "fp32", "bf16 (TF32 off)", ..."""
+    return math_choice["precision"] + (" (TF32 off)" if math_choice.get("tf32") is False else "")
+
+
 def _say(world: World, message: str) -> None:
     if world.is_main:
         from tqdm import tqdm
@@ -404,9 +415,7 @@ class Trainer:
         cfg.validate()
         self.world, self.device = distributed.setup(cfg.device)
         world = self.world
-        check_precision(cfg.precision, self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+        self.math = training_math(cfg.precision, self.device)  # TF32 off on GPUs; recorded in the run
         if cfg.batch_size % world.world_size:
             raise InputError(
                 f"--batch-size {cfg.batch_size} cannot be split evenly over {world.world_size} processes; "
@@ -458,6 +467,7 @@ class Trainer:
             "data_fingerprint": self.fingerprint,
             "l3net_version": __version__,
             "torch_version": torch.__version__,
+            "math": self.math,
         }
 
         # What runs the step: DDP over the processes, then (optionally) compiled.
@@ -551,6 +561,7 @@ class Trainer:
             world_size=world.world_size,
             start_step=self.state.step if train else 0,
             augment=self.augment,
+            pcm=True,  # half the audio bytes through shared memory and pinning
         )
 
     def _check_streams(self, pairs: Any) -> None:
@@ -577,7 +588,7 @@ class Trainer:
         _say(
             world,
             f"l3net train: {start}; preset {cfg.preset} ({model.num_parameters() / 1e6:.2f} M parameters), "
-            f"{self.total_steps:,} steps of {cfg.batch_size} pairs on {where}, {cfg.precision}; "
+            f"{self.total_steps:,} steps of {cfg.batch_size} pairs on {where}, {_math_text(self.math)}; "
             f"run directory {self.run_dir}",
         )
 
@@ -596,11 +607,13 @@ class Trainer:
         return loss.detach(), correct
 
     def _to_device(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from .data.sampler import batch_waveforms
+
         # uint8 images and raw waveforms travel; normalisation and the spectrogram run on the device.
         images = batch["image"].to(self.device, non_blocking=True)
         if self.config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        waveforms = batch["audio"].to(self.device, non_blocking=True)
+        waveforms = batch_waveforms(batch, self.device, non_blocking=True)  # int16 crosses; scaled there
         labels = batch["label"].to(self.device, non_blocking=True)
         return images, waveforms, labels
 
@@ -626,6 +639,7 @@ class Trainer:
         losses: list[torch.Tensor] = []
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         data_wait = 0.0
+        synchronize(self.device)  # set-up's device work is not the first interval's
         interval_start = time.perf_counter()
         run_time, run_pairs, run_wait = 0.0, 0, 0.0
         last_accuracy: float | None = None
@@ -650,8 +664,14 @@ class Trainer:
                 val_due = (cfg.val_every and step % cfg.val_every == 0) or last
                 save_due = step % cfg.save_every == 0 or last
                 if step % cfg.log_every == 0 or val_due or save_due:
-                    elapsed = time.perf_counter() - interval_start
-                    record = self._log_train(losses, correct, elapsed, data_wait)
+                    # The interval ends once the device has finished its steps: the losses reach the host
+                    # first (the loop's only sync), then the clock is read. The next interval starts at
+                    # that same reading, so no time escapes both (a GPU runs several steps behind the CPU).
+                    stats = self._interval_stats(losses, correct)
+                    interval_end, wall = time.perf_counter(), time.time()
+                    elapsed = interval_end - interval_start
+                    interval_start = interval_end
+                    record = self._log_train(stats, len(losses), elapsed, data_wait, wall)
                     shown.update(loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.3f}",
                                  pairs_s=f"{record['pairs_per_s']:.1f}")
                     bar.set_postfix(shown, refresh=False)
@@ -668,7 +688,9 @@ class Trainer:
                             bar.set_postfix(shown, refresh=False)
                     if save_due:
                         self.save_checkpoint()
-                    interval_start = time.perf_counter()  # validation and saving are not training time
+                    if val_due or save_due:  # validation and saving are not training time
+                        synchronize(self.device)
+                        interval_start = time.perf_counter()
         except KeyboardInterrupt:
             bar.close()
             _say(world, f"l3net train: interrupted at step {state.step:,}; `--resume` continues from the last "
@@ -684,9 +706,10 @@ class Trainer:
         self._summarise(result)
         return result
 
-    def _log_train(self, losses: list[torch.Tensor], correct: torch.Tensor, elapsed: float, data_wait: float) -> dict:
-        """Bring the interval's numbers to the host (one sync), stop on a non-finite loss, log them."""
-        cfg, state, world = self.config, self.state, self.world
+    def _interval_stats(self, losses: list[torch.Tensor], correct: torch.Tensor) -> torch.Tensor:
+        """The interval's step losses summed over ranks, then its correct pairs, on the host: the one
+        sync of the loop (it waits for every step queued on the device). Stops on a non-finite loss."""
+        state, world = self.state, self.world
         stats = torch.cat([torch.stack(losses).float(), correct.float().view(1)])
         stats = distributed.all_reduce_sum(stats, world).cpu()
         step_losses = stats[:-1] / world.world_size
@@ -700,7 +723,13 @@ class Trainer:
                 f"training stopped without saving the broken weights ({keep}). Try a lower --lr, "
                 "or --precision fp32 if you train in fp16"
             )
-        n = len(losses)
+        return stats
+
+    def _log_train(self, stats: torch.Tensor, n: int, elapsed: float, data_wait: float, wall: float) -> dict:
+        """Log an interval of ``n`` steps that took ``elapsed`` s (ending at ``wall``, Unix time) from its
+        host ``stats`` (:meth:`_interval_stats`)."""
+        cfg, state, world = self.config, self.state, self.world
+        step_losses = stats[:-1] / world.world_size
         record = {
             "event": "train",
             "step": state.step,
@@ -711,7 +740,8 @@ class Trainer:
             "pairs_per_s": n * cfg.batch_size / elapsed if elapsed > 0 else None,
             "data_wait_s": data_wait,
             "data_wait_fraction": data_wait / elapsed if elapsed > 0 else None,
-            "time": time.time(),
+            "interval_s": elapsed,
+            "time": wall,  # the end of the interval: the next one starts there unless val/save came between
         }
         if self.log is not None:
             self.log.write(record, {
@@ -807,6 +837,7 @@ class Trainer:
         lines = [f"l3net train: done, {result.step:,} steps ({result.pairs_seen:,} pairs)"]
         if result.pairs_per_s:
             lines[0] += f" at {result.pairs_per_s:,.{0 if result.pairs_per_s >= 100 else 1}f} pairs/s"
+        lines[0] += f" in {_math_text(self.math)}"
         if result.best_accuracy is not None:
             lines.append(f"  best validation AVC accuracy {100 * result.best_accuracy:.1f} % at step "
                          f"{result.best_step:,} (chance 50 %)")

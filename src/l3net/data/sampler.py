@@ -36,7 +36,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -122,7 +122,10 @@ class AVCPairs(IterableDataset):
     """Batches of audio-visual correspondence pairs from a shard directory (see the module doc).
 
     Yields dicts: ``image`` uint8 (B, 3, S, S) with S = ``config.image_size``; ``audio`` float32
-    (B, ``config.clip_samples``) at 48 kHz; ``label`` int64 (B,) (1 = corresponds);
+    (B, ``config.clip_samples``) at 48 kHz, or with ``pcm=True`` the stored 16-bit samples ``pcm``
+    int16 (B, clip_samples) and ``pcm_scale`` float32 (B,) instead (half the bytes through shared
+    memory and pinning; :func:`batch_waveforms` scales them on the device, to the same float32
+    numbers); ``label`` int64 (B,) (1 = corresponds);
     ``image_key``/``audio_key`` lists of video keys; ``frame_time``/``audio_start`` float64 (B,)
     in seconds; ``image_class``/``audio_class`` lists of labels (None when unlabelled); and
     ``step`` (int; the global step in training, the batch number in evaluation).
@@ -142,6 +145,7 @@ class AVCPairs(IterableDataset):
         start_step: int = 0,
         augment: AugmentConfig = AugmentConfig(),
         eval_pairs_per_video: int = 10,
+        pcm: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -167,7 +171,15 @@ class AVCPairs(IterableDataset):
         self.augment = augment if train else NO_AUGMENT
         self.eval_pairs_per_video = eval_pairs_per_video
         self.clip = config.clip_samples
+        self.pcm = pcm
         self._eval_pairs: list[_Pair] | None = None
+
+    @property
+    def batch_nbytes(self) -> int:
+        """Bytes of one batch's tensors: what a DataLoader worker passes through shared memory."""
+        image = 3 * self.config.image_size**2  # uint8
+        audio = self.clip * 2 + 4 if self.pcm else self.clip * 4  # int16 and a float32 scale, or float32
+        return self.batch_size * (image + audio + 8 + 2 * 8)  # + label int64, frame_time and audio_start float64
 
     def _usable(self, videos: list[VideoRecord]) -> list[VideoRecord]:
         """Videos with a frame and at least one clip of audio (others are left out, with a warning)."""
@@ -320,15 +332,19 @@ class AVCPairs(IterableDataset):
     def _collate(self, pairs: list[_Pair], step: int) -> dict[str, Any]:
         b, size = len(pairs), self.config.image_size
         images = np.empty((b, size, size, 3), dtype=np.uint8)
-        audio = np.empty((b, self.clip), dtype=np.float32)
+        pcm = np.empty((b, self.clip), dtype=np.int16)
         for i, pair in enumerate(pairs):
             images[i] = self._image(pair)
-            pcm = self.shards.read_pcm(pair.audio, pair.start, self.clip)
-            np.multiply(pcm, np.float32(pair.gain / 32768.0), out=audio[i], casting="unsafe")
+            pcm[i] = self.shards.read_pcm(pair.audio, pair.start, self.clip)
+        # The clip's gain and the int16 -> [-1, 1) scale in one float32 factor: pcm x factor is a single
+        # float32 product, the same number whether it is computed here or on the device.
+        scale = np.array([p.gain / 32768.0 for p in pairs], dtype=np.float32)
+        audio = ({"pcm": torch.from_numpy(pcm), "pcm_scale": torch.from_numpy(scale)} if self.pcm
+                 else {"audio": torch.from_numpy(np.multiply(pcm, scale[:, None]))})
         return {
             # (B, 3, S, S) in channels_last memory: no copy here, and convolutions prefer it
             "image": torch.from_numpy(images).permute(0, 3, 1, 2),
-            "audio": torch.from_numpy(audio),
+            **audio,
             "label": torch.tensor([p.label for p in pairs], dtype=torch.int64),
             "image_key": [p.image.key for p in pairs],
             "audio_key": [p.audio.key for p in pairs],
@@ -372,6 +388,19 @@ class AVCPairs(IterableDataset):
 
     def close(self) -> None:
         self.shards.close()
+
+
+def batch_waveforms(batch: Mapping[str, Any], device: torch.device, *, non_blocking: bool = False) -> torch.Tensor:
+    """A batch's audio as float32 waveforms in [-1, 1) on ``device``, (B, clip_samples) at 48 kHz.
+
+    A ``pcm=True`` batch crosses to the device as int16 and is scaled there (one float32 product per
+    sample, as the sampler computes it: the same numbers); a float batch is moved as it is.
+    """
+    if "pcm" not in batch:
+        return batch["audio"].to(device, non_blocking=non_blocking)
+    pcm = batch["pcm"].to(device, non_blocking=non_blocking)
+    scale = batch["pcm_scale"].to(device, non_blocking=non_blocking)
+    return pcm.to(torch.float32).mul_(scale[:, None])
 
 
 def shard_dir_summary(shards_dir: str | os.PathLike[str]) -> dict[str, int]:

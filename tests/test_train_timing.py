@@ -1,0 +1,92 @@
+"""l3net train's speed figures and device set-up: intervals that end after the device's work, the
+TF32 choice on GPUs, --sync-bn with --compile. GPU behaviour is reached through torch's own query
+functions, replaced here (no GPU runs these tests)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from l3net import distributed
+from l3net.errors import InputError
+from l3net.runtime import training_math
+from l3net.train import TrainConfig, read_log, train
+
+#: How long bringing an interval's losses to the host waits, standing in for a GPU that runs several
+#: steps behind the host: that wait is training time, and a rate that leaves it out is too high.
+DEVICE_LAG_S = 0.25
+
+
+def test_reported_pairs_per_s_is_pairs_over_the_logged_wall_time(synth_shards: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    reduce = distributed.all_reduce_sum
+
+    def lagging_device(tensor: torch.Tensor, world: distributed.World) -> torch.Tensor:
+        time.sleep(DEVICE_LAG_S)
+        return reduce(tensor, world)
+
+    monkeypatch.setattr(distributed, "all_reduce_sum", lagging_device)
+    run = tmp_path / "run"
+    config = TrainConfig(data=str(synth_shards), out=str(run), preset="small", batch_size=4, steps=8, log_every=2,
+                         val_every=0, save_every=100, val_pairs=8, workers=0)
+    result = train(config, progress=False)
+    records = [r for r in read_log(run) if r["event"] == "train"]
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    # No validation or checkpoint between these lines: consecutive intervals tile the wall clock.
+    for before, record in zip(records, records[1:]):
+        wall_s = record["time"] - before["time"]
+        assert wall_s > DEVICE_LAG_S
+        assert (record["pairs"] - before["pairs"]) / wall_s == pytest.approx(record["pairs_per_s"], rel=0.02)
+        assert record["interval_s"] == pytest.approx(wall_s, rel=0.02)
+        assert record["data_wait_fraction"] == pytest.approx(record["data_wait_s"] / record["interval_s"])
+    # The run's figure is its logged intervals together.
+    pairs = sum(r["pairs_per_s"] * r["interval_s"] for r in records)
+    assert result.pairs_per_s == pytest.approx(pairs / sum(r["interval_s"] for r in records), rel=1e-9)
+
+
+@pytest.fixture
+def tf32_flags():
+    """Restores torch's process-wide TF32 and cuDNN flags after a test that sets them."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # PyTorch's cuDNN default
+    yield
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = saved
+
+
+def _gpu(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], name: str) -> torch.device:
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    return torch.device("cuda", 0)
+
+
+def test_training_on_a_gpu_turns_tf32_off_and_warns_about_fp32_where_bf16_is_native(
+        monkeypatch: pytest.MonkeyPatch, tf32_flags: None) -> None:
+    h100 = _gpu(monkeypatch, (9, 0), "NVIDIA H100 80GB HBM3")
+    with pytest.warns(UserWarning, match="fp32 on NVIDIA H100 80GB HBM3, which computes bf16 natively: --precision bf16"):
+        choice = training_math("fp32", h100)
+    assert choice["precision"] == "fp32" and choice["tf32"] is False
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bf16 is the advice itself: nothing to warn about
+        assert training_math("bf16", h100)["tf32"] is False
+        assert not torch.backends.cudnn.allow_tf32
+        v100 = _gpu(monkeypatch, (7, 0), "Tesla V100")  # no native bf16: fp32 is not a mistake there
+        assert training_math("fp32", v100)["tf32"] is False
+
+
+def test_training_on_the_cpu_records_that_tf32_does_not_apply(tf32_flags: None) -> None:
+    assert training_math("fp32", torch.device("cpu")) == {"precision": "fp32", "tf32": None, "cudnn_benchmark": None}
+    assert torch.backends.cudnn.allow_tf32  # a CPU run leaves the GPU flags alone
+
+
+def test_sync_bn_with_compile_is_refused_with_the_reason() -> None:
+    config = TrainConfig(data="d", out="o", sync_bn=True, compile=True)
+    with pytest.raises(InputError, match="--sync-bn cannot be combined with --compile: SyncBatchNorm breaks the compiled graph"):
+        config.validate()
+    TrainConfig(data="d", out="o", sync_bn=True).validate()
+    TrainConfig(data="d", out="o", compile=True).validate()
