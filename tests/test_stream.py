@@ -202,3 +202,23 @@ def test_tiny_chunks_are_mono_averaged_as_whole_arrays():
     mono, channels = _mono_chunk(x, None, "chunk 0")
     assert channels == 3
     np.testing.assert_array_equal(mono, to_mono(np.tile(x, (4, 1)))[:1])
+
+
+def test_the_example_streams_a_file_in_small_chunks(data_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "stream_file.py"
+    audio = data_dir / "audio" / "speech_librispeech_16k_mono.wav"
+    done = subprocess.run(
+        [sys.executable, str(example), str(audio), "--model", "small", "--hop", "0.5", "--chunk-ms", "20"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{audio}: 16000 Hz, chunks of 320 samples")
+    delays = [float(line.split("delay")[1].split()[0]) for line in lines if line.startswith("t =")]
+    # half a window, up to one chunk (20 ms) and the resampler's delay (32 samples at 16 kHz, 2 ms) more
+    assert delays and all(0.5 <= d <= 0.5 + 0.02 + 0.002 + 0.005 for d in delays)
+    assert "embeddings of 128 dimensions" in lines[-1]
