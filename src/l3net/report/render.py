@@ -27,13 +27,11 @@ from ..errors import InputError
 from ..fileio import atomic_open, read_jsonl, remove_stale_temporaries
 from ..models import CONFIG_FILE
 from ..rundir import LOG_FILE
-from ..evaluate import paper
+from ..evaluate import paper, registry
 from .curves import curve_series, curves_png  # noqa: F401 - the report's training curves
 from ..evaluate.result import EVAL_DIRNAME
 
 REPORT_FILE = "report.html"
-#: Protocols in the paper's order (Table 1 to Section 3.5); any other result follows, by name.
-PROTOCOL_ORDER = ("avc", "baselines", "sound", "probe", "cluster", "units", "localize")
 _IMAGE_TYPES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -93,8 +91,7 @@ class EvalResult:
 
 
 def _protocol_rank(result: EvalResult) -> tuple[int, str]:
-    name = result.protocol
-    return (PROTOCOL_ORDER.index(name) if name in PROTOCOL_ORDER else len(PROTOCOL_ORDER), name)
+    return registry.rank(result.protocol)  # the paper's order (Table 1 to Section 3.5), then others by name
 
 
 def read_results(eval_dir: Path) -> list[EvalResult]:
@@ -333,8 +330,8 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
         summary.missing.append("evaluations")
         body.append(
             f'<p class="missing">No evaluation results yet: {_e(eval_path)} holds no <code>*.json</code>. '
-            "Run <code>l3net eval PROTOCOL --model RUN_DIR ...</code> (avc, sound, probe, cluster, units, "
-            "localize, baselines) and make this report again.</p>"
+            "Run <code>l3net eval PROTOCOL --model RUN_DIR ...</code> "
+            f"({', '.join(registry.NAMES)}) and make this report again.</p>"
         )
     for result in results:
         anchor = _slug(result.protocol, taken)

@@ -1,4 +1,5 @@
-"""``l3net eval PROTOCOL``: the paper's evaluations, one module here per protocol of :mod:`l3net.evaluate`.
+"""``l3net eval PROTOCOL``: the paper's evaluations, one module here per protocol of
+:mod:`l3net.evaluate.registry`.
 
 Each protocol module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and
 ``run(args) -> int``, like the top-level commands: it parses, calls the library's
@@ -11,21 +12,15 @@ from __future__ import annotations
 
 import argparse
 
+from ...evaluate import registry
+
 HELP = "Reproduce the paper's evaluations (AVC accuracy, baselines, transfer, clustering, units, localization)"
 DESCRIPTION = """Reproduce the paper's tables and figures on your data. Every protocol writes JSON (for
 machines) and PNG (for people) into an eval/ folder (the run directory's when --model is one), and
 accepts --model random for the paper's untrained rows."""
 
-#: (name, module) of each protocol.
-PROTOCOLS: list[tuple[str, str]] = [
-    ("avc", "l3net.cli.eval.avc"),
-    ("baselines", "l3net.cli.eval.baselines"),
-    ("sound", "l3net.cli.eval.sound"),
-    ("probe", "l3net.cli.eval.probe"),
-    ("cluster", "l3net.cli.eval.cluster"),
-    ("units", "l3net.cli.eval.units"),
-    ("localize", "l3net.cli.eval.localize"),
-]
+#: (name, module) of each protocol, in the paper's order: from the one list, :mod:`l3net.evaluate.registry`.
+PROTOCOLS: list[tuple[str, str]] = [(p.name, p.cli_module) for p in registry.PROTOCOLS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
