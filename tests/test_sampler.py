@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from l3net.config import PRESETS, SAMPLE_RATE
 from l3net.data import shards as fmt
-from l3net.data.sampler import NO_AUGMENT, AugmentConfig, AVCPairs, positive_start
+from l3net.data.sampler import NO_AUGMENT, AugmentConfig, AVCPairs, batch_waveforms, positive_start
 from l3net.data.shards import ShardSet
 from l3net.errors import DatasetError, InputError
 from l3net.media import center_crop
@@ -109,6 +109,21 @@ def test_training_augmentation(synth_shards: Path) -> None:
     assert not all(torch.equal(a["image"], b["image"]) for a, b in zip(plain, jittered))
     with pytest.raises(InputError, match="gain"):
         AVCPairs(synth_shards, "train", config=SMALL, batch_size=4, augment=AugmentConfig(gain=(1.2, 1.1)))
+
+
+def test_int16_audio_scaled_on_the_device_is_the_float_audio(synth_shards: Path) -> None:
+    """pcm=True (what l3net train loads): half the audio bytes cross, the same float32 numbers arrive."""
+    floats = _batches(AVCPairs(synth_shards, "train", config=SMALL, batch_size=16, seed=4), 3)
+    dataset = AVCPairs(synth_shards, "train", config=SMALL, batch_size=16, seed=4, pcm=True)
+    for a, b in zip(floats, _batches(dataset, 3, workers=1)):
+        assert "audio" not in b and b["pcm"].dtype == torch.int16 and b["pcm_scale"].dtype == torch.float32
+        assert torch.equal(batch_waveforms(b, torch.device("cpu")), a["audio"])  # bit for bit
+        assert torch.equal(batch_waveforms(a, torch.device("cpu")), a["audio"])
+        assert 0.9 / 32768 <= float(b["pcm_scale"].min()) and float(b["pcm_scale"].max()) <= 1.1 / 32768
+        tensors = [v for v in b.values() if isinstance(v, torch.Tensor)]
+        assert dataset.batch_nbytes == sum(t.numel() * t.element_size() for t in tensors)
+    float_bytes = AVCPairs(synth_shards, "train", config=SMALL, batch_size=16).batch_nbytes
+    assert float_bytes - dataset.batch_nbytes == 16 * (SMALL.clip_samples * 2 - 4)
 
 
 def test_evaluation_pairs_are_fixed_and_balanced(synth_shards: Path) -> None:
