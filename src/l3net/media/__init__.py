@@ -17,12 +17,14 @@
 Every failure is a :class:`~l3net.errors.MediaError` naming the file and the reason.
 
 Modules: ``timeline`` (opening files, :func:`probe`, the :class:`Timeline`, seeking and decoding),
-``audio`` (:class:`AudioReader`, :class:`AudioReport`), ``resampling`` (downmix and resampler, for
+``audio`` (:class:`AudioReader`, :class:`AudioReport`), ``clock`` (:class:`AudioClock`: where each
+audio frame goes on the timeline, pure), ``resampling`` (downmix and resampler, for
 files and arrays), ``video`` (:class:`VideoReader`, :class:`VideoReport`, deinterlacing),
 ``images`` (image files and arrays), ``writer`` (:class:`VideoWriter`). This file only re-exports.
 """
 
-from .audio import AUDIO_SYNC_LOOKAHEAD, AUDIO_SYNC_TOLERANCE, AudioReader, AudioReport, iter_audio, load_audio
+from .audio import AudioReader, AudioReport, iter_audio, load_audio
+from .clock import AUDIO_SYNC_LOOKAHEAD, AUDIO_SYNC_TOLERANCE, AudioClock, AudioPlacement
 from .images import MIN_IMAGE_SIDE, center_crop, load_image, resize_smaller_side, to_rgb_uint8
 from .resampling import RESAMPLER_OPTIONS, iter_resample, prepare_audio_array, resample, to_mono
 from .timeline import (
@@ -52,6 +54,8 @@ __all__ = [
     "SEEK_MARGINS",
     "TIME_TOLERANCE",
     "VIDEO_EXTENSIONS",
+    "AudioClock",
+    "AudioPlacement",
     "AudioReader",
     "AudioReport",
     "MediaInfo",

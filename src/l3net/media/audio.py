@@ -6,7 +6,6 @@ never be in memory; :class:`AudioReport` says what was put where.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..config import SAMPLE_RATE
 from ..errors import InputError, MediaError
+from .clock import AudioClock, AudioPlacement
 from .resampling import _AudioGraph
 from .timeline import (
     PathLike,
@@ -28,16 +28,6 @@ from .timeline import (
     _set_threads,
     _timeline,
 )
-
-#: Seconds by which an audio stream's timestamps may disagree with the count of its decoded samples
-#: before silence is inserted (a gap) or samples are dropped (an overlap). Containers round
-#: timestamps (Matroska to 1 ms), which is no gap; a drift never grows past this (half a frame
-#: interval at 50 fps).
-AUDIO_SYNC_TOLERANCE = 0.01
-#: Decoded audio frames looked at after one whose timestamp disagrees with the samples so far:
-#: only a disagreement they all share (a real gap or overlap, not timestamp jitter) is corrected.
-AUDIO_SYNC_LOOKAHEAD = 8
-
 
 @dataclass
 class AudioReport:
@@ -104,6 +94,13 @@ def _drop_front(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
     rest = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout)
     rest.sample_rate = frame.sample_rate
     return rest
+
+
+def _report_clock(report: AudioReport, placer: AudioClock[Any]) -> None:
+    """Copy what the clock did into the report (seconds on the timeline)."""
+    report.offset = placer.offset
+    report.padded_start, report.trimmed_start = placer.padded_start, placer.trimmed_start
+    report.gaps, report.overlaps, report.padded_end = placer.gaps, placer.overlaps, placer.padded_end
 
 
 class AudioReader:
@@ -202,87 +199,50 @@ class AudioReader:
 
             def silence(like: av.AudioFrame, samples: int) -> Iterator[np.ndarray]:
                 # in pieces of PULL_SECONDS: a long gap must not become one huge frame
-                step = max(1, round(_AudioGraph.PULL_SECONDS * in_rate))
+                step = max(1, round(_AudioGraph.PULL_SECONDS * like.sample_rate))
                 while samples > 0 and (limit is None or emitted < limit):
                     n = min(step, samples)
                     yield from drain(graph.push(_silence_like(like, n)), final=False)
                     samples -= n
 
-            tolerance = round(AUDIO_SYNC_TOLERANCE * in_rate)
-            position = round(self.start * in_rate)  # timeline sample (input rate) of the next sample out
             target = clock.origin + self.start if self.start > 0 else None
-            last: av.AudioFrame | None = None
-            ahead: deque[tuple[av.AudioFrame, int | None]] = deque()  # decoded, not yet placed
+            placer: AudioClock[av.AudioFrame] = AudioClock(in_rate, start=self.start)
 
-            def persistent(lead: int, after: int) -> int:
-                """The part of ``lead`` (samples) that the frames waiting after this one share.
-
-                Some muxers write timestamps that jitter around the sample count (+-20 ms) without
-                drifting: one frame off is no gap. A real gap (or overlap) moves every frame after
-                it: only the offset all of the next ``AUDIO_SYNC_LOOKAHEAD`` frames share is corrected.
-                """
-                shared = abs(lead)
-                for waiting, waiting_at in ahead:
-                    if waiting_at is None:
-                        continue
-                    offset = waiting_at - after
-                    if offset * lead <= 0 or abs(offset) <= tolerance:
-                        return 0
-                    shared = min(shared, abs(offset))
-                    after += waiting.samples
-                return shared if lead > 0 else -shared
-
-            def place(frame: av.AudioFrame, at: int | None) -> Iterator[np.ndarray]:
-                nonlocal position, last
-                if at is not None:
-                    lead = at - position  # > 0: the frame starts after the samples so far end
-                    if last is not None and abs(lead) > tolerance:
-                        lead = persistent(lead, position + frame.samples) if len(ahead) else 0
-                    if lead > 0 and (last is None or abs(lead) > tolerance):
-                        if last is None:
-                            report.padded_start += lead / in_rate
-                        else:
-                            report.gaps += lead / in_rate
-                        yield from silence(frame, lead)
-                        position += lead
-                    elif lead < 0 and (last is None or abs(lead) > tolerance):
-                        drop = min(-lead, frame.samples)
-                        if last is None:
-                            if self.start == 0:  # (from a seek, the samples before `start` are no news)
-                                report.trimmed_start += drop / in_rate
-                        else:
-                            report.overlaps += drop / in_rate
-                        if drop == frame.samples:
-                            return
-                        frame = _drop_front(frame, drop)
-                frame.pts = None  # the resampler must not try to fix timestamps: this loop does
-                last = frame
-                position += frame.samples
+            def place(frame: av.AudioFrame, where: AudioPlacement) -> Iterator[np.ndarray]:
+                yield from silence(frame, where.pad)
+                if where.skipped:
+                    return
+                if where.drop:
+                    frame = _drop_front(frame, where.drop)
+                frame.pts = None  # the resampler must not try to fix timestamps: the clock does
                 yield from drain(graph.push(frame), final=False)
 
+            last: av.AudioFrame | None = None  # the last frame placed (the format of the end's silence)
             frames = _frames_from(path, container, stream, target, bad, seeks)
-            while limit is None or emitted < limit:
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    break
-                except av.error.FFmpegError as exc:
-                    raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
-                at = None if frame.time is None else round((frame.time - clock.origin) * in_rate)
-                if report.offset is None and at is not None and self.start == 0:
-                    report.offset = at / in_rate
-                ahead.append((frame, at))
-                if len(ahead) > AUDIO_SYNC_LOOKAHEAD:
-                    yield from place(*ahead.popleft())
-            while ahead and (limit is None or emitted < limit):
-                yield from place(*ahead.popleft())
-            if last is not None and end is not None and (limit is None or emitted < limit):
-                missing = round(end * in_rate) - position
-                if missing > tolerance:
-                    report.padded_end += missing / in_rate
-                    yield from silence(last, missing)
-            if last is not None and (limit is None or emitted < limit):
-                yield from drain(graph.push(None), final=True)
+            try:
+                while limit is None or emitted < limit:
+                    try:
+                        frame = next(frames)
+                    except StopIteration:
+                        break
+                    except av.error.FFmpegError as exc:
+                        raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
+                    time = None if frame.time is None else frame.time - clock.origin
+                    for placed, where in placer.add(frame, frame.samples, time, frame.sample_rate):
+                        yield from place(placed, where)
+                        last = placed if not where.skipped else last
+                rest = placer.flush()
+                while limit is None or emitted < limit:
+                    placed, where = next(rest, (None, None))
+                    if placed is None or where is None:
+                        break
+                    yield from place(placed, where)
+                    last = placed if not where.skipped else last
+                if last is not None and (limit is None or emitted < limit):
+                    yield from silence(last, placer.end_padding(end))
+                    yield from drain(graph.push(None), final=True)
+            finally:
+                _report_clock(report, placer)
             report.seek = seeks[0] if seeks else None
         if emitted == 0:
             detail = f" ({bad[0]} undecodable packets)" if bad[0] else ""
