@@ -89,6 +89,179 @@ def _batches(iterator: Iterator[tuple[float, np.ndarray]], size: int) -> Iterato
         yield batch
 
 
+@dataclass
+class ScoredFrame:
+    """One frame scored by :func:`score_frames`.
+
+    ``time`` in seconds; ``frame`` the decoded picture ``(H, W, 3)`` uint8; ``low`` its heatmap at the
+    last conv's resolution ``(h, w)`` and ``heat`` at the frame's ``(H, W)``, both in [0, 1];
+    ``peak`` the ``(x, y)`` pixel of the hottest place.
+    """
+
+    time: float
+    frame: np.ndarray
+    low: np.ndarray
+    heat: np.ndarray
+    peak: tuple[float, float]
+
+
+def score_frames(
+    model: L3Net,
+    path: Path,
+    audio: np.ndarray,
+    *,
+    fps: float,
+    seconds: float,
+    smaller_side: int | None = None,
+    batch_size: int = 16,
+    precision: str = "fp32",
+) -> Iterator[ScoredFrame]:
+    """Decode the frames of ``path`` every ``1 / fps`` s over its first ``seconds`` and score each with
+    the clip of ``audio`` (48 kHz) centred on it, ``batch_size`` frames at a time: computes only (the
+    video is streamed, nothing is drawn or written)."""
+    clip_samples = model.config.clip_samples
+    frames_iter = iter_video_frames(path, fps=fps, duration=seconds, smaller_side=smaller_side)
+    for batch in _batches(frames_iter, batch_size):
+        times = [t for t, _ in batch]
+        frames = np.stack([f for _, f in batch])
+        clips = np.stack([clip_at(audio, t, clip_samples) for t in times])
+        low = low_res_heatmaps(model, frames, clips, batch_size=batch_size, precision=precision)
+        full = upsample(low, frames.shape[1], frames.shape[2])
+        for t, frame, small, heat in zip(times, frames, low, full):
+            yield ScoredFrame(t, frame, small, heat, peak_location(heat))
+
+
+def draw_frame(scored: ScoredFrame, *, scale: str = "frame", lut: np.ndarray | None = None) -> np.ndarray:
+    """The frame with its heatmap over it, the peak circled and the time and peak score written on it:
+    ``(H, W, 3)`` uint8 (``scale`` as :func:`l3net.heatmaps.overlay`'s)."""
+    caption = f"t={scored.time:.2f} s  peak p={float(scored.heat.max()):.2f}"
+    return overlay(scored.frame, scored.heat, scale=scale, peak=scored.peak, caption=caption, lut=lut)
+
+
+def frame_record(index: int, scored: ScoredFrame) -> dict[str, Any]:
+    """A frame's entry in ``localize.json``: index, time (s), peak (x, y px) and scores."""
+    return {
+        "index": index,
+        "time": round(scored.time, 6),
+        "peak": [round(scored.peak[0], 2), round(scored.peak[1], 2)],
+        "peak_score": float(scored.heat.max()),
+        "mean_score": float(scored.low.mean()),
+    }
+
+
+def _check_settings(fps: float, max_seconds: float | None, scale: str) -> None:
+    if not (fps > 0 and math.isfinite(fps)):
+        raise InputError(f"fps must be a positive number, got {fps}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise InputError(f"max_seconds must be positive, got {max_seconds}")
+    if scale not in ("frame", "absolute"):
+        raise InputError(f"scale must be 'frame' or 'absolute', got {scale!r}")
+
+
+def _read_sound(
+    model: L3Net, path: Path, info: Any, max_seconds: float | None, notes: list[str]
+) -> tuple[np.ndarray, float]:
+    """The sound track at 48 kHz (as far as the scored part's last clip reaches) and the seconds to
+    score; a note when the sound is shorter than a clip."""
+    clip_seconds = model.config.clip_seconds
+    audio_limit = None if max_seconds is None else max_seconds + clip_seconds
+    audio = load_audio(path, SAMPLE_RATE, duration=audio_limit)
+    duration = info.duration if info.duration else audio.size / SAMPLE_RATE
+    scored = duration if max_seconds is None else min(duration, max_seconds)
+    if audio.size < model.config.clip_samples:
+        notes.append(
+            f"the sound track is {audio.size / SAMPLE_RATE:.2f} s, shorter than the model's {clip_seconds:g} s "
+            "clip: it was zero-padded"
+        )
+    return audio, scored
+
+
+def _drawing_side(info: Any, notes: list[str]) -> int | None:
+    """The smaller side frames are decoded at for drawing (None: as they are); a note when scaled."""
+    if info.width and info.height and min(info.width, info.height) > MAX_OVERLAY_SIDE:
+        notes.append(f"frames drawn with their smaller side scaled to {MAX_OVERLAY_SIDE} px")
+        return MAX_OVERLAY_SIDE
+    return None
+
+
+@dataclass
+class _Done:
+    """What the frame loop of :func:`localize_video` kept: per frame its time (s), low-resolution map,
+    peak (x, y px), ``localize.json`` record and picture; the drawn frames' (W, H)."""
+
+    times: list[float] = field(default_factory=list)
+    maps: list[np.ndarray] = field(default_factory=list)
+    peaks: list[tuple[float, float]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    overlay_paths: list[Path] = field(default_factory=list)
+    frame_size: tuple[int, int] = (0, 0)
+
+
+def _draw_and_write(frames: Iterator[ScoredFrame], out_dir: Path, writer: VideoWriter | None, *,
+                    write_overlays: bool, scale: str, bar: Any) -> _Done:
+    """Draw each scored frame and write it as it comes (a picture in ``overlays/``, a frame of the
+    video); keep the maps, peaks and records for the summary."""
+    done = _Done()
+    lut = _colormap_lut()
+    for frame in frames:
+        record = frame_record(len(done.records), frame)
+        if write_overlays or writer is not None:
+            drawn = draw_frame(frame, scale=scale, lut=lut)
+        if write_overlays:
+            png = out_dir / OVERLAY_DIRNAME / f"frame_{record['index']:05d}.png"
+            _save_png(drawn, png)
+            done.overlay_paths.append(png)
+            record["overlay"] = png.relative_to(out_dir).as_posix()
+        if writer is not None:
+            writer.write(drawn)
+        done.frame_size = (frame.frame.shape[1], frame.frame.shape[0])
+        done.times.append(frame.time)
+        done.maps.append(frame.low)
+        done.peaks.append(frame.peak)
+        done.records.append(record)
+        bar.update(1)
+    return done
+
+
+def _remove_stale_overlays(overlay_dir: Path, current: list[Path]) -> None:
+    # pictures of an earlier run over more frames would be mistaken for this run's
+    keep = set(current)
+    for stale in overlay_dir.glob("frame_*.png") if overlay_dir.is_dir() else ():
+        if stale not in keep:
+            stale.unlink(missing_ok=True)
+
+
+def _write_heatmaps(path: Path, times: list[float], maps: np.ndarray, frame_size: tuple[int, int],
+                    peaks: list[tuple[float, float]]) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(
+            tmp, times=np.array(times), maps=maps, frame_size=np.array(frame_size), peaks=np.array(peaks)
+        )
+
+
+def _summary(
+    model: L3Net, path: Path, *, model_name: str | None, fps: float, scored: float, frame_size: tuple[int, int],
+    maps: np.ndarray, scale: str, write_video: bool, notes: list[str], records: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The contents of ``localize.json``."""
+    return {
+        "video": str(path),
+        "model": model_name or model.config.name,
+        "preset": model.config.name,
+        "fps": fps,
+        "clip_seconds": model.config.clip_seconds,
+        "seconds_scored": round(scored, 6),
+        "frame_size": list(frame_size),
+        "map_size": [int(maps.shape[2]), int(maps.shape[1])],
+        "score": "softmax(fuse(conv4_2 vector at each location, pool4 audio embedding))[corresponds]",
+        "display_scale": scale,
+        "heatmaps": HEATMAPS_FILE,
+        "video_out": VIDEO_FILE if write_video else None,
+        "notes": notes,
+        "frames": records,
+    }
+
+
 def localize_video(
     model: L3Net,
     path: str | Path,
@@ -114,86 +287,31 @@ def localize_video(
     peak, scores, picture), each atomically; ``localize.json`` is written last. ``max_seconds``
     limits the part of the video scored (from its start).
 
+    The recipe: read the sound, then per frame score (:func:`score_frames`), draw (:func:`draw_frame`)
+    and write the picture and the video's frame as it comes (the video is never held in memory), then
+    write the maps and the summary.
+
     Raises :class:`~l3net.errors.MediaError` for a file that is unreadable, audio only, or has no sound.
     """
     path = Path(path)
     out_dir = Path(out_dir)
-    if not (fps > 0 and math.isfinite(fps)):
-        raise InputError(f"fps must be a positive number, got {fps}")
-    if max_seconds is not None and not max_seconds > 0:
-        raise InputError(f"max_seconds must be positive, got {max_seconds}")
-    if scale not in ("frame", "absolute"):
-        raise InputError(f"scale must be 'frame' or 'absolute', got {scale!r}")
+    _check_settings(fps, max_seconds, scale)
     info = check_video_with_sound(path)
     ensure_dir(out_dir)
     remove_stale_temporaries(out_dir, [VIDEO_FILE, HEATMAPS_FILE, SUMMARY_FILE])  # of a run killed mid-write
     remove_stale_temporaries(out_dir / OVERLAY_DIRNAME, ["frame_*.png"])
     notes: list[str] = []
-    clip_samples = model.config.clip_samples
-    clip_seconds = model.config.clip_seconds
+    audio, scored = _read_sound(model, path, info, max_seconds, notes)
+    smaller_side = _drawing_side(info, notes)
 
-    audio_limit = None if max_seconds is None else max_seconds + clip_seconds
-    audio = load_audio(path, SAMPLE_RATE, duration=audio_limit)
-    duration = info.duration if info.duration else audio.size / SAMPLE_RATE
-    scored = duration if max_seconds is None else min(duration, max_seconds)
-    if audio.size < clip_samples:
-        notes.append(
-            f"the sound track is {audio.size / SAMPLE_RATE:.2f} s, shorter than the model's {clip_seconds:g} s "
-            "clip: it was zero-padded"
-        )
-    if info.width and info.height and min(info.width, info.height) > MAX_OVERLAY_SIDE:
-        smaller_side: int | None = MAX_OVERLAY_SIDE
-        notes.append(f"frames drawn with their smaller side scaled to {MAX_OVERLAY_SIDE} px")
-    else:
-        smaller_side = None
-
-    overlay_dir = out_dir / OVERLAY_DIRNAME
-    times: list[float] = []
-    maps: list[np.ndarray] = []
-    peaks: list[tuple[float, float]] = []
-    records: list[dict[str, Any]] = []
-    overlay_paths: list[Path] = []
-    frame_size: tuple[int, int] | None = None
     writer: VideoWriter | None = VideoWriter(out_dir / VIDEO_FILE, fps, audio) if write_video else None
-    lut = _colormap_lut()
     total = max(1, math.ceil(scored * fps - 1e-9))
-
     bar = tqdm(total=total, desc=f"localize {path.name}", unit="frame", disable=not progress, file=sys.stderr)
     try:
-        frames_iter = iter_video_frames(path, fps=fps, duration=scored, smaller_side=smaller_side)
-        for batch in _batches(frames_iter, batch_size):
-            batch_times = [t for t, _ in batch]
-            frames = np.stack([f for _, f in batch])
-            clips = np.stack([clip_at(audio, t, clip_samples) for t in batch_times])
-            low = low_res_heatmaps(model, frames, clips, batch_size=batch_size, precision=precision)
-            full = upsample(low, frames.shape[1], frames.shape[2])
-            frame_size = (frames.shape[2], frames.shape[1])
-            for t, frame, small, heat in zip(batch_times, frames, low, full):
-                index = len(times)
-                peak = peak_location(heat)
-                if write_overlays or writer is not None:
-                    caption = f"t={t:.2f} s  peak p={float(heat.max()):.2f}"
-                    drawn = overlay(frame, heat, scale=scale, peak=peak, caption=caption, lut=lut)
-                record = {
-                    "index": index,
-                    "time": round(t, 6),
-                    "peak": [round(peak[0], 2), round(peak[1], 2)],
-                    "peak_score": float(heat.max()),
-                    "mean_score": float(small.mean()),
-                }
-                if write_overlays:
-                    png = overlay_dir / f"frame_{index:05d}.png"
-                    _save_png(drawn, png)
-                    overlay_paths.append(png)
-                    record["overlay"] = png.relative_to(out_dir).as_posix()
-                if writer is not None:
-                    writer.write(drawn)
-                times.append(t)
-                maps.append(small)
-                peaks.append(peak)
-                records.append(record)
-            bar.update(len(batch))
-        if not times:
+        frames = score_frames(model, path, audio, fps=fps, seconds=scored, smaller_side=smaller_side,
+                              batch_size=batch_size, precision=precision)
+        done = _draw_and_write(frames, out_dir, writer, write_overlays=write_overlays, scale=scale, bar=bar)
+        if not done.records:
             raise MediaError(path, "no video frame could be decoded")
         if writer is not None:
             writer.close()
@@ -205,44 +323,22 @@ def localize_video(
     finally:
         bar.close()
 
-    # pictures of an earlier run over more frames would be mistaken for this run's
-    current = set(overlay_paths)
-    for stale in overlay_dir.glob("frame_*.png") if overlay_dir.is_dir() else ():
-        if stale not in current:
-            stale.unlink(missing_ok=True)
-    maps_array = np.stack(maps).astype(np.float32)
-    with atomic_path(out_dir / HEATMAPS_FILE, suffix=".npz") as tmp:
-        np.savez_compressed(
-            tmp, times=np.array(times), maps=maps_array, frame_size=np.array(frame_size), peaks=np.array(peaks)
-        )
-    video_path = out_dir / VIDEO_FILE if write_video else None
-    summary = {
-        "video": str(path),
-        "model": model_name or model.config.name,
-        "preset": model.config.name,
-        "fps": fps,
-        "clip_seconds": clip_seconds,
-        "seconds_scored": round(scored, 6),
-        "frame_size": list(frame_size),
-        "map_size": [int(maps_array.shape[2]), int(maps_array.shape[1])],
-        "score": "softmax(fuse(conv4_2 vector at each location, pool4 audio embedding))[corresponds]",
-        "display_scale": scale,
-        "heatmaps": HEATMAPS_FILE,
-        "video_out": VIDEO_FILE if video_path else None,
-        "notes": notes,
-        "frames": records,
-    }
+    _remove_stale_overlays(out_dir / OVERLAY_DIRNAME, done.overlay_paths)
+    maps = np.stack(done.maps).astype(np.float32)
+    _write_heatmaps(out_dir / HEATMAPS_FILE, done.times, maps, done.frame_size, done.peaks)
     summary_path = out_dir / SUMMARY_FILE
-    write_json(summary_path, summary)
+    write_json(summary_path, _summary(model, path, model_name=model_name, fps=fps, scored=scored,
+                                      frame_size=done.frame_size, maps=maps, scale=scale,
+                                      write_video=write_video, notes=notes, records=done.records))
     return LocalizationResult(
         video=path,
         out_dir=out_dir,
-        times=np.array(times),
-        maps=maps_array,
-        frame_size=frame_size,
-        peaks=np.array(peaks, dtype=np.float64),
-        overlay_paths=overlay_paths,
-        video_path=video_path,
+        times=np.array(done.times),
+        maps=maps,
+        frame_size=done.frame_size,
+        peaks=np.array(done.peaks, dtype=np.float64),
+        overlay_paths=done.overlay_paths,
+        video_path=out_dir / VIDEO_FILE if write_video else None,
         summary_path=summary_path,
         notes=notes,
     )
