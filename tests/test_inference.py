@@ -261,13 +261,135 @@ def test_failed_compilation_warns_once_and_runs_eagerly(monkeypatch):
     assert _relative_error(second, expected[:2]) < RELATIVE_TOLERANCE
 
 
+class _FakeCompile:
+    """Stands in for torch.compile (real compilation takes minutes on a CPU): runs the function
+    eagerly and records each graph's code object and the batches it was called with."""
+
+    def __init__(self) -> None:
+        self.codes: list[object] = []
+        self.calls: list[tuple[int, int]] = []  # (graph number, batch)
+
+    def __call__(self, fn, **kwargs):
+        number = len(self.codes)
+        self.codes.append(fn.__code__)
+
+        def run(x):
+            self.calls.append((number, x.shape[0]))
+            return fn(x)
+
+        return run
+
+
+def test_buckets_are_powers_of_two_up_to_the_cap():
+    assert inference.batch_buckets(32, 256) == (32, 64, 128, 256)
+    assert inference.batch_buckets(24, 100) == (24, 48, 96, 100)
+    assert inference.batch_buckets(8, 8) == (8,)
+    assert [inference.bucket_for(n, (32, 64, 128, 256)) for n in (1, 7, 32, 33, 200, 256)] == [32, 32, 32, 64, 256, 256]
+    with pytest.raises(ValueError, match="larger than the largest bucket"):
+        inference.bucket_for(257, (32, 64, 128, 256))
+    with pytest.raises(InputError, match="positive"):
+        inference.batch_buckets(0, 8)
+
+
+def test_a_batch_that_grew_does_not_pad_later_small_ones(monkeypatch):
+    fake = _FakeCompile()
+    monkeypatch.setattr(torch, "compile", fake)
+    model = _with_statistics(build_model(_tiny_config()), seed=1)
+    fast = InferenceModel(model, compile=True, pad_batch=2, max_batch=8)
+    x = 0.1 * torch.randn(19, model.config.clip_samples, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = model.embed("audio", x)
+    for n in (2, 8, 3, 1, 19):  # grows to 8, then small again, then larger than the cap
+        assert _relative_error(fast.embed("audio", x[:n]), expected[:n]) < RELATIVE_TOLERANCE
+    batches = [batch for _, batch in fake.calls]
+    # 3 -> 4 and 1 -> 2 after the batch of 8: not padded to 8; 19 runs as 8 + 8 + 3 (padded to 4)
+    assert batches == [2, 8, 4, 2, 8, 8, 4]
+    assert fast.graphs == 3 == len(fake.codes)  # buckets 2, 4, 8 of one input kind and shape
+    assert len({id(code) for code in fake.codes}) == 3  # each graph its own code object (its own recompile count)
+
+
+def test_twins_and_shapes_get_their_own_code_objects(monkeypatch):
+    """Dynamo counts recompiles per code object: twins and layer sets must not share one."""
+    fake = _FakeCompile()
+    monkeypatch.setattr(torch, "compile", fake)
+    x = 0.1 * torch.randn(3, _tiny_config().clip_samples)
+    twins = [InferenceModel(build_model(_tiny_config(), seed=seed).eval(), compile=True, pad_batch=4) for seed in range(3)]
+    for fast in twins:
+        fast.embed("audio", x)
+        fast.forward_features("audio", x, ["conv1_1"])
+    assert [fast.graphs for fast in twins] == [2, 2, 2]
+    assert len({id(code) for code in fake.codes}) == 6
+
+
+def test_past_max_graphs_one_warning_and_eager(monkeypatch):
+    fake = _FakeCompile()
+    monkeypatch.setattr(torch, "compile", fake)
+    model = _with_statistics(build_model(_tiny_config()), seed=2)
+    fast = InferenceModel(model, compile=True, pad_batch=2, max_batch=8, max_graphs=2)
+    x = 0.1 * torch.randn(8, model.config.clip_samples)
+    with torch.inference_mode():
+        expected = model.embed("audio", x)
+    with pytest.warns(RuntimeWarning, match="compiled 2 graphs, its limit") as caught:
+        outputs = [fast.embed("audio", x[:n]) for n in (2, 4, 8, 7, 1)]
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
+    assert fast.graphs == 2 and len(fake.codes) == 2  # the third bucket (8) ran eagerly, twice
+    for n, out in zip((2, 4, 8, 7, 1), outputs):
+        assert _relative_error(out, expected[:n]) < RELATIVE_TOLERANCE
+
+
+def test_more_buckets_than_the_recompile_limit_is_refused():
+    model = build_model(_tiny_config()).eval()
+    with torch._dynamo.config.patch(recompile_limit=3), pytest.raises(InputError, match="recompile limit"):
+        InferenceModel(model, compile=True, pad_batch=1, max_batch=8)  # 1, 2, 4, 8
+
+
+def test_fp32_on_a_gpu_turns_tf32_off_for_the_call_only(monkeypatch):
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = True
+        with inference.full_fp32("fp32", torch.device("cuda")):
+            assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+        with pytest.raises(KeyError), inference.full_fp32("fp32", torch.device("cuda")):
+            raise KeyError("restored on errors too")
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+        for precision, device in (("bf16", "cuda"), ("fp32", "cpu")):  # mixed precision, or no TF32 there
+            with inference.full_fp32(precision, torch.device(device)):
+                assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def test_every_call_runs_inside_full_fp32(monkeypatch):
+    entered = []
+    real = inference.full_fp32
+
+    def spy(precision, device):
+        entered.append((precision, device.type))
+        return real(precision, device)
+
+    monkeypatch.setattr(inference, "full_fp32", spy)
+    model = build_model(_tiny_config()).eval()
+    for compile in (False, True):
+        monkeypatch.setattr(torch, "compile", _FakeCompile())
+        fast = InferenceModel(model, compile=compile)
+        x = 0.1 * torch.randn(2, model.config.clip_samples)
+        fast.forward(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), x)
+    assert entered == [("fp32", "cpu")] * 6  # vision, audio and fuse, each way
+
+
 @pytest.mark.slow
-def test_compiled_copy_pads_every_length_to_one_graph():
-    """Compiled (inductor, freezing) equals eager fp32, and clips of any length reuse one graph."""
+def test_compiled_copy_reuses_few_graphs_and_equals_eager():
+    """Compiled (inductor, freezing) equals eager fp32; clips of any length reuse the bucket graphs
+    and torch compiles no graph beyond them (no recompiles)."""
+    from torch._dynamo.utils import counters
+
     torch.manual_seed(0)
     model = _with_statistics(build_model(_tiny_config()), seed=3)
-    fast = InferenceModel(model, compile=True, pad_batch=4)
+    fast = InferenceModel(model, compile=True, pad_batch=2, max_batch=4)
     rng = np.random.default_rng(0)
+    graphs_before = counters["stats"]["unique_graphs"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a compile failure would only warn: fail instead
         for seconds in (4.0, 1.3, 2.6, 0.5):  # batches of 4 windows, then shorter last batches
@@ -277,4 +399,5 @@ def test_compiled_copy_pads_every_length_to_one_graph():
             expected, _ = l3net.get_audio_embedding(audio, 48_000, model=model, **options)
             assert _relative_error(torch.from_numpy(emb), torch.from_numpy(expected)) < RELATIVE_TOLERANCE
     assert fast.use_compile
-    assert [graph.batch for graph in fast._graphs.values()] == [4]  # one graph, made for 4 windows
+    assert sorted(key[-1] for key in fast._graphs) == [2, 4]  # two buckets, one graph each
+    assert fast.graphs == 2 == counters["stats"]["unique_graphs"] - graphs_before

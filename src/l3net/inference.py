@@ -13,11 +13,20 @@
   that precedes a conv (OpenL3's input BatchNorm) or follows a ReLU (OpenL3's image conv1_2);
 - **channels_last** weights and inputs (oneDNN's and cuDNN's fast layout);
 - **torch.compile** (inductor with ``freezing``: weights become constants) when ``compile`` says so.
-  Each batch is zero-padded to the graph's batch (the largest seen, at least :data:`PAD_BATCH` = the
-  API's default batch size) and the outputs cut back, so the last, short batch of every clip and
-  clips of every length reuse one graph instead of compiling new ones.
-  When compilation fails, one warning and the eager copy from then on.
-- the ``precision``'s autocast and inference mode around every call, so callers need neither.
+  Graphs are made for a few fixed batch sizes, the *buckets* (:func:`batch_buckets`: ``pad_batch``
+  = :data:`PAD_BATCH` doubled up to ``max_batch`` = :data:`MAX_BATCH`, i.e. 32, 64, 128, 256): each
+  batch is zero-padded to the smallest bucket that holds it and the outputs cut back, so the last,
+  short batch of every clip and clips of every length reuse a graph, and a batch that once grew to
+  256 does not make every later small batch pay for 256. Larger batches run in pieces of ``max_batch``.
+  Every graph gets its own code object, so torch's recompile limit (per code object) is never reached
+  by twins or many shapes: no silent uncompiled fallback. An instance compiles at most ``max_graphs``
+  graphs (:data:`MAX_GRAPHS`, each costs seconds to minutes); past that, and when compilation fails,
+  one warning naming the reason and eager runs for what has no graph.
+- the ``precision``'s autocast and inference mode around every call, so callers need neither; in fp32 on
+  a GPU, TF32 is switched off for the call (and the caller's setting restored after it): PyTorch lets
+  cuDNN convolutions use TF32 by default, whose ~1e-3 rounding would break the promise that fp32
+  embeddings are the same on every machine. (The switch is process-wide while a call runs: another
+  thread's fp32 GPU work at that moment also runs without TF32.)
 
 Outputs equal the model's own eager fp32 outputs up to float rounding (fp32: max error / max value
 <= 4e-6 measured on every preset, 1e-4 tested in ``tests/test_inference.py``); bf16 differs as bf16 does (see BENCHMARKS.md). The model it was made
@@ -44,12 +53,14 @@ Defaults (environment variable :data:`COMPILE_ENV`, ``L3NET_COMPILE``):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import threading
+import types
 import warnings
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import fx, nn
@@ -61,9 +72,13 @@ from .runtime import PRECISIONS, autocast, check_precision, cpu_has_native_bf16
 
 #: Environment variable read when ``compile=None``: ``1`` (always), ``0`` (never) or ``auto``.
 COMPILE_ENV = "L3NET_COMPILE"
-#: A compiled graph's batch is at least this (the embedding API's default batch size): smaller batches
-#: (the last one of a clip, a short clip, one image) are zero-padded to it, so they reuse its graph.
+#: The smallest batch a compiled graph is made for (the embedding API's default batch size): smaller
+#: batches (the last one of a clip, a short clip, one image) are zero-padded to it, so they reuse its graph.
 PAD_BATCH = 32
+#: The largest batch a compiled graph is made for; larger batches run in pieces of this size.
+MAX_BATCH = 256
+#: Compiled graphs one InferenceModel makes at most (one per input kind, input shape and batch bucket).
+MAX_GRAPHS = 16
 #: What ``precision=`` accepts everywhere a model runs for inference.
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 
@@ -178,12 +193,48 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 # ------------------------------------------------------------------------------------------------
 # the inference copy
 # ------------------------------------------------------------------------------------------------
-class _Graph:
-    """One compiled function and the batch size its graph was made for."""
+def batch_buckets(pad_batch: int = PAD_BATCH, max_batch: int = MAX_BATCH) -> tuple[int, ...]:
+    """The batch sizes compiled graphs are made for: ``pad_batch`` doubled while below ``max_batch``,
+    then ``max_batch`` (32, 64, 128, 256 by default). Few, so few graphs; each at most twice the batch
+    it serves, so padding at most doubles the work."""
+    if pad_batch < 1 or max_batch < 1:
+        raise InputError(f"pad_batch and max_batch must be positive, got {pad_batch} and {max_batch}")
+    buckets = [pad_batch]
+    while buckets[-1] < max_batch:
+        buckets.append(min(2 * buckets[-1], max_batch))
+    return tuple(buckets)
 
-    def __init__(self, fn: Callable[[torch.Tensor], Outputs]) -> None:
-        self.fn = fn
-        self.batch = 0
+
+def bucket_for(n: int, buckets: tuple[int, ...]) -> int:
+    """The smallest bucket that holds a batch of ``n`` (``n`` at most the largest bucket)."""
+    for bucket in buckets:
+        if n <= bucket:
+            return bucket
+    raise ValueError(f"a batch of {n} is larger than the largest bucket, {buckets[-1]}")
+
+
+def _own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with a code object of its own. torch.compile keeps its graphs, and counts recompiles
+    against ``torch._dynamo.config.recompile_limit``, per code object: the closures made for every
+    model instance, layer set and input shape share one, and past the limit dynamo runs them
+    uncompiled without a word. A code object per graph keeps each one's entries to its buckets."""
+    assert isinstance(fn, types.FunctionType)
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+@contextlib.contextmanager
+def full_fp32(precision: str, device: torch.device) -> Iterator[None]:
+    """No TF32 inside (cuDNN convolutions and CUDA matmuls) when ``precision`` is fp32 on a GPU; the
+    caller's settings restored on the way out. Elsewhere nothing changes (CPUs have no TF32)."""
+    if precision != "fp32" or device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class InferenceModel(nn.Module):
@@ -191,15 +242,26 @@ class InferenceModel(nn.Module):
 
     ``precision``: "fp32", "bf16", "fp16" (GPU) or "auto" (:func:`resolve_precision`) on the
     model's device. ``compile``: True, False or None (``$L3NET_COMPILE``, :func:`resolve_compile`).
-    ``pad_batch``: the smallest batch a compiled graph is made for (see :data:`PAD_BATCH`). The copy
-    stays in eval mode (``train()`` does nothing) and has no gradients.
+    ``pad_batch``, ``max_batch``: the smallest and largest batch a compiled graph is made for
+    (:func:`batch_buckets`); ``max_graphs``: the most graphs this copy compiles. The copy stays in
+    eval mode (``train()`` does nothing) and has no gradients. :attr:`graphs` counts its compiled graphs.
     """
 
     def __init__(
-        self, model: L3Net, *, precision: str = "fp32", compile: bool | None = None, pad_batch: int = PAD_BATCH
+        self, model: L3Net, *, precision: str = "fp32", compile: bool | None = None, pad_batch: int = PAD_BATCH,
+        max_batch: int = MAX_BATCH, max_graphs: int = MAX_GRAPHS,
     ) -> None:
         super().__init__()
         self.pad_batch = pad_batch
+        self.buckets = batch_buckets(pad_batch, max(max_batch, pad_batch))
+        limit = torch._dynamo.config.recompile_limit
+        if len(self.buckets) > limit:
+            raise InputError(
+                f"batch sizes {pad_batch} to {max_batch} make {len(self.buckets)} graph sizes, more than torch's "
+                f"recompile limit ({limit}, torch._dynamo.config.recompile_limit): give a larger pad_batch or a "
+                "smaller max_batch"
+            )
+        self.max_graphs = max_graphs
         device = next(model.parameters()).device
         if precision not in PRECISION_CHOICES:
             raise InputError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
@@ -211,8 +273,15 @@ class InferenceModel(nn.Module):
         self.folded = fold_batchnorm(net)
         self.net = net.to(memory_format=torch.channels_last)
         self.config = model.config
-        self._graphs: dict[tuple[Any, ...], _Graph] = {}
+        # (kind, modality[, layers], input shape, dtype, bucket) -> compiled function; None: runs eagerly
+        self._graphs: dict[tuple[Any, ...], Callable[[torch.Tensor], Outputs] | None] = {}
         self._lock = threading.Lock()
+        self._warned_full = False  # the max_graphs warning is given once
+
+    @property
+    def graphs(self) -> int:
+        """How many graphs this copy has compiled (each input kind, input shape and batch bucket one)."""
+        return sum(fn is not None for fn in self._graphs.values())
 
     # -- what callers read, as on L3Net ---------------------------------------------------------
     @property
@@ -271,7 +340,7 @@ class InferenceModel(nn.Module):
 
     def fuse(self, vision_embedding: torch.Tensor, audio_embedding: torch.Tensor) -> torch.Tensor:
         """As :meth:`L3Net.fuse` (small: never compiled)."""
-        with torch.inference_mode(), autocast(self.precision, self.device):
+        with torch.inference_mode(), autocast(self.precision, self.device), full_fp32(self.precision, self.device):
             return self.net.fuse(vision_embedding, audio_embedding)
 
     def forward(self, images: torch.Tensor, waveforms: torch.Tensor) -> torch.Tensor:
@@ -283,23 +352,33 @@ class InferenceModel(nn.Module):
         """``tower_part(tower input)`` for raw inputs ``x``; the front end (normalisation or the
         log-spectrogram, whose complex STFT inductor does not generate code for) always runs eagerly."""
         modality = key[1]
-        with torch.inference_mode(), autocast(self.precision, self.device):
+        with torch.inference_mode(), autocast(self.precision, self.device), full_fp32(self.precision, self.device):
             if not self.use_compile or x.shape[0] == 0:
                 return tower_part(self._tower_input(modality, x))
-            with self._lock:
-                shape_key = key + (tuple(x.shape[1:]), x.dtype)
-                graph = self._graphs.get(shape_key)
-                if graph is None:
-                    graph = self._graphs[shape_key] = _Graph(
-                        torch.compile(tower_part, dynamic=False, options={"freezing": True})
-                    )
-                n = x.shape[0]
-                graph.batch = max(graph.batch, n, self.pad_batch)
-                if n < graph.batch:  # one graph per input shape: pad, then cut the outputs back
-                    x = torch.cat([x, x.new_zeros((graph.batch - n, *x.shape[1:]))])
-                inputs = self._tower_input(modality, x)
+            top = self.buckets[-1]
+            pieces = []
+            for start in range(0, x.shape[0], top):
+                pieces.append(self._run_bucketed(key, tower_part, x[start : start + top]))
+        if len(pieces) == 1:
+            return pieces[0]
+        if isinstance(pieces[0], dict):
+            return {name: torch.cat([p[name] for p in pieces]) for name in pieces[0]}
+        return torch.cat(pieces)
+
+    def _run_bucketed(self, key: tuple[Any, ...], tower_part: Callable[[torch.Tensor], Outputs], x: torch.Tensor) -> Outputs:
+        """One piece of at most the largest bucket: padded to its bucket, run by that bucket's graph."""
+        n = x.shape[0]
+        bucket = bucket_for(n, self.buckets)
+        if n < bucket:  # zeros after the batch; the outputs are cut back below
+            x = torch.cat([x, x.new_zeros((bucket - n, *x.shape[1:]))])
+        inputs = self._tower_input(key[1], x)
+        with self._lock:
+            graph = self._graph(key + (tuple(x.shape[1:]), x.dtype, bucket), tower_part)
+            if graph is None:
+                out = tower_part(inputs)
+            else:
                 try:
-                    out = graph.fn(inputs)
+                    out = graph(inputs)
                 except Exception as exc:  # noqa: BLE001 - any compiler failure: run eagerly instead
                     self.use_compile = False
                     first_line = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -307,12 +386,32 @@ class InferenceModel(nn.Module):
                         f"torch.compile failed ({type(exc).__name__}: {first_line}); embedding without "
                         f"compilation from now on (compile=False or {COMPILE_ENV}=0 skips the attempt)",
                         RuntimeWarning,
-                        stacklevel=3,
+                        stacklevel=4,
                     )
                     out = tower_part(inputs)
-            if isinstance(out, dict):
-                return {name: value[:n] for name, value in out.items()}
-            return out[:n]
+        if isinstance(out, dict):
+            return {name: value[:n] for name, value in out.items()}
+        return out[:n]
+
+    def _graph(self, graph_key: tuple[Any, ...], tower_part: Callable[[torch.Tensor], Outputs]) -> Callable[[torch.Tensor], Outputs] | None:
+        """The compiled function for ``graph_key``, made at first use; None (eager) past ``max_graphs``."""
+        if graph_key in self._graphs:
+            return self._graphs[graph_key]
+        if self.graphs >= self.max_graphs:
+            self._graphs[graph_key] = None
+            if not self._warned_full:
+                self._warned_full = True
+                warnings.warn(
+                    f"this inference copy has compiled {self.graphs} graphs, its limit (max_graphs; one per input "
+                    f"kind, input shape and batch size in {self.buckets}): new shapes run uncompiled. Fewer layer "
+                    "sets or input sizes, or one InferenceModel per kind of input, keep every call compiled",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+            return None
+        fn = torch.compile(_own_code(tower_part), dynamic=False, options={"freezing": True})
+        self._graphs[graph_key] = fn
+        return fn
 
     def _tower_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         return self.net.tower_input(modality, x).contiguous(memory_format=torch.channels_last)
