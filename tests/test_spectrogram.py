@@ -94,3 +94,30 @@ def test_bad_inputs():
         LogSpectrogram()(torch.zeros(48_000))
     with pytest.raises(ValueError, match="shorter than one window"):
         LogSpectrogram()(torch.zeros(1, 100))
+
+
+def test_db_front_end_makes_no_tensor_from_host_numbers():
+    """OpenL3's dB floor is a buffer (on the module's device): a tensor made from a host number in
+    the forward (``new_tensor``, ``torch.tensor``: aten.lift_fresh) would be a host copy per call on a GPU.
+    Checked on the path GPUs take (torch.fft; the CPU's SciPy FFT makes its result on the host by design)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    config = dataclasses.replace(PRESETS["openl3-linear"].spectrogram, tensorflow_stft=False)
+    assert config.scale == "db"
+    spec = LogSpectrogram(config)
+    assert spec.db_floor.item() == -config.db_range and "db_floor" not in spec.state_dict()
+    x = 0.1 * torch.randn(2, 48_000, generator=torch.Generator().manual_seed(0))
+    with Ops() as ops:
+        out = spec(x)
+    assert "aten.maximum.default" in ops.seen  # the floor is applied ...
+    assert not {"aten.lift_fresh.default", "aten._to_copy.default", "aten.scalar_tensor.default"} & ops.seen  # ... from the buffer
+    assert float(out.min()) >= -config.db_range and float(out.amax(dim=(1, 2, 3)).max()) == 0.0

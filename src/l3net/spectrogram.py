@@ -144,6 +144,10 @@ class LogSpectrogram(nn.Module):
         c = self.config
         mel = torch.from_numpy(mel_filterbank(c.sample_rate, c.n_fft, c.mel_bands)) if c.mel_bands else torch.empty(0)
         self.register_buffer("mel_filters", mel, persistent=False)
+        # The dB floor (relative to each clip's peak) as a buffer: it moves to the device with the module,
+        # instead of a tensor made from a host number and copied over in every forward.
+        floor = torch.tensor(-c.db_range, dtype=torch.float32) if c.scale == "db" else torch.empty(0)
+        self.register_buffer("db_floor", floor, persistent=False)
 
     def decimate(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Low-pass and subsample ``(N, samples)`` from SAMPLE_RATE to the config's rate."""
@@ -183,7 +187,7 @@ class LogSpectrogram(nn.Module):
             if cfg.scale == "db":
                 decibels = 10.0 * torch.log10(magnitude.clamp(min=cfg.db_amin))
                 peak = decibels.amax(dim=(1, 2), keepdim=True)  # each clip's own maximum
-                logspec = torch.maximum(decibels - peak, decibels.new_tensor(-cfg.db_range))
+                logspec = torch.maximum(decibels - peak, self.db_floor)
             else:
                 logspec = torch.log(magnitude + cfg.log_floor)
         return logspec.transpose(1, 2).unsqueeze(1).contiguous()  # (N, 1, bins, frames)
