@@ -8,6 +8,7 @@ import gc
 import multiprocessing
 import multiprocessing.pool
 import platform
+import shutil
 import warnings
 from pathlib import Path
 from typing import ContextManager, Iterator
@@ -69,6 +70,40 @@ def training_math(precision: str, device: torch.device) -> dict[str, object]:
             stacklevel=2,
         )
     return {"precision": precision, "tf32": False, "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
+
+
+#: Shared memory (bytes) that one data loader's ready and in-making batches may fill: its prefetch
+#: depth is sized to it. 2 GiB holds 15 workers x 2 paper batches of 256 pairs (63 MB each with int16
+#: audio), or 4 batches each for up to 8 workers.
+LOADER_SHM_BUDGET = 2 * 1024**3
+#: Where DataLoader workers put the batches they hand over (POSIX shared memory on Linux).
+SHARED_MEMORY = "/dev/shm"
+
+
+def loader_prefetch(workers: int, batch_nbytes: int, budget: int = LOADER_SHM_BUDGET) -> int | None:
+    """Batches each of ``workers`` loader processes keeps ready (``prefetch_factor``) for batches of
+    ``batch_nbytes`` bytes: 4 while ``workers`` x 4 batches fit ``budget`` bytes, down to 2 (the
+    fewest that hide a slow batch) for big batches; None without workers (no prefetching)."""
+    if workers <= 0:
+        return None
+    return max(2, min(4, budget // max(1, workers * batch_nbytes)))
+
+
+def check_shared_memory(need: int, what: str, path: str = SHARED_MEMORY) -> None:
+    """Raise :class:`InputError` when ``path`` has less than ``need`` bytes free for ``what`` (the
+    loaders that will fill it), instead of a bus error in a worker mid-run. No check where ``path``
+    does not exist (platforms that share memory another way)."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return
+    if free < need:
+        raise InputError(
+            f"{path} has {free / 2**20:,.0f} MiB free but {what} need {need / 2**20:,.0f} MiB of shared memory "
+            f"(a DataLoader worker that runs out of it dies with a bus error); give the machine or container "
+            f"more ({path} is a tmpfs: `docker run --shm-size=8g`, or remount it larger), or use fewer --workers "
+            "or a smaller --batch-size"
+        )
 
 
 @functools.lru_cache(maxsize=1)

@@ -38,7 +38,15 @@ from .errors import DatasetError, InputError, L3NetError, OutputError
 from .fileio import atomic_path, atomic_open, ensure_dir, read_json, read_jsonl, remove_stale_temporaries
 from .models import CONFIG_FILE, WEIGHTS_FILE, L3Net, build_model
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, LAST_DIR, LOG_FILE, TB_DIR
-from .runtime import PRECISIONS, autocast, optimizer_step, synchronize, training_math
+from .runtime import (
+    PRECISIONS,
+    autocast,
+    check_shared_memory,
+    loader_prefetch,
+    optimizer_step,
+    synchronize,
+    training_math,
+)
 
 #: Pairs the paper's network saw in training (PAPER_SPEC 4): the default length of a run.
 PAPER_PAIRS = 60_000_000
@@ -533,8 +541,16 @@ class Trainer:
                 "(options you leave out are taken from the run), or start a new run with another --out"
             )
 
-    def _loader(self, dataset: torch.utils.data.IterableDataset) -> torch.utils.data.DataLoader:
+    def _loader(self, dataset: Any) -> torch.utils.data.DataLoader:
         workers = self.config.workers or 0
+        prefetch = loader_prefetch(workers, dataset.batch_nbytes)
+        if workers:
+            # While validation runs, the train loader's batches wait beside the val loader's (same size),
+            # and the ranks of a node share its shared memory.
+            ranks = int(os.environ.get("LOCAL_WORLD_SIZE", self.world.world_size))
+            check_shared_memory(2 * ranks * workers * prefetch * dataset.batch_nbytes,
+                                f"{ranks} rank(s) x 2 loaders (train, val) x {workers} workers x {prefetch} "
+                                f"batches of {dataset.batch_nbytes / 2**20:.1f} MiB")
         # The loader's own generator: worker seeds must not depend on what else drew from torch's RNG.
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + self.world.rank)
         return torch.utils.data.DataLoader(
@@ -542,7 +558,7 @@ class Trainer:
             batch_size=None,  # the sampler yields whole batches
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None,
+            prefetch_factor=prefetch,
             generator=generator,
         )
 
