@@ -44,7 +44,8 @@ from _peers import DEFAULT_PEERS, PeerWorker, find_peers  # noqa: E402
 
 from l3net import get_audio_embedding, get_image_embedding  # noqa: E402
 from l3net.config import SAMPLE_RATE  # noqa: E402
-from l3net.embed import prepare_image  # noqa: E402
+from l3net.config import get_preset  # noqa: E402
+from l3net.inputs import prepare_image  # noqa: E402
 from l3net.framing import batch_windows as _batches, iter_windows, window_count  # noqa: E402
 from l3net.inference import InferenceModel, resolve_precision  # noqa: E402
 from l3net.media import load_audio, load_image  # noqa: E402
@@ -66,7 +67,7 @@ def real_audio(data: Path, seconds: float) -> np.ndarray:
 def real_images(data: Path, count: int) -> np.ndarray:
     """``count`` real photos (repeated if needed) as uint8 ``(count, 256, 256, 3)``."""
     paths = sorted(p for p in (data / "photos").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    photos = [prepare_image(load_image(p), 256, 256, str(p)) for p in paths]
+    photos = [prepare_image(load_image(p), get_preset("paper"), transfer=True, name=str(p)) for p in paths]  # 256 x 256
     return np.stack([photos[i % len(photos)] for i in range(count)])
 
 
@@ -142,7 +143,7 @@ def main() -> int:
             def eager() -> None:
                 with torch.inference_mode():
                     for start in range(0, len(images), args.batch_size):
-                        crop = [prepare_image(im, 256, 224) for im in images[start : start + args.batch_size]]
+                        crop = [prepare_image(im, model.config, transfer=False) for im in images[start : start + args.batch_size]]
                         model.embed("vision", torch.from_numpy(np.stack(crop)).permute(0, 3, 1, 2))
 
             return timed(eager)

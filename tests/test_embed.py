@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import l3net
-from l3net import embed
+from l3net import embed, embed_core
 from l3net.config import SAMPLE_RATE
 from l3net.embed import embedding_size, get_audio_embedding, get_image_embedding
+from l3net.embed_core import embedding_model
+from l3net.inputs import prepare_image
 from l3net.embed_files import process_audio_file, process_image_file, process_video_file
 from l3net.framing import iter_windows, window_count, window_start, window_timestamps
 from l3net.errors import InputError, MediaError, OutputError
@@ -208,7 +210,7 @@ def test_paper_preset_dims_and_default_model():
     assert emb.shape == (1, 512)
     # The default model is loaded once and cached.
     with pytest.warns(UserWarning, match="random weights"):
-        assert embed.resolve_model(None) is embed.resolve_model(None)
+        assert embedding_model(None) is embedding_model(None)
 
 
 def test_model_spec_forms_agree(small, tmp_path):
@@ -338,7 +340,7 @@ def test_image_layers(model):
     assert get_image_embedding(rgb, model, layer="conv4_2").shape == (1, 16 * 16)  # image grid 4 x 4
     assert get_image_embedding(rgb, model, layer="pool3").shape == (1, 8 * 16)
     # conv4_2 sees the transfer_image_size (64) centre crop, after ReLU: non-negative
-    prepared = embed.prepare_image(rgb, model.config.transfer_image_size, model.config.transfer_image_size)
+    prepared = prepare_image(rgb, model.config, transfer=True)
     assert prepared.shape == (64, 64, 3)
     with torch.inference_mode():
         expected = model.transfer_features("vision", torch.from_numpy(prepared.copy()).permute(2, 0, 1)[None]).numpy()
@@ -438,7 +440,7 @@ def test_bad_files_raise_media_error(model, data_dir, tmp_path, name):
 def test_no_partial_output_when_embedding_fails(model, tmp_path, monkeypatch):
     path = S.write_audio(tmp_path / "long.wav", S.noise(3.0))
     calls = []
-    real = embed.layer_features
+    real = embed_core.layer_features
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -446,7 +448,7 @@ def test_no_partial_output_when_embedding_fails(model, tmp_path, monkeypatch):
             raise RuntimeError("simulated crash in the middle of a file")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(embed, "layer_features", failing)
+    monkeypatch.setattr(embed_core, "layer_features", failing)
     with pytest.raises(RuntimeError, match="simulated"):
         process_audio_file(path, tmp_path / "out", model, hop_size=0.5, batch_size=2)
     assert list((tmp_path / "out").iterdir()) == []
@@ -490,8 +492,8 @@ def test_file_audio_is_streamed(tmp_path, monkeypatch):
         batches.append(x.shape[0])
         return torch.zeros(x.shape[0], 4)
 
-    monkeypatch.setattr(embed, "layer_features", counting)
-    monkeypatch.setattr(embed, "embedding_size", lambda *a, **k: 4)
+    monkeypatch.setattr(embed_core, "layer_features", counting)
+    monkeypatch.setattr(embed_core, "embedding_size", lambda *a, **k: 4)
     tracemalloc.start()
     try:
         out = process_audio_file(path, tmp_path, net, hop_size=1.0, batch_size=16)

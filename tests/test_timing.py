@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 
-from l3net import embed, media
+from l3net import embed_files, media
 from l3net.config import SAMPLE_RATE
 from l3net.data import shards as fmt
 from l3net.data.prepare import PrepareConfig, prepare, read_manifest
@@ -300,7 +300,7 @@ class _Spy:
                     yield pair
 
         # patched where process_video_file and the towers' forward look them up, wherever that is
-        files = sys.modules[embed.process_video_file.__module__]
+        files = sys.modules[embed_files.process_video_file.__module__]
         monkeypatch.setattr(files, "AudioReader", AudioSpy)
         monkeypatch.setattr(files, "VideoReader", VideoSpy)
         for name, module in list(sys.modules.items()):
@@ -312,7 +312,7 @@ class _Spy:
 def test_process_video_file_keeps_sound_and_picture_on_one_clock(corpus, clapper: Clapper, tmp_path, monkeypatch) -> None:
     path = _clapper_path(corpus, clapper)
     spy = _Spy(monkeypatch)
-    audio_npz, image_npz = embed.process_video_file(
+    audio_npz, image_npz = embed_files.process_video_file(
         path, tmp_path, model="small", hop_size=1.0 / STORED_FPS, batch_size=64, device="cpu"
     )
     expected = expected_scene_time(path)

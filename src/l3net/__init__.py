@@ -2,12 +2,12 @@
 
 from .config import CLIP_SECONDS, PRESETS, SAMPLE_RATE, ModelConfig, SpectrogramConfig, get_preset
 from .errors import DatasetError, InputError, L3NetError, MediaError, ModelFileError, OutputError
-from .models import L3Net, build_model, load_model
+from ._version import __version__
+from .models import L3Net, build_model
+from .modelspec import load_model
 from .embed import get_audio_embedding, get_image_embedding
 from .embed_files import process_audio_file, process_image_file, process_video_file
 from .stream import AudioStream
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AudioStream",

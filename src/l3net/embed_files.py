@@ -1,6 +1,6 @@
 """Embedding files: an audio, image or video file in, ``.npz`` file(s) out (``process_*_file``, the
-file half of the embedding API; see :mod:`l3net.embed` for framing and layers). Files are decoded in
-chunks (memory stays bounded) and written atomically.
+file half of the embedding API; see :mod:`l3net.embed` for framing and layers, :mod:`l3net.embed_core`
+for what both halves share). Files are decoded in chunks (memory stays bounded) and written atomically.
 """
 
 from __future__ import annotations
@@ -16,22 +16,21 @@ import numpy as np
 import torch
 
 from .config import SAMPLE_RATE
-from .embed import (
+from .embed_core import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOP_SIZE,
-    ModelSpec,
-    _check_batch_size,
-    _embed_audio_stream,
-    _embed_images,
-    _image_sizes,
-    prepare_image,
-    resolve_model,
+    check_batch_size,
+    embed_audio_stream,
+    embed_images,
+    embedding_model,
 )
 from .errors import MediaError
 from .fileio import atomic_path, ensure_dir
 from .framing import check_hop, window_count, window_timestamps
-from .layers import check_layer
+from .inputs import image_sizes, prepare_image
+from .layers import resolve_layer, transfer_input
 from .media import AudioReader, VideoReader, iter_audio, iter_video_frames, load_image, probe
+from .modelspec import ModelSpec
 from .models import L3Net, choose_layer
 
 PathLike = str | os.PathLike[str]
@@ -69,7 +68,7 @@ def _embed_audio_file(
                 total = window_count(
                     round(duration * SAMPLE_RATE), hop_size, center, model.config.clip_samples, framing=model.config.framing
                 )
-    return _embed_audio_stream(
+    return embed_audio_stream(
         model, iter_audio(path, SAMPLE_RATE) if reader is None else reader, hop_size=hop_size, center=center, batch_size=batch_size,
         layer=layer, precision=precision, total=total, verbose=verbose, desc=path.name,
     )
@@ -78,7 +77,7 @@ def _embed_audio_file(
 def process_audio_file(
     path: PathLike,
     output_dir: PathLike | None = None,
-    model: ModelSpec = None,
+    model: ModelSpec | None = None,
     hop_size: float = DEFAULT_HOP_SIZE,
     center: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -98,10 +97,9 @@ def process_audio_file(
     """
     path = Path(path)
     hop_size = check_hop(hop_size)
-    batch_size = _check_batch_size(batch_size)
-    net = resolve_model(model, device)
-    layer = choose_layer(net, "audio", layer, embedding_size)
-    check_layer(net.audio, layer)
+    batch_size = check_batch_size(batch_size)
+    net = embedding_model(model, device)
+    layer = resolve_layer(net.audio, choose_layer(net, "audio", layer, embedding_size))
     out = output_path(path, output_dir, suffix or "")
     if output_dir is not None:
         ensure_dir(output_dir)
@@ -112,7 +110,7 @@ def process_audio_file(
 def process_image_file(
     path: PathLike,
     output_dir: PathLike | None = None,
-    model: ModelSpec = None,
+    model: ModelSpec | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     layer: str = "pool4",
     *,
@@ -124,24 +122,20 @@ def process_image_file(
     """Embed an image file: writes ``<stem><suffix>.npz`` with ``embedding`` ``(1, D)`` and
     ``timestamps`` ``[0.0]``; returns its path."""
     path = Path(path)
-    net = resolve_model(model, device)
-    layer = choose_layer(net, "vision", layer, embedding_size)
-    check_layer(net.vision, layer)
+    net = embedding_model(model, device)
+    layer = resolve_layer(net.vision, choose_layer(net, "vision", layer, embedding_size))
     out = output_path(path, output_dir, suffix or "")
     if output_dir is not None:
         ensure_dir(output_dir)
-    image = load_image(path)
-    resize, crop = _image_sizes(net, layer)
-    embedding = _embed_images(
-        net, [prepare_image(image, resize, crop, str(path), net.config.image_upscale)], layer, _check_batch_size(batch_size), precision, 1, False
-    )
+    image = prepare_image(load_image(path), net.config, transfer=transfer_input(net.vision, layer), name=str(path))
+    embedding = embed_images(net, [image], layer, check_batch_size(batch_size), precision, 1, False)
     return save_embedding(out, embedding, np.zeros(1), **_metadata(net, layer))
 
 
 def process_video_file(
     path: PathLike,
     output_dir: PathLike | None = None,
-    model: ModelSpec = None,
+    model: ModelSpec | None = None,
     hop_size: float = DEFAULT_HOP_SIZE,
     center: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -173,13 +167,10 @@ def process_video_file(
     """
     path = Path(path)
     hop_size = check_hop(hop_size)
-    batch_size = _check_batch_size(batch_size)
-    net = resolve_model(model, device)
-    audio_layer, image_layer = layer, image_layer or layer
-    audio_layer = choose_layer(net, "audio", audio_layer, embedding_size)
-    image_layer = choose_layer(net, "vision", image_layer, image_embedding_size)
-    check_layer(net.audio, audio_layer)
-    check_layer(net.vision, image_layer)
+    batch_size = check_batch_size(batch_size)
+    net = embedding_model(model, device)
+    audio_layer = resolve_layer(net.audio, choose_layer(net, "audio", layer, embedding_size))
+    image_layer = resolve_layer(net.vision, choose_layer(net, "vision", image_layer or layer, image_embedding_size))
     suffix = suffix or ""
     if output_dir is not None:
         ensure_dir(output_dir)
@@ -199,7 +190,7 @@ def process_video_file(
             raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
         count = window_count(round(info.duration * SAMPLE_RATE), hop_size, center, window, framing=net.config.framing)
         stamps = window_timestamps(count, hop_size)
-    pictures = VideoReader(path, times=stamps, smaller_side=_image_sizes(net, image_layer)[0])
+    pictures = VideoReader(path, times=stamps, smaller_side=_decode_side(net, image_layer))
     image_emb = _embed_video_frames(net, path, stamps, image_layer, batch_size, precision, verbose, pictures)
     results.append((output_path(path, output_dir, f"{suffix}_image"), image_emb, stamps, image_layer))
     timing = {**(reader.report.to_dict() if info.has_audio else {}), **pictures.report.to_dict()}
@@ -207,27 +198,33 @@ def process_video_file(
     return [save_embedding(out, emb, ts, **_metadata(net, layer), **extra) for out, emb, ts, layer in results]
 
 
+def _decode_side(model: L3Net, layer: str) -> int | None:
+    """The smaller side (px) video frames are scaled to while decoding (cheap: during colour
+    conversion, so :func:`~l3net.inputs.prepare_image`'s scaling is then a no-op); None (decode at the
+    video's own size) under OpenL3's ``image_upscale=False``, where the frame's size decides."""
+    return image_sizes(model.config, transfer=transfer_input(model.vision, layer))[0] if model.config.image_upscale else None
+
+
 def _embed_video_frames(
     model: L3Net, path: Path, stamps: np.ndarray, layer: str, batch_size: int, precision: str, verbose: bool,
     pictures: Iterable[tuple[float, np.ndarray]] | None = None,
 ) -> np.ndarray:
-    resize, crop = _image_sizes(model, layer)
+    transfer = transfer_input(model.vision, layer)
     count = len(stamps)
     found = 0
     last: list[np.ndarray] = []
 
     def frames() -> Iterator[np.ndarray]:
         nonlocal found
-        # Scaling happens during colour conversion (cheap), so resize_smaller_side is then a no-op.
-        source = iter_video_frames(path, times=stamps, smaller_side=resize) if pictures is None else pictures
+        source = iter_video_frames(path, times=stamps, smaller_side=_decode_side(model, layer)) if pictures is None else pictures
         for _, frame in source:
             found += 1
             last[:] = [frame]
-            yield prepare_image(frame, resize, crop, str(path), model.config.image_upscale)
+            yield prepare_image(frame, model.config, transfer=transfer, name=str(path))
         # Times past the last frame (audio can outlast the picture): the frame left on screen.
         for _ in range(count - found):
             if not last:
                 raise MediaError(path, "no video frame could be decoded")
-            yield prepare_image(last[0], resize, crop, str(path), model.config.image_upscale)
+            yield prepare_image(last[0], model.config, transfer=transfer, name=str(path))
 
-    return _embed_images(model, frames(), layer, batch_size, precision, count, verbose)
+    return embed_images(model, frames(), layer, batch_size, precision, count, verbose)

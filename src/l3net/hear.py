@@ -20,13 +20,11 @@ Validate with ``hear-validator l3net.hear -m MODEL_DIR`` (``pip install hearvali
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
 from .config import SAMPLE_RATE
-from .embed import DEFAULT_BATCH_SIZE
+from .embed_core import DEFAULT_BATCH_SIZE
 from .errors import InputError
 from .framing import frame_tensor
 from .inference import inference_model
@@ -65,16 +63,10 @@ class HearModel(nn.Module):
 
 
 def load_model(model_file_path: str = "") -> HearModel:
-    """A HEAR model from a model directory or run directory (or its ``model.safetensors``), or a
-    preset name (random weights). Empty: the paper architecture with random weights, with a warning."""
-    if not model_file_path:
-        warnings.warn(
-            "l3net.hear.load_model: no model file given; using the 'paper' architecture with random "
-            "weights (pass a trained model directory)",
-            stacklevel=2,
-        )
-        model_file_path = "paper"
-    return HearModel(resolve_model(model_file_path).model)
+    """HEAR's entry point: the model ``model_file_path`` names, resolved by :mod:`l3net.modelspec` (a
+    model or run directory or its ``model.safetensors``, a preset name with random weights,
+    ``openl3:NAME``...). Empty: the default preset with random weights, with a warning."""
+    return HearModel(resolve_model(model_file_path or None).model)
 
 
 def _check_audio(audio: torch.Tensor) -> torch.Tensor:

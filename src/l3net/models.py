@@ -515,27 +515,22 @@ def load_model(
     device: str | torch.device | None = None,
     seed: int = 0,
 ) -> L3Net:
-    """A model in eval mode: a preset name (random weights from ``seed``), a saved model directory,
-    or one of OpenL3's published models as ``"openl3:<front end>-<content>"`` (e.g.
-    ``"openl3:mel256-env"``: found and converted once, see :mod:`l3net.openl3`).
+    """A model in eval mode: a preset name (random weights from ``seed``) or a saved model directory.
 
     A directory is one written by :meth:`L3Net.save` or by ``l3net train`` (its run directory);
-    a path to its ``model.safetensors`` works too.
+    a path to its ``model.safetensors`` works too. Every other spec (``openl3:NAME``, ``random:X``)
+    is :func:`l3net.modelspec.load_model`'s, which is ``l3net.load_model``.
     """
     if isinstance(name_or_path, L3Net):
         model = name_or_path
     else:
         path = Path(name_or_path)
-        if not path.exists() and str(name_or_path).startswith(OPENL3_PREFIX):
-            from .openl3 import openl3_model_dir
-
-            model = _load_directory(openl3_model_dir(str(name_or_path)))
-        elif not path.exists() and str(name_or_path) in PRESETS:
+        if not path.exists() and str(name_or_path) in PRESETS:
             model = build_model(str(name_or_path), seed=seed)
         elif not path.exists():
             raise ModelFileError(
                 f"'{name_or_path}' is neither a preset ({', '.join(sorted(PRESETS))}), an OpenL3 model "
-                f"({OPENL3_PREFIX}mel256-env, ...) nor an existing model directory"
+                f"({OPENL3_PREFIX}mel256-env, ...: l3net.load_model) nor an existing model directory"
             )
         else:
             model = _load_directory(path)

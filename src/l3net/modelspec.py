@@ -1,13 +1,17 @@
 """From a model spec (what a user types after ``--model``, or passes as ``model=``) to a model.
 
-One resolver for every entry point (the embedding API, HEAR, ``l3net localize`` and every
-evaluation). Specs:
+The one resolver for every entry point (``l3net.load_model``, the embedding API, HEAR, ``l3net
+localize``, ``l3net info`` and every evaluation). Specs:
 
-- an :class:`~l3net.models.L3Net`: used as is;
-- a model or run directory, a preset name (random weights from ``seed``), ``openl3:NAME``: whatever
-  :func:`l3net.models.load_model` accepts, loaded by it;
+- an :class:`~l3net.models.L3Net` or an :class:`~l3net.inference.InferenceModel`: used as is;
+- a model or run directory (or its ``model.safetensors``), a preset name (random weights from
+  ``seed``): read by :func:`l3net.models.load_model`, which knows only these two;
+- ``openl3:NAME`` (e.g. ``openl3:mel256-env``): one of OpenL3's published models, found and
+  converted once (:func:`l3net.openl3.openl3_model_dir`), then read as a directory;
 - ``random`` / ``random:PRESET`` / ``random:DIR``: the architecture of PRESET or DIR (default
-  ``paper``) with fresh random weights from ``seed`` (the paper's untrained rows).
+  ``paper``) with fresh random weights from ``seed`` (the paper's untrained rows);
+- ``None`` (where a caller may leave the model out): the :data:`DEFAULT_PRESET` architecture with
+  random weights, with a warning.
 
 The evaluations compare a trained model with its *random twin*: the same architecture with fresh
 weights from ``seed + RANDOM_TWIN_SEED_OFFSET`` (:func:`random_twin`), so that a run on ``--model
@@ -21,14 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import warnings
+
 import torch
 
 from .config import PRESETS, ModelConfig
 from .errors import InputError
-from .models import L3Net, build_model, load_model
+from .inference import InferenceModel
+from .models import OPENL3_PREFIX, WEIGHTS_FILE, L3Net, build_model
+from .models import load_model as read_model
+from .openl3 import openl3_model_dir
 from .runtime import resolve_device
 
-ModelSpec = L3Net | str | os.PathLike[str]
+#: What names a model: a loaded one, or a spec (see the module docstring).
+ModelSpec = L3Net | InferenceModel | str | os.PathLike[str]
+
+#: The preset used when no model is given (random weights: l3net ships no trained weights).
+DEFAULT_PRESET = "paper"
 
 #: The spec prefix meaning "this architecture, random weights".
 RANDOM = "random"
@@ -48,9 +61,22 @@ class ResolvedModel:
     untrained: bool
 
 
+def default_spec(spec: ModelSpec | None, *, stacklevel: int = 2) -> ModelSpec:
+    """``spec``, or :data:`DEFAULT_PRESET` with a warning (``stacklevel`` as for :func:`warnings.warn`,
+    counted from the caller) when it is None."""
+    if spec is not None:
+        return spec
+    warnings.warn(
+        f"no model given: using the '{DEFAULT_PRESET}' architecture with random weights; "
+        "pass a trained model directory for meaningful embeddings",
+        stacklevel=stacklevel + 1,
+    )
+    return DEFAULT_PRESET
+
+
 def is_untrained(spec: ModelSpec) -> bool:
     """Whether ``spec`` means random weights: ``random``, ``random:X`` or a preset name that is not a path."""
-    if isinstance(spec, L3Net):
+    if isinstance(spec, (L3Net, InferenceModel)):
         return False
     text = os.fspath(spec)
     return text == RANDOM or text.startswith(RANDOM + ":") or (text in PRESETS and not Path(text).exists())
@@ -59,13 +85,25 @@ def is_untrained(spec: ModelSpec) -> bool:
 def _architecture(base: str) -> tuple[ModelConfig, str]:
     if base in PRESETS and not Path(base).exists():
         return PRESETS[base], base
-    model = load_model(base)  # a directory or openl3:NAME: its config (the weights are dropped)
+    model = _read(base, seed=0)  # a directory or openl3:NAME: its config (the weights are dropped)
     return model.config, f"{Path(base).name} architecture"
 
 
-def resolve_model(spec: ModelSpec, *, device: str | torch.device | None = None, seed: int = 0) -> ResolvedModel:
+def _read(text: str, *, seed: int) -> L3Net:
+    """A saved model, a preset (random weights from ``seed``) or ``openl3:NAME``."""
+    if text.startswith(OPENL3_PREFIX) and not Path(text).exists():
+        return read_model(openl3_model_dir(text))
+    return read_model(text, seed=seed)
+
+
+def resolve_model(
+    spec: ModelSpec | None, *, device: str | torch.device | None = None, seed: int = 0
+) -> ResolvedModel:
     """The model ``spec`` names (see the module docstring), on ``device`` (None: where it is / the
-    CPU for a new one), in eval mode."""
+    CPU for a new one), in eval mode. An :class:`InferenceModel` stays on its own device."""
+    spec = default_spec(spec, stacklevel=2)
+    if isinstance(spec, InferenceModel):
+        return ResolvedModel(spec, spec.config.name, False)  # type: ignore[arg-type] - same feature methods
     if isinstance(spec, L3Net):
         model = spec if device is None else spec.to(resolve_device(device))
         return ResolvedModel(model.eval(), model.config.name, False)
@@ -80,11 +118,24 @@ def resolve_model(spec: ModelSpec, *, device: str | torch.device | None = None, 
     elif is_untrained(text):
         model, label = build_model(text, seed=seed), f"{text} preset, random weights (seed {seed})"
     else:
-        model = load_model(text)
+        model = _read(text, seed=seed)
         label = Path(text).resolve().name if Path(text).exists() else text
     if target is not None:
         model = model.to(target)
     return ResolvedModel(model.eval(), label, is_untrained(text))
+
+
+def load_model(
+    spec: ModelSpec = DEFAULT_PRESET, *, device: str | torch.device | None = None, seed: int = 0
+) -> L3Net:
+    """The model ``spec`` names (any spec of the module docstring), in eval mode: ``l3net.load_model``.
+
+    A preset name gives random weights from ``seed``; ``"openl3:<front end>-<content>"`` (e.g.
+    ``"openl3:mel256-env"``) one of OpenL3's published models, found and converted once (see
+    :mod:`l3net.openl3`); a directory is one written by :meth:`L3Net.save` or by ``l3net train``
+    (its run directory), or its ``model.safetensors``.
+    """
+    return resolve_model(spec, device=device, seed=seed).model
 
 
 class ModelCache:
@@ -105,8 +156,6 @@ class ModelCache:
 
     def get(self, spec: str | os.PathLike[str], *, device: str | torch.device | None = None, seed: int = 0) -> ResolvedModel:
         """The model ``spec`` names (:func:`resolve_model`), loaded on first use."""
-        from .models import WEIGHTS_FILE
-
         text, target = os.fspath(spec), resolve_device(device)
         path, stamp = Path(text), 0.0
         if path.exists():

@@ -38,13 +38,14 @@ import numpy as np
 import torch
 
 from .config import SAMPLE_RATE
-from .embed import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, ModelSpec, _check_batch_size, resolve_model
+from .embed_core import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, check_batch_size, embedding_model
 from .errors import InputError
 from .framing import WindowCutter, check_hop
 from .inference import inference_model
 from .layers import check_layer, layer_features
 from .layers import embedding_size as layer_size
 from .media import RESAMPLER_OPTIONS, to_mono
+from .modelspec import ModelSpec
 from .models import choose_layer
 from .runtime import evaluation
 
@@ -153,8 +154,8 @@ class AudioStream:
         self.sr = int(sr)
         self.hop_size = check_hop(hop_size)
         self.center = bool(center)
-        self.batch_size = _check_batch_size(batch_size)
-        self.model = resolve_model(model, device)
+        self.batch_size = check_batch_size(batch_size)
+        self.model = embedding_model(model, device)
         self.layer = choose_layer(self.model, "audio", layer, embedding_size)
         check_layer(self.model.audio, self.layer)
         self.dim = layer_size(self.model, self.layer, "audio")

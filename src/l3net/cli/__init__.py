@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Any, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import L3NetError
 
 #: (name, module) of every sub-command, in the order ``--help`` lists them.

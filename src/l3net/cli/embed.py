@@ -13,7 +13,7 @@ from typing import Iterator
 
 from tqdm.auto import tqdm
 
-from ..embed import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, _check_batch_size, resolve_model
+from ..embed_core import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, check_batch_size, embedding_model
 from ..embed_files import output_path, process_audio_file, process_image_file, process_video_file
 from ..framing import check_hop as _check_hop
 from ..layers import check_layer as _check_layer
@@ -128,10 +128,10 @@ def _reason(path: Path, exc: BaseException) -> str:
 
 def run(args: argparse.Namespace) -> int:
     hop_size = _check_hop(args.hop_size)
-    batch_size = _check_batch_size(args.batch_size)
+    batch_size = check_batch_size(args.batch_size)
     device = resolve_device(args.device)
     # The inference copy (BatchNorm folded, channels_last, compiled or not) made once for every file.
-    model = inference_model(resolve_model(args.model, device), precision=args.precision, compile=args.compile)
+    model = inference_model(embedding_model(args.model, device), precision=args.precision, compile=args.compile)
     _check_layer(model.audio, args.layer)
     output_dir = ensure_dir(args.output_dir) if args.output_dir else None
     options = dict(model=model, batch_size=batch_size, layer=args.layer, suffix=args.suffix, precision=args.precision)

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..config import PRESETS
 from ..embed import embedding_size
-from ..models import CONFIG_FILE, L3Net, load_model
+from ..models import CONFIG_FILE, L3Net
+from ..modelspec import load_model
 from ..fileio import read_json
 
 HELP = "Show a model's config, parameter counts, layer output sizes and FLOPs"

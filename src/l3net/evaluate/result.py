@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..fileio import atomic_path, ensure_dir, write_json
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """What every ``l3net eval`` protocol shares on the command line: the common options, where the
-results go, the model spec, and printing a result."""
+results go and printing a result (the model spec is :func:`l3net.modelspec.resolve_model`'s)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from ...runtime import PRECISIONS
 
 if TYPE_CHECKING:
     from ...evaluate.result import Result
-    from ...modelspec import ResolvedModel
 
 #: The folder of a run directory (or of ``--out``) that receives the results (evaluate.result.EVAL_DIRNAME).
 EVAL_DIRNAME = "eval"
@@ -88,13 +87,6 @@ def eval_dir(model_spec: str | None, out: str | os.PathLike[str] | None, *, crea
     else:
         raise InputError("pass --out DIR: the model is not a run directory, so there is no default place for results")
     return ensure_dir(path) if create else path
-
-
-def load_model(args: argparse.Namespace) -> "ResolvedModel":
-    """The model of ``--model`` on ``--device`` (random weights from ``--seed``)."""
-    from ...modelspec import resolve_model
-
-    return resolve_model(args.model, device=args.device, seed=args.seed)
 
 
 def print_result(result: "Result", file: TextIO | None = None) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ...evaluate.avc import AVCConfig
-from ._common import add_common_arguments, config_defaults, eval_dir, load_model, write_and_report
+from ...modelspec import resolve_model
+from ._common import add_common_arguments, config_defaults, eval_dir, write_and_report
 
 _D = config_defaults(AVCConfig)
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
     shards = open_shards(args.data)  # a wrong --data fails before anything is created
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
-    resolved = load_model(args)
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
     config = AVCConfig(split=args.split, pairs_per_video=args.pairs_per_video, batch_size=args.batch_size,
                        num_workers=args.workers, device=args.device, precision=args.precision, seed=args.seed)
     result = evaluate_avc(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ...evaluate.cluster import ClusterConfig
-from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, write_and_report
+from ...modelspec import resolve_model
+from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, write_and_report
 
 _D = config_defaults(ClusterConfig)
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     shards = open_shards(args.data)  # a wrong --data fails before anything is created
     select_classes(class_names(shards, "clustering"), args.classes)
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
-    resolved = load_model(args)
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
     config = ClusterConfig(
         split=args.split, k=args.k, per_video=args.per_video, classes=tuple(args.classes) if args.classes else None,
         tsne=not args.no_tsne, batch_size=args.batch_size, device=args.device, precision=args.precision,

@@ -6,13 +6,13 @@ import argparse
 
 from ...evaluate.localize import LocalizeConfig
 from ...localize import DEFAULT_FPS
+from ...modelspec import resolve_model
 from ._common import (
     add_common_arguments,
     add_random_seeds_argument,
     config_defaults,
     eval_dir,
     is_run_dir,
-    load_model,
     say,
     write_and_report,
 )
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                             seed=args.seed, figure_examples=args.examples, random_seeds=args.random_seeds)
     if args.out is None and not is_run_dir(args.model):
         eval_dir(args.model, None, create=False)  # the clear "pass --out" error, before any work
-    resolved = load_model(args)
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
     examples, counts = load_boxed_frames(args.data, split=args.split, fps=args.fps, max_videos=args.max_videos)
     for message in counts["unreadable"]:
         say(f"l3net eval localize: skipped {message}")

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from ...evaluate.probe import ProbeConfig
 from ...evaluate.probe.stream import AUTO_LBFGS_MAX_IMAGES, SOLVERS, StreamProbeConfig
+from ...modelspec import resolve_model
 from ._common import (
-    add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, positive, say,
+    add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, positive, say,
     write_and_report,
 )
 
@@ -114,7 +115,7 @@ def _run_lbfgs(args: argparse.Namespace, dataset: "LabelledFiles | None" = None)
     dataset = dataset or read_image_folder(args.images)
     if dataset.skipped:
         say(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}")
-    resolved = load_model(args)
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
     out = eval_dir(args.model, args.out)  # before any feature is computed: is there somewhere to write?
     result = evaluate_probe(dataset, resolved.model, config, untrained=resolved.untrained, model_name=resolved.label)
     newly = result.files.skipped[len(dataset.skipped):]
@@ -153,7 +154,7 @@ def _run_stream(args: argparse.Namespace, solver: str) -> int:
     if checkpoint.exists() and not args.resume:
         raise InputError(f"{checkpoint} exists (an earlier streamed probe): pass --resume to continue it, "
                          "or delete it to start over")
-    resolved = load_model(args)
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
     say(f"{len(images.train)} training and {len(images.val)} validation images, {len(images.classes)} classes "
         f"({images.layout}); {config.epochs} epoch(s) of {-(-len(images.train) // config.batch_size)} steps")
     result = evaluate_probe_stream(images, resolved.model, config, untrained=resolved.untrained,

@@ -7,12 +7,12 @@ import argparse
 import numpy as np
 
 from ...evaluate.sound import C_GRID, FEATURE_SETS, L3_ROW, MFCC_ROW, SoundConfig
+from ...modelspec import resolve_model
 from ._common import (
     add_common_arguments,
     add_random_seeds_argument,
     config_defaults,
     eval_dir,
-    load_model,
     say,
     write_and_report,
 )
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_audio_dataset(args.dataset)
     if dataset.skipped:
         say(f"skipping {len(dataset.skipped)} file(s):\n{format_skipped(dataset.skipped)}")
-    resolved = load_model(args) if "l3" in feature_sets else None
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed) if "l3" in feature_sets else None
     out = eval_dir(args.model, args.out)  # before hours of work: is there somewhere to write?
     result = evaluate_sound(
         dataset, resolved.model if resolved else None, config,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ...evaluate.units import UnitsConfig
-from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, load_model, write_and_report
+from ...modelspec import resolve_model
+from ._common import add_common_arguments, add_random_seeds_argument, config_defaults, eval_dir, write_and_report
 
 _D = config_defaults(UnitsConfig)
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.classes:
         select_classes(class_names(shards, "--classes"), args.classes)
     out = eval_dir(args.model, args.out)  # an unwritable place fails before any work
-    resolved = load_model(args)
+    resolved = resolve_model(args.model, device=args.device, seed=args.seed)
     config = UnitsConfig(
         split=args.split, per_video=args.per_video, classes=tuple(args.classes) if args.classes else None,
         figure_units=args.figure_units, batch_size=args.batch_size, device=args.device, precision=args.precision,
