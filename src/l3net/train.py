@@ -31,7 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import __version__, distributed
+from . import distributed
+from ._version import __version__
 from .config import PRESETS, get_preset
 from .distributed import World
 from .errors import DatasetError, InputError, L3NetError, OutputError
@@ -67,7 +68,7 @@ class NonFiniteLossError(L3NetError):
 def init_towers(model: L3Net, source: str) -> None:
     """Copy both towers of the model ``source`` names (a model directory, ``openl3:NAME``) into
     ``model``, in place; its head stays as built. The two must share the architecture."""
-    from .models import load_model
+    from .modelspec import load_model  # any spec: a directory or openl3:NAME
 
     trained = load_model(source)
     trained.require("vision", "audio")

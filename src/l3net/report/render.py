@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..fileio import atomic_open, read_jsonl, remove_stale_temporaries
 from ..models import CONFIG_FILE
