@@ -7,14 +7,32 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from ..errors import DatasetError
 
-if TYPE_CHECKING:
-    from .datasets import LabelledFiles
+
+class _Example(Protocol):
+    @property
+    def fold(self) -> str | None: ...
+    @property
+    def group(self) -> str | None: ...
+
+
+class LabelledFiles(Protocol):
+    """What splitting reads of a dataset (:class:`l3net.evaluate.datasets.LabelledFiles` has it; this
+    module does not import that one, which imports this)."""
+
+    @property
+    def root(self) -> Path: ...
+    @property
+    def examples(self) -> Sequence[_Example]: ...
+    @property
+    def classes(self) -> Sequence[str]: ...
+    def labels(self) -> np.ndarray: ...
 
 #: Fold names that mean "train" / "test" (case-insensitive).
 TRAIN_NAMES = ("train", "training")
