@@ -64,7 +64,7 @@ PROTOCOLS: tuple[Protocol, ...] = (
     Protocol("cluster", "Table 4, Figure 10",
              "k-means NMI of pool4 embeddings against the classes; t-SNE", "evaluate_clustering"),
     Protocol("units", "Section 3.5.3, Figures 3-9",
-             "what each pool4 unit prefers: rankings, heatmaps, class counts", "evaluate_units"),
+             "what each pool4 unit prefers: rankings, heatmaps, class counts", "evaluate_units", package=True),
     Protocol("localize", "Figures 3-4, made quantitative",
              "the pointing game: does the heatmap's peak fall on the sounding object's box?",
              "evaluate_localization"),

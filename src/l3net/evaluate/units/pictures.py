@@ -1,4 +1,4 @@
-"""The pictures of ``l3net eval units`` (:mod:`l3net.evaluate.units`): per unit, its top inputs with
+"""The pictures of ``l3net eval units`` (:mod:`l3net.evaluate.units.protocol`): per unit, its top inputs with
 the unit's heatmap, channel k of the last conv layer (conv4_2, after ReLU) over the input (pool4
 unit k is that channel's maximum, so the map shows where the unit fires): frames (Figures 3-6, 8),
 spectrograms (Figure 9), and the audio units' top clips as their video frames above their
@@ -15,15 +15,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..data.shards import ShardSet
-from ..errors import InputError
-from ..heatmaps import overlay, upsample
-from ..media import resize_smaller_side
-from ..models import MODALITIES, L3Net
-from . import paper
-from .features import audio_features, image_features, prepare_image
-from .inputs import Item, read_clip, read_image
-from .result import new_figure
+from ...data.shards import ShardSet
+from ...errors import InputError
+from ...heatmaps import overlay, upsample
+from ...media import resize_smaller_side
+from ...models import MODALITIES, L3Net
+from .. import paper
+from ..features import audio_features, image_features, prepare_image
+from ..inputs import Item, read_clip, read_image
+from ..result import new_figure
 
 
 @dataclass

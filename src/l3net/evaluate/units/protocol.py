@@ -13,7 +13,7 @@ best one, so near-identical frames of one video cannot fill it. Ties: a unit who
 network) prefers nothing and is left out; other ties are broken by a seeded random order, never by
 the order of the inputs (which could follow the classes).
 
-Pictures (drawn in :mod:`l3net.evaluate.unit_pictures`): for a few units (with labels, those with
+Pictures (drawn in :mod:`l3net.evaluate.units.pictures`): for a few units (with labels, those with
 the purest top 5; without, those that fire hardest), their top frames with the unit's heatmap, which
 is channel k of the last conv layer (conv4_2, after ReLU) over the input: pool4 unit k is the
 maximum of that channel, so the map shows where the unit fires (Figures 3-6 and 8); their top
@@ -30,14 +30,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.shards import ShardSet
-from ..errors import InputError
-from ..modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
-from ..models import MODALITIES, L3Net
-from . import paper
-from .inputs import embed_items, label_array, open_shards, pick_items
-from .result import FigureSpec, Result, mean_spread, spread_text
-from .unit_pictures import UnitGrid, counts_figure, frames_figure, grid_figure, unit_grid  # noqa: F401 - importable from here too
+from ...data.shards import ShardSet
+from ...errors import InputError
+from ...modelspec import DEFAULT_RANDOM_SEEDS, random_row_networks
+from ...models import MODALITIES, L3Net
+from .. import paper
+from ..inputs import embed_items, label_array, open_shards, pick_items
+from ..result import FigureSpec, Result, mean_spread, spread_text
+from .pictures import UnitGrid, counts_figure, frames_figure, grid_figure, unit_grid  # noqa: F401 - importable from here too
 
 PROTOCOL = "units"
 TITLE = "High-preference units of pool4 (Section 3.5.3, Figures 3-4 and 9)"
