@@ -1,0 +1,248 @@
+"""Clapper files of any codec, rate, layout and container, written with PyAV (for the codec x
+container matrix and the mid-stream tests).
+
+The scene is test_timing's (one source of truth): a dark picture that flashes white at ``FLASH``
+s while a 1 kHz beep plays. :class:`Combo` says how one file is written; :func:`write_clapper`
+writes it or raises FFmpeg's error, and :func:`try_write` turns that error into the reason a
+matrix lists (FFmpeg's own words, with the step that refused: opening the encoder, writing the
+header, encoding, muxing).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.logging
+import numpy as np
+from test_timing import HEIGHT, SOURCE_FPS, WIDTH, scene_picture, scene_sound
+
+SECONDS = 3.0
+# SVT-AV1 prints its banner to stderr for every file unless told to log errors only.
+os.environ.setdefault("SVT_LOG", "1")
+#: Channel layouts by the names the matrix uses.
+LAYOUTS = {"mono": "mono", "stereo": "stereo", "5.1": "5.1"}
+#: Encoder names by the codec names the matrix uses (FFmpeg's own encoder where it has one).
+AUDIO_ENCODERS = {
+    "aac": "aac", "mp2": "mp2", "mp3": "libmp3lame", "ac3": "ac3", "eac3": "eac3", "opus": "libopus",
+    "vorbis": "vorbis", "flac": "flac", "alac": "alac", "pcm_s16": "pcm_s16le", "pcm_s24": "pcm_s24le", "pcm_f32": "pcm_f32le",
+}
+#: Encoder name and pixel format by video codec. AV1: whichever encoder this FFmpeg has.
+VIDEO_ENCODERS = {
+    "h264": ("libx264", "yuv420p"), "mpeg2video": ("mpeg2video", "yuv420p"), "mpeg4": ("mpeg4", "yuv420p"),
+    "mjpeg": ("mjpeg", "yuvj420p"), "vp8": ("libvpx", "yuv420p"), "vp9": ("libvpx-vp9", "yuv420p"),
+    "hevc": ("libx265", "yuv420p"), "av1": ("libsvtav1", "yuv420p"), "prores": ("prores_ks", "yuv422p10le"),
+    "ffv1": ("ffv1", "yuv420p"),
+}
+#: Encoder options that keep tiny files fast to write (and quiet).
+VIDEO_OPTIONS = {
+    "libx264": {"preset": "ultrafast"}, "libx265": {"preset": "ultrafast", "x265-params": "log-level=error"},
+    "libsvtav1": {"preset": "12"}, "libvpx": {"deadline": "realtime", "cpu-used": "8"},
+    "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"},
+}
+#: Container format -> file suffix.
+SUFFIXES = {
+    "mp4": ".mp4", "mov": ".mov", "matroska": ".mkv", "webm": ".webm", "mpegts": ".ts", "avi": ".avi", "flv": ".flv",
+    "ogg": ".ogv", "3gp": ".3gp", "mxf": ".mxf",
+}
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One clapper file: container format, video codec, audio codec at ``rate`` Hz in ``layout``.
+    ``video`` None: a sound-only file (the matrix never writes one; probes of a codec alone do)."""
+
+    container: str
+    video: str | None
+    audio: str | None
+    rate: int = 48_000
+    layout: str = "stereo"
+    #: (time s, width, height): the picture's coded size from that scene time on
+    resize: tuple[float, int, int] | None = None
+    muxer_options: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        parts = [self.container, self.video or "novideo"]
+        if self.audio is not None:
+            parts += [self.audio, f"{self.rate / 1000:g}k", self.layout]
+        return "-".join(parts)
+
+    @property
+    def suffix(self) -> str:
+        return SUFFIXES[self.container]
+
+
+def _frames_of(stream: av.AudioStream, samples: np.ndarray, rate: int, layout: str) -> list[av.AudioFrame]:
+    """``samples`` (channels x n float32) as frames the encoder takes: its sample format and its
+    frame size (AAC, MP3... take exactly frame_size samples a frame), pts in samples."""
+    context = stream.codec_context
+    resampler = av.AudioResampler(format=context.format, layout=layout, rate=rate, frame_size=context.frame_size or None)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+    frames, position = [], 0
+    for out in itertools.chain(resampler.resample(frame), resampler.resample(None)):
+        out.pts, out.time_base = position, Fraction(1, rate)
+        position += out.samples
+        frames.append(out)
+    return frames
+
+
+def write_clapper(path: Path, combo: Combo) -> None:
+    """Write ``combo`` to ``path``: ``SECONDS`` of the scene at ``SOURCE_FPS`` and ``combo.rate``.
+    Raises FFmpeg's error (or PyAV's ValueError) where the encoder or the muxer refuses."""
+    with av.open(str(path), "w", format=combo.container, options=combo.muxer_options) as out:
+        video = audio = None
+        if combo.video is not None:
+            encoder, pix_fmt = VIDEO_ENCODERS[combo.video]
+            # strict=experimental: FFmpeg's experimental encoders (native Vorbis) count as encoders
+            video = out.add_stream(encoder, rate=SOURCE_FPS, options={"strict": "experimental", **VIDEO_OPTIONS.get(encoder, {})})
+            video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, pix_fmt
+            video.codec_context.time_base = Fraction(1, SOURCE_FPS)
+        if combo.audio is not None:
+            audio = out.add_stream(
+                AUDIO_ENCODERS[combo.audio], rate=combo.rate, layout=LAYOUTS[combo.layout], options={"strict": "experimental"}
+            )
+        out.start_encoding()  # opens the encoders (their frame size) and writes the header
+        if video is not None:
+            for k in range(round(SECONDS * SOURCE_FPS)):
+                t = k / SOURCE_FPS
+                image = scene_picture(t)
+                if combo.resize is not None and t >= combo.resize[0]:
+                    image = np.asarray(_resized(image, combo.resize[1], combo.resize[2]))
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts, frame.time_base = k, Fraction(1, SOURCE_FPS)
+                out.mux(video.encode(frame))
+            out.mux(video.encode(None))
+        if audio is not None:
+            channels = len(av.AudioLayout(LAYOUTS[combo.layout]).channels)
+            mono = scene_sound(0, round(SECONDS * combo.rate), combo.rate)
+            for frame in _frames_of(audio, np.tile(mono, (channels, 1)), combo.rate, LAYOUTS[combo.layout]):
+                out.mux(audio.encode(frame))
+            out.mux(audio.encode(None))
+
+
+def _resized(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The scene drawn at another size (nearest neighbour: the flash stays a flash)."""
+    rows = np.arange(height) * image.shape[0] // height
+    cols = np.arange(width) * image.shape[1] // width
+    return image[rows][:, cols]
+
+
+def try_write(path: Path, combo: Combo) -> str | None:
+    """Write ``combo``; None when written, else FFmpeg's reason (its error log, which says more
+    than the error code; nothing is left at ``path``)."""
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # PyAV forwards no FFmpeg log without a level
+    av.logging.set_skip_repeated(False)  # the same refusal, said again for the next file, is its reason too
+    try:
+        with av.logging.Capture() as logs:
+            write_clapper(path, combo)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        path.unlink(missing_ok=True)
+        said = " ".join(text.strip() for level, _, text in logs if level <= av.logging.ERROR)
+        return said or str(exc).split(": '")[0]
+    finally:
+        av.logging.set_level(previous)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# the matrix: which files, and what FFmpeg refused
+# ------------------------------------------------------------------------------------------------
+RATES = (8_000, 16_000, 22_050, 44_100, 48_000, 96_000)
+#: The container and the partner codecs of the audio pass (every audio codec at every rate and in
+#: every layout) and the video pass (every video codec): Matroska takes them all.
+MATRIX_CONTAINER, MATRIX_VIDEO, MATRIX_AUDIO = "matroska", "h264", "aac"
+
+
+def audio_combos() -> list[Combo]:
+    """Each audio codec at each rate (stereo) and in each layout (48 kHz): a covering design of
+    codec x rate and codec x layout, so that a refusal names the rate or the layout alone."""
+    combos = []
+    for codec in AUDIO_ENCODERS:
+        combos += [Combo(MATRIX_CONTAINER, MATRIX_VIDEO, codec, rate, "stereo") for rate in RATES]
+        combos += [Combo(MATRIX_CONTAINER, MATRIX_VIDEO, codec, 48_000, layout) for layout in LAYOUTS if layout != "stereo"]
+    return combos
+
+
+def video_combos() -> list[Combo]:
+    """Each video codec, with the partner audio codec."""
+    return [Combo(MATRIX_CONTAINER, codec, MATRIX_AUDIO) for codec in VIDEO_ENCODERS]
+
+
+#: Partner video codecs tried first in a container: x264's B-frames in AVI come out of FFmpeg's AVI
+#: demuxer two frames late (AVI stores no presentation times; avi-h264 shows it), which would
+#: hide every audio codec's own timing behind the picture's.
+PARTNER_VIDEO = {"avi": ("mpeg4",)}
+#: (container, codec): every container with every codec, audio and video.
+CONTAINER_PAIRS = [(container, codec) for container in SUFFIXES for codec in (*VIDEO_ENCODERS, *AUDIO_ENCODERS)]
+
+
+def read_back(path: Path) -> str | None:
+    """None when FFmpeg (PyAV, not l3net) finds and decodes a video and an audio stream in what it
+    wrote; else what it could not do (a muxer may write a codec its demuxer does not recognise)."""
+    try:
+        with av.open(str(path)) as container:
+            for kind in ("video", "audio"):
+                streams = getattr(container.streams, kind)
+                if not streams:
+                    return f"written, but FFmpeg reads back no {kind} stream"
+                if not any(True for _ in container.decode(streams[0])):
+                    return f"written, but FFmpeg decodes no {kind} frame"
+                container.seek(0)
+    except (av.error.FFmpegError, ValueError) as exc:
+        return f"written, but FFmpeg cannot read it back ({exc})"
+    return None
+
+
+class Matrix:
+    """The matrix's files in ``folder``, each written on first request (once per test session).
+
+    ``attempt`` says why a combination cannot be had (None: it was written and FFmpeg reads it
+    back); the container pass pairs a codec with a partner of the other kind that the container
+    takes (the first, in the order of the tables above, that it writes alone with a video first)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.refused: dict[Combo, str | None] = {}
+
+    def path(self, combo: Combo) -> Path:
+        return self.folder / f"{combo.name}{combo.suffix}"
+
+    def attempt(self, combo: Combo) -> str | None:
+        if combo not in self.refused:
+            path = self.path(combo)
+            reason = try_write(path, combo)
+            if reason is None and combo.video is not None and combo.audio is not None:
+                reason = read_back(path)
+            self.refused[combo] = reason
+        return self.refused[combo]
+
+    def partner_video(self, container: str) -> str | None:
+        preferred = [*PARTNER_VIDEO.get(container, ()), *VIDEO_ENCODERS]
+        return next((v for v in preferred if self.attempt(Combo(container, v, None)) is None), None)
+
+    def partner_audio(self, container: str) -> str | None:
+        video = self.partner_video(container)
+        if video is None:
+            return None
+        return next((a for a in AUDIO_ENCODERS if self.attempt(Combo(container, video, a)) is None), None)
+
+    def pair(self, container: str, codec: str) -> tuple[Combo | None, str | None]:
+        """The file that shows ``codec`` in ``container`` and why it cannot be had (None: it can)."""
+        if codec in VIDEO_ENCODERS:
+            audio = self.partner_audio(container)
+            if audio is None:
+                return None, f"FFmpeg writes no audio codec of the matrix in {container}"
+            combo = Combo(container, codec, audio)
+        else:
+            video = self.partner_video(container)
+            if video is None:
+                return None, f"FFmpeg writes no video codec of the matrix in {container}"
+            combo = Combo(container, video, codec)
+        return combo, self.attempt(combo)
