@@ -254,7 +254,8 @@ class InferenceModel(nn.Module):
         super().__init__()
         self.pad_batch = pad_batch
         self.buckets = batch_buckets(pad_batch, max(max_batch, pad_batch))
-        limit = torch._dynamo.config.recompile_limit
+        dynamo = torch._dynamo.config  # recompile_limit from torch 2.7, cache_size_limit before (l3net needs >= 2.3)
+        limit = dynamo.recompile_limit if hasattr(dynamo, "recompile_limit") else dynamo.cache_size_limit
         if len(self.buckets) > limit:
             raise InputError(
                 f"batch sizes {pad_batch} to {max_batch} make {len(self.buckets)} graph sizes, more than torch's "
