@@ -96,7 +96,7 @@ def test_only_the_part_of_a_gap_all_waiting_frames_share_is_filled() -> None:
 
 
 def test_an_overlap_drops_the_samples_heard_twice() -> None:
-    back = 2 * N + 600  # two whole frames, and 600 samples (past the tolerance) of the third
+    back = 2 * N + 352  # two whole frames, and 352 samples (under the tolerance) of the third
     frames = on_time(10) + on_time(20, t0=-back / RATE, first=10)
     clock: AudioClock[int] = AudioClock(RATE)
     placements = place_all(clock, frames)
@@ -104,6 +104,16 @@ def test_an_overlap_drops_the_samples_heard_twice() -> None:
     assert placements[10].skipped and placements[11].skipped and not placements[12].skipped
     assert clock.overlaps == pytest.approx(back / RATE) and clock.gaps == 0 and clock.trimmed_start == 0
     assert heard(placements) == 30 * N - back
+
+
+def test_an_overlap_spanning_frames_is_cut_to_its_end() -> None:
+    # what is left of the overlap after a whole frame is dropped (100 samples, far under the
+    # tolerance) is cut too: the next frame starts exactly where its timestamp says
+    frames = on_time(10) + on_time(20, t0=-(N + 100) / RATE, first=10)
+    clock: AudioClock[int] = AudioClock(RATE)
+    placements = place_all(clock, frames)
+    assert [p.drop for p in placements[10:13]] == [N, 100, 0]
+    assert clock.position == 30 * N - (N + 100)
 
 
 def test_samples_before_zero_are_trimmed_and_reported() -> None:

@@ -6,7 +6,7 @@ never be in memory; :class:`AudioReport` says what was put where.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,7 +16,7 @@ import numpy as np
 from ..config import SAMPLE_RATE
 from ..errors import InputError, MediaError
 from .clock import AudioClock, AudioPlacement
-from .resampling import _AudioGraph
+from .resampling import _AudioGraph, _FollowingGraph
 from .timeline import (
     PathLike,
     _check_file,
@@ -37,7 +37,10 @@ class AudioReport:
     at ``offset``. Silence stands in where the stream has no sound: before its first sample
     (``padded_start``), in gaps of its timestamps (``gaps``) and after its end up to the end of
     the picture (``padded_end``); samples before ``start`` (``trimmed_start``) or where timestamps
-    go back (``overlaps``) are dropped.
+    go back (``overlaps``) are dropped. Where the decoded frames' sample format, channel layout or
+    rate changes (joined recordings, or a decoder unlike the stream's declaration, after the first
+    frame), the filter graph is rebuilt without moving a sample: ``format_changes`` says where.
+    ``channels``, ``layout`` are the stream's declaration; ``downmix`` is of the first frame.
     """
 
     stream: int = 0  # index among the file's audio streams
@@ -53,6 +56,8 @@ class AudioReport:
     gaps: float = 0.0
     overlaps: float = 0.0
     padded_end: float = 0.0
+    #: where the stream's sample format, layout or rate changed: {"t": seconds, "from": ..., "to": ...}
+    format_changes: list[dict[str, Any]] = field(default_factory=list)
     seek: str | None = None  # 'seek' or 'decode from start' when reading began after t = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +74,7 @@ class AudioReport:
             "audio_gaps_s": round(self.gaps, 6),
             "audio_overlaps_s": round(self.overlaps, 6),
             "audio_padded_end_s": round(self.padded_end, 6),
+            "audio_format_changes": [dict(change) for change in self.format_changes],
             "timeline_origin": round(self.origin, 6),
         }
         if self.seek is not None:
@@ -166,10 +172,9 @@ class AudioReader:
             report.channels, report.layout, report.origin = len(stream.layout.channels), stream.layout.name, clock.origin
             _set_threads(stream, self.threads)
             try:
-                graph = _AudioGraph(stream, in_rate=in_rate, channels=len(stream.layout.channels), out_rate=sample_rate, layout=stream.layout)
+                graph = _FollowingGraph(stream, out_rate=sample_rate, start=self.start, path=path)
             except (av.error.FFmpegError, ValueError) as exc:
                 raise MediaError(path, f"unsupported audio stream ({exc})") from exc
-            report.downmix = graph.downmix
             # The picture's end bounds the padding after the sound: a video's audio covers its
             # picture; an audio file's timeline ends with its audio.
             has_picture = any(not _is_picture_stream(s) for s in container.streams.video)
@@ -243,6 +248,7 @@ class AudioReader:
                     yield from drain(graph.push(None), final=True)
             finally:
                 _report_clock(report, placer)
+                report.downmix, report.format_changes = graph.downmix, graph.changes
             report.seek = seeks[0] if seeks else None
         if emitted == 0:
             detail = f" ({bad[0]} undecodable packets)" if bad[0] else ""

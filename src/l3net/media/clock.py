@@ -83,6 +83,7 @@ class AudioClock(Generic[T]):
         self.tolerance_s, self.lookahead = float(tolerance), int(lookahead)
         self.position = round(self.start * self.rate)  # timeline sample (at `rate`) of the next sample out
         self.placed = 0  # frames placed (not skipped) so far
+        self._dropping = False  # the last frame was dropped whole: an overlap still being cut
         self._ahead: deque[_Waiting[T]] = deque()
         #: timeline seconds of the first timestamp seen (reading from t = 0 only), else None
         self.offset: float | None = None
@@ -152,10 +153,13 @@ class AudioClock(Generic[T]):
     def _place(self, frame: _Waiting[T]) -> tuple[T, AudioPlacement]:
         self._rescale(frame.rate)
         rate, first, tolerance = self.rate, self.placed == 0, self.tolerance
+        # An overlap longer than a frame is cut to its end: what is left of it after whole frames
+        # were dropped is the same overlap (already confirmed), however short.
+        exact = first or self._dropping
         pad = drop = 0
         if frame.time is not None:
             lead = round(frame.time * rate) - self.position  # > 0: the frame starts after the samples so far end
-            if not first and abs(lead) > tolerance:
+            if not exact and abs(lead) > tolerance:
                 lead = self._persistent(lead, self.position + frame.samples) if self._ahead else 0
             if lead > 0 and (first or lead > tolerance):
                 if first:
@@ -164,13 +168,14 @@ class AudioClock(Generic[T]):
                     self.gaps += lead / rate
                 pad = lead
                 self.position += lead
-            elif lead < 0 and (first or -lead > tolerance):
+            elif lead < 0 and (exact or -lead > tolerance):
                 drop = min(-lead, frame.samples)
                 if not first:
                     self.overlaps += drop / rate
                 elif self.start == 0:  # (from a seek, the samples before `start` are no news)
                     self.trimmed_start += drop / rate
         placement = AudioPlacement(frame.samples, rate, pad, drop)
+        self._dropping = placement.skipped
         if not placement.skipped:
             self.placed += 1
             self.position += frame.samples - drop

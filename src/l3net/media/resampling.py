@@ -8,13 +8,15 @@ and its decoded array give the same samples.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 import av
 import numpy as np
 
 from ..config import SAMPLE_RATE
-from ..errors import InputError
+from ..errors import InputError, MediaError
 
 #: Options of FFmpeg's resampler: longer filters than its default (32) for a flatter passband.
 RESAMPLER_OPTIONS = "filter_size=64:phase_shift=10:cutoff=0.97"
@@ -39,13 +41,23 @@ class _AudioGraph:
     PULL_SECONDS = 1.0
 
     def __init__(
-        self, template: av.AudioStream | None, *, in_rate: int, channels: int, out_rate: int, layout: av.AudioLayout | None = None
+        self,
+        template: av.AudioStream | None,
+        *,
+        in_rate: int,
+        channels: int,
+        out_rate: int,
+        layout: av.AudioLayout | None = None,
+        sample_format: str = "flt",
     ) -> None:
         self.graph = av.filter.Graph()
         if template is not None:
             source = self.graph.add_abuffer(template=template)
         else:
-            source = self.graph.add_abuffer(format="flt", sample_rate=in_rate, layout="mono", time_base=f"1/{in_rate}")
+            source = self.graph.add_abuffer(
+                format=sample_format, sample_rate=in_rate, layout=layout if layout is not None else "mono",
+                channels=channels, time_base=f"1/{in_rate}",
+            )
         nodes = [source]
         matrix = channels > 2 and layout is not None and _is_named_layout(layout)
         #: how the channels became one: 'none' (mono), 'mean' or 'ffmpeg matrix'
@@ -85,6 +97,83 @@ class _AudioGraph:
                 return out
             out.append(result.to_ndarray().reshape(-1))
 
+
+
+
+def _describe(signature: tuple[str, str, int]) -> str:
+    sample_format, layout, rate = signature
+    return f"{sample_format} {layout} {rate} Hz"
+
+
+class _FollowingGraph:
+    """An :class:`_AudioGraph` that follows the frames: rebuilt whenever a frame's sample format,
+    channel layout or rate differs from the graph's input (a stream whose parameters change
+    mid-file, or a decoder whose output differs from what the stream declares).
+
+    A stream's first graph comes from what it declares (``template``; None: from the first frame);
+    until a frame has gone in, a frame unlike it only replaces it. Afterwards each rebuild flushes
+    the old graph and makes all output so far exactly as long as all input (``round(seconds *
+    out_rate)`` samples: FFmpeg's resampler hands over up to a sample more), so no sample moves on
+    the timeline; ``changes`` records it: ``{"t": timeline seconds, "from": ..., "to": ...}``.
+    ``start``: timeline seconds of the first input sample. ``path`` names the file in errors.
+    """
+
+    def __init__(self, template: av.AudioStream | None, *, out_rate: int, start: float, path: Path) -> None:
+        self.out_rate, self.start, self.path = int(out_rate), float(start), path
+        self.signature: tuple[str, str, int] | None = None
+        self.graph: _AudioGraph | None = None
+        self.downmix = "none"  # of the first graph that takes a frame
+        if template is not None:
+            self.signature = (template.format.name, template.layout.name, int(template.rate))
+            self.graph = _AudioGraph(
+                template, in_rate=template.rate, channels=len(template.layout.channels), out_rate=out_rate, layout=template.layout
+            )
+            self.downmix = self.graph.downmix
+        self.changes: list[dict[str, Any]] = []
+        self._input = Fraction(0)  # seconds pushed so far
+        self._output = 0  # samples out so far
+
+    def push(self, frame: av.AudioFrame | None) -> list[np.ndarray]:
+        """Feed one frame (None: end of input, flush everything); return the output ready so far."""
+        out: list[np.ndarray] = []
+        if frame is not None:
+            signature = (frame.format.name, frame.layout.name, int(frame.sample_rate))
+            if signature != self.signature:
+                out = self._switch(frame, signature)
+            self._input += Fraction(frame.samples, signature[2])
+        if self.graph is None:  # the end, and no frame ever came
+            return out
+        try:
+            out += self.graph.push(frame)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise MediaError(self.path, f"audio could not be filtered at {self.start + float(self._input):.3f} s ({exc})") from exc
+        self._output += sum(piece.size for piece in out)
+        return out
+
+    def _switch(self, frame: av.AudioFrame, signature: tuple[str, str, int]) -> list[np.ndarray]:
+        at = self.start + float(self._input)
+        out: list[np.ndarray] = []
+        if self._input and self.graph is not None and self.signature is not None:
+            # a change mid-stream: what went in comes out, to the sample
+            out = self.graph.push(None)
+            short = round(self._input * self.out_rate) - (self._output + sum(piece.size for piece in out))
+            if short > 0:
+                out.append(np.zeros(short, np.float32))
+            elif short < 0:
+                whole = np.concatenate(out) if out else np.zeros(0, np.float32)
+                out = [whole[: max(0, whole.size + short)]]
+            self.changes.append({"t": round(at, 6), "from": _describe(self.signature), "to": _describe(signature)})
+        try:
+            self.graph = _AudioGraph(
+                None, in_rate=signature[2], channels=len(frame.layout.channels), out_rate=self.out_rate,
+                layout=frame.layout, sample_format=signature[0],
+            )
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise MediaError(self.path, f"unsupported audio format {_describe(signature)} at {at:.3f} s ({exc})") from exc
+        if not self._input:
+            self.downmix = self.graph.downmix
+        self.signature = signature
+        return out
 
 
 def to_mono(audio: np.ndarray | Sequence[float], name: str = "audio") -> np.ndarray:
