@@ -42,11 +42,12 @@ from .embed_core import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, check_batch_size, 
 from .errors import InputError
 from .framing import WindowCutter, check_hop
 from .inference import inference_model
-from .layers import check_layer, layer_features
+from .layers import layer_features, resolve_layer
 from .layers import embedding_size as layer_size
 from .media import RESAMPLER_OPTIONS, to_mono
 from .modelspec import ModelSpec
 from .models import choose_layer
+from .modelspec import ModelSpec
 from .runtime import evaluation
 
 
@@ -136,7 +137,7 @@ class AudioStream:
 
     def __init__(
         self,
-        model: ModelSpec,
+        model: ModelSpec | None,
         sr: float,
         hop_size: float = DEFAULT_HOP_SIZE,
         center: bool = True,
@@ -156,8 +157,7 @@ class AudioStream:
         self.center = bool(center)
         self.batch_size = check_batch_size(batch_size)
         self.model = embedding_model(model, device)
-        self.layer = choose_layer(self.model, "audio", layer, embedding_size)
-        check_layer(self.model.audio, self.layer)
+        self.layer = resolve_layer(self.model.audio, choose_layer(self.model, "audio", layer, embedding_size))
         self.dim = layer_size(self.model, self.layer, "audio")
         self._fast = inference_model(self.model, precision=precision)
         self._resampler = StreamResampler(self.sr) if self.sr != SAMPLE_RATE else None
