@@ -33,12 +33,9 @@ from l3net.data.prepare import PrepareConfig, prepare, read_manifest
 
 STEP = 1.0 / STORED_FPS  # a stored frame interval: half a source frame
 
-#: Combinations l3net cannot read yet, with the cause (issue #21 item 1: the audio filter graph is
-#: built from what the stream declares; MP2 in MPEG-TS declares no sample format until decoded).
-#: strict: the day they pass, the mark must go.
-KNOWN_FAILURES: dict[str, str] = {
-    "mpegts-h264-mp2-48k-stereo": "#21 item 1: the audio graph is built from the stream's declared format, not the frames'",
-}
+#: Combinations l3net cannot read yet (file name -> the cause), marked xfail(strict): the day one
+#: passes, its mark must go. (MP2 in MPEG-TS was one until the audio graph followed the frames, #21.)
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
