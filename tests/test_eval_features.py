@@ -8,6 +8,7 @@ import torch
 
 from l3net.errors import InputError
 from l3net.evaluate.features import audio_features, batched, image_features, prepare_image
+from l3net.layers import embedding_size
 from l3net.models import build_model
 
 
@@ -33,18 +34,22 @@ def test_audio_transfer_matches_model_contract_in_any_batching(model, clips):
     np.testing.assert_allclose(lazy, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_several_kinds_from_one_pass(model, clips):
-    out = audio_features(model, clips, kind=["transfer", "embedding", "conv4_2"], batch_size=4, progress=False)
+def test_several_layers_from_one_pass(model, clips):
+    out = audio_features(model, clips, layer=["transfer", "embedding", "pool3"], batch_size=4, progress=False)
     with torch.inference_mode():
         emb = model.embed("audio", torch.from_numpy(clips)).numpy()
+        transfer = model.transfer_features("audio", torch.from_numpy(clips)).numpy()
     np.testing.assert_allclose(out["embedding"], emb, rtol=1e-5, atol=1e-5)
-    # pool4 is the max of conv4_2 (after ReLU) over all positions
-    np.testing.assert_allclose(out["conv4_2"].max(axis=(2, 3)), emb, rtol=1e-5, atol=1e-5)
-    assert out["transfer"].shape[1] == model.config.transfer_dim("audio")
-    pool_name = model.audio.embedding_layer
-    np.testing.assert_allclose(
-        audio_features(model, clips, kind=pool_name, progress=False), emb, rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(out["transfer"], transfer, rtol=1e-5, atol=1e-5)
+    # the API's vocabulary: a pooled layer has the API's dimension
+    assert out["pool3"].shape == (len(clips), embedding_size(model, "pool3", "audio"))
+    pool_name, last_conv = model.audio.embedding_layer, model.audio.last_conv
+    np.testing.assert_allclose(audio_features(model, clips, layer=pool_name, progress=False), emb, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(audio_features(model, clips, layer=last_conv, progress=False), transfer, rtol=1e-5, atol=1e-5)
+    # maps: the layer's own output; pool4 is the max of conv4_2 (after ReLU) over all positions
+    maps = audio_features(model, clips, layer=[last_conv, "embedding"], maps=True, progress=False)
+    assert maps[last_conv].ndim == 4
+    np.testing.assert_allclose(maps[last_conv].max(axis=(2, 3)), emb, rtol=1e-5, atol=1e-5)
 
 
 def test_int16_and_silence_are_accepted(model, clips):
@@ -90,9 +95,9 @@ def test_bad_audio_is_a_clear_error(model, clips, bad, message):
         audio_features(model, x, progress=False)
 
 
-def test_unknown_kind_and_fp16_on_cpu(model, clips):
-    with pytest.raises(InputError, match="unknown feature kind"):
-        audio_features(model, clips, kind="conv9_9", progress=False)
+def test_unknown_layer_and_fp16_on_cpu(model, clips):
+    with pytest.raises(InputError, match="unknown layer"):
+        audio_features(model, clips, layer="conv9_9", progress=False)
     with pytest.raises(InputError, match="fp16"):
         audio_features(model, clips, precision="fp16", device="cpu", progress=False)
 
@@ -111,8 +116,10 @@ def test_image_preprocessing_follows_the_paper(model):
     with torch.inference_mode():
         expected = model.transfer_features("vision", torch.from_numpy(batch).permute(0, 3, 1, 2)).numpy()
     np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-5)
-    emb = image_features(model, np.stack([wide, wide]), kind="embedding", progress=False)
+    emb = image_features(model, np.stack([wide, wide]), layer="embedding", progress=False)
     assert emb.shape == (2, cfg.embedding_dim)
+    with pytest.raises(InputError, match="separate calls"):  # two crops cannot share one forward pass
+        image_features(model, [wide], layer=["embedding", "transfer"], progress=False)
 
 
 def test_bad_images(model):

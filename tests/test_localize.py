@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from l3net.cli import main
+from l3net.config import SAMPLE_RATE
 from l3net.errors import InputError, MediaError
+from l3net.inputs import centred_clip, clip_start
 from l3net import heatmaps as hm
 from l3net import localize as loc
 from l3net.media import probe
@@ -29,7 +31,7 @@ def frames_and_clips(data_dir, model):
 
     times, frames = read_frames(data_dir / REAL_VIDEO, [0.5, 1.5, 2.5])
     audio = load_audio(data_dir / REAL_VIDEO)
-    clips = np.stack([hm.clip_at(audio, t, model.config.clip_samples) for t in times])
+    clips = np.stack([centred_clip(audio, t, model.config.clip_samples) for t in times])
     return frames, clips
 
 
@@ -99,17 +101,20 @@ def test_silent_audio_and_odd_inputs(model, frames_and_clips):
         hm.heatmaps(model, [frames[0], frames[0][:100]], silent)
 
 
-def test_peak_and_clip_window():
+def test_peak_and_centred_clip():
     heat = np.zeros((4, 6))
     heat[2, 5] = 1.0
     assert hm.peak_location(heat) == (5.5, 2.5)  # the centre of pixel (row 2, column 5)
-    assert hm.clip_window(5.0, 1.0, 10.0) == (4.5, 5.5)
-    assert hm.clip_window(0.1, 1.0, 10.0) == (0.0, 1.0)  # moved inside at the start
-    assert hm.clip_window(9.9, 1.0, 10.0) == (9.0, 10.0)  # and at the end
-    assert hm.clip_window(0.25, 1.0, 0.5) == (0.0, 0.5)  # shorter than a clip: all of it (padded later)
+    sr = SAMPLE_RATE
+    assert clip_start(5.0, 10 * sr, sr) == int(4.5 * sr)
+    assert clip_start(0.1, 10 * sr, sr) == 0  # moved inside at the start
+    assert clip_start(9.9, 10 * sr, sr) == 9 * sr  # and at the end
+    assert clip_start(0.25, sr // 2, sr) == 0  # shorter than a clip: all of it (padded)
     audio = np.arange(100, dtype=np.float32)
-    clip = hm.clip_at(audio, 0.0, 150)
+    clip = centred_clip(audio, 0.0, 150)
     assert clip.shape == (150,) and clip[99] == 99 and not clip[100:].any()
+    long = np.arange(10 * sr, dtype=np.float32)
+    assert centred_clip(long, 5.0, sr)[0] == 4.5 * sr
 
 
 # -- whole videos ---------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ location: the vision tower runs over the *whole* frame (smaller side scaled to t
 ``image_resize``, the scale it was trained at, not cropped, so every part of the picture gets a
 score), and at each location of its last conv map (``conv4_2``, after ReLU) the fusion head scores
 that location's vector against the clip's pool4 audio embedding:
-``softmax(model.fuse(v[:, y, x], a))[1]``.
+``softmax(model.fuse(v[:, y, x], a))[1]``. Frames and clips are prepared by :mod:`l3net.inputs`, as
+for the embedding API: :func:`~l3net.inputs.full_frame` (whose centre crop is exactly what
+:func:`l3net.get_image_embedding` embeds) and :func:`~l3net.inputs.centred_clip`.
 
 Why the conv4_2 vector at a location is the right thing to give the head: pool4, the vector the
 head was trained on, is the channel-wise *maximum* of conv4_2 over all locations. The conv4_2
@@ -32,7 +34,8 @@ from torch.nn import functional as F
 from .config import SAMPLE_RATE
 from .errors import InputError
 from .inference import inference_model
-from .media import resize_smaller_side, to_rgb_uint8
+from .inputs import full_frame, image_batch
+from .media import to_rgb_uint8
 from .models import L3Net
 from .runtime import evaluation
 
@@ -85,10 +88,9 @@ def _as_clips(audio_clips: np.ndarray | torch.Tensor, count: int, clip_samples: 
 
 
 def tower_input_frames(model: L3Net, frames: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 frames -> (N, 3, h, w) uint8 tensor, smaller side ``image_resize``, uncropped."""
-    size = model.config.image_resize
-    resized = np.stack([resize_smaller_side(f, size) for f in frames])
-    return torch.from_numpy(resized).permute(0, 3, 1, 2).contiguous()
+    """(N, H, W, 3) uint8 frames -> (N, 3, h, w) uint8 tensor: each :func:`l3net.inputs.full_frame`
+    (smaller side ``image_resize``, the model's ``image_upscale`` rule, uncropped)."""
+    return image_batch([full_frame(f, model.config, name=f"frame {i}") for i, f in enumerate(frames)]).contiguous()
 
 
 @torch.no_grad()
@@ -164,24 +166,6 @@ def peak_location(heatmap: np.ndarray) -> tuple[float, float]:
     """``(x, y)`` in pixels of a 2-D map's maximum: the centre of the peak pixel (pixel c spans [c, c+1))."""
     row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
     return float(col) + 0.5, float(row) + 0.5
-
-
-def clip_window(centre: float, clip_seconds: float, available: float) -> tuple[float, float]:
-    """``(start, end)`` seconds of the clip centred on ``centre``, moved to lie in ``[0, available]``.
-
-    When less than one clip of sound is available the window is ``(0, available)`` (padded later).
-    """
-    start = min(max(0.0, centre - clip_seconds / 2), max(0.0, available - clip_seconds))
-    return start, min(start + clip_seconds, available)
-
-
-def clip_at(audio: np.ndarray, centre: float, clip_samples: int) -> np.ndarray:
-    """The ``clip_samples``-long clip of ``audio`` (at SAMPLE_RATE) centred on ``centre`` s, moved
-    inside the audio near its ends, zero-padded when the audio is shorter."""
-    start, end = clip_window(centre, clip_samples / SAMPLE_RATE, audio.size / SAMPLE_RATE)
-    lo = round(start * SAMPLE_RATE)
-    clip = audio[lo : lo + clip_samples]
-    return np.pad(clip, (0, clip_samples - clip.size)) if clip.size < clip_samples else clip
 
 
 def _colormap_lut() -> np.ndarray:

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from .config import SAMPLE_RATE
 from .errors import InputError, MediaError
 from .fileio import atomic_path, ensure_dir, remove_stale_temporaries, write_json
-from .heatmaps import _colormap_lut, clip_at, low_res_heatmaps, overlay, peak_location, upsample
+from .heatmaps import _colormap_lut, low_res_heatmaps, overlay, peak_location, upsample
+from .inputs import centred_clip
 from .media import VideoWriter, iter_video_frames, load_audio, probe
 from .models import L3Net
 
@@ -124,7 +125,7 @@ def score_frames(
     for batch in _batches(frames_iter, batch_size):
         times = [t for t, _ in batch]
         frames = np.stack([f for _, f in batch])
-        clips = np.stack([clip_at(audio, t, clip_samples) for t in times])
+        clips = np.stack([centred_clip(audio, t, clip_samples) for t in times])
         low = low_res_heatmaps(model, frames, clips, batch_size=batch_size, precision=precision)
         full = upsample(low, frames.shape[1], frames.shape[2])
         for t, frame, small, heat in zip(times, frames, low, full):

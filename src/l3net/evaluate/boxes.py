@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..data.shards import DATASET_FILE, ShardSet
 from ..data.synth import BOXES_SUFFIX, read_boxes
 from ..errors import DatasetError, InputError, MediaError
-from ..heatmaps import clip_at
+from ..inputs import centred_clip
 from ..localize import DEFAULT_FPS, check_video_with_sound
 from ..media import iter_video_frames, load_audio
 
@@ -38,7 +38,7 @@ class BoxedFrame:
 
     def clip(self, clip_samples: int) -> np.ndarray:
         """The ``clip_samples``-long clip centred on the frame (moved inside the audio, padded)."""
-        return clip_at(self.audio, self.time, clip_samples)
+        return centred_clip(self.audio, self.time, clip_samples)
 
 
 def visible_boxes(boxes: Iterable[Box], width: int, height: int) -> list[tuple[float, float, float, float]]:

@@ -2,17 +2,23 @@
 
 Every evaluation asks the model for features through here, so batching, the device, the precision
 (:func:`l3net.runtime.autocast`), inference mode and progress bars are handled once. Features come
-from the model's own feature contract (``model.transfer_features`` / ``model.embed`` /
-``model.forward_features``); nothing here re-implements a forward pass.
+from the model's own feature contract (``model.forward_features``, :func:`l3net.layers.layer_outputs`);
+nothing here re-implements a forward pass.
 
-``kind`` chooses what is returned, for audio and images alike:
+``layer`` chooses what is returned, in the vocabulary of the embedding API (:mod:`l3net.layers`),
+for audio and images alike:
 
-- ``"transfer"``: the paper's transfer feature (audio conv4_2 before ReLU max-pooled to 4x3,
-  6144-D; vision conv4_2 after ReLU max-pooled to 4x4, 8192-D, for the paper preset);
-- ``"embedding"`` or the tower's last pool name (``"pool4"``): the pool4 embedding, ``(N, C)``;
-- any other layer name of ``tower.feature_names`` (e.g. ``"conv4_2"``): that layer's output,
-  ``(N, C, H, W)``;
+- ``"transfer"`` (the default) or the tower's last conv (``"conv4_2"``): the paper's transfer
+  feature (audio conv4_2 before ReLU max-pooled to 4x3, 6144-D; vision conv4_2 after ReLU
+  max-pooled to 4x4, 8192-D, for the paper preset);
+- ``"embedding"`` or the tower's last pool (``"pool4"``): the pool4 embedding, ``(N, C)``;
+- any other layer name of ``tower.feature_names``: that layer max-pooled to the transfer grid;
 - a list of names: a dict ``{name: array}`` from one forward pass.
+
+``maps=True`` returns each layer's own output instead (``(N, C, H, W)`` for a conv layer: the unit
+pictures). Images are prepared by :func:`l3net.inputs.prepare_image` exactly as
+:func:`l3net.get_image_embedding` prepares them for the same layer: the transfer square for every
+pooled layer but the embedding, the embedding's crop for the embedding and for maps.
 
 Files (decoding, framing long recordings with a hop) are :mod:`l3net.embed`'s job; this module
 takes arrays: waveforms at :data:`~l3net.config.SAMPLE_RATE` and RGB images.
@@ -33,26 +39,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ModelConfig
 from ..errors import InputError
-from .. import embed
 from ..inference import inference_model
+from ..inputs import image_batch, prepare_image  # prepare_image: importable from here too (probe, unit pictures)
+from ..layers import EMBEDDING, TRANSFER, layer_outputs, resolve_layer, transfer_input
 from ..media import to_mono
 from ..models import L3Net
 from ..runtime import autocast, resolve_device
 
-Kind = str | Sequence[str]
+#: One layer name or several (see the module docstring).
+Layers = str | Sequence[str]
 T = TypeVar("T")
 
-TRANSFER = "transfer"
-EMBEDDING = "embedding"
+__all__ = ["EMBEDDING", "TRANSFER", "audio_features", "batched", "image_features", "prepare_image"]
 
 
 def audio_features(
     model: L3Net,
     clips: np.ndarray | Iterable[np.ndarray],
     *,
-    kind: Kind = TRANSFER,
+    layer: Layers = TRANSFER,
+    maps: bool = False,
     batch_size: int = 64,
     device: str | torch.device | None = None,
     precision: str = "fp32",
@@ -67,8 +74,8 @@ def audio_features(
     paper's protocols). Integer samples are scaled to [-1, 1]; NaN/Inf is an :class:`InputError`.
     An iterable is consumed lazily, so clips cut on the fly from hours of audio never sit in memory.
 
-    Returns float32 ``(N, D)`` (``(N, C, H, W)`` for a conv layer), or ``{name: array}`` when
-    ``kind`` is a list. ``total`` sizes the progress bar of an iterable without a length.
+    Returns float32 ``(N, D)`` (``(N, C, H, W)`` for a conv layer's ``maps``), or ``{name: array}``
+    when ``layer`` is a list. ``total`` sizes the progress bar of an iterable without a length.
     """
 
     def prepare(index: int, clip: np.ndarray) -> np.ndarray:
@@ -92,14 +99,15 @@ def audio_features(
                                  "all clips must have the same length")
         return torch.from_numpy(np.stack(batch))
 
-    return _extract(model, "audio", clips, prepare, to_tensor, kind, batch_size, device, precision, progress, desc, total)
+    return _extract(model, "audio", clips, prepare, to_tensor, layer, maps, batch_size, device, precision, progress, desc, total)
 
 
 def image_features(
     model: L3Net,
     images: np.ndarray | Iterable[np.ndarray],
     *,
-    kind: Kind = TRANSFER,
+    layer: Layers = TRANSFER,
+    maps: bool = False,
     batch_size: int = 32,
     device: str | torch.device | None = None,
     precision: str = "fp32",
@@ -111,29 +119,24 @@ def image_features(
 
     ``images``: an array ``(N, H, W, 3)`` uint8 or an iterable of images of any size and layout
     :func:`~l3net.media.to_rgb_uint8` accepts (greyscale, RGBA, float in [0, 1]...). Each is
-    prepared by :func:`prepare_image`: for ``"transfer"`` its smaller side is scaled to
+    prepared by :func:`l3net.inputs.prepare_image` as the embedding API prepares it for the same
+    layer: for the transfer feature (and every pooled layer) its smaller side is scaled to
     ``transfer_image_size`` and the centre ``transfer_image_size`` square kept (256 x 256 for the
-    paper, section 5.3); for anything else smaller side ``image_resize`` and centre crop
-    ``image_size`` (256 -> 224), as for AVC.
+    paper, section 5.3); for the embedding (and ``maps``) smaller side ``image_resize`` and centre
+    crop ``image_size`` (256 -> 224), as for AVC; the model's ``image_upscale`` rule applies.
 
-    Returns float32 ``(N, D)`` (``(N, C, H, W)`` for a conv layer), or ``{name: array}``.
+    Returns float32 ``(N, D)`` (``(N, C, H, W)`` for a conv layer's ``maps``), or ``{name: array}``.
     """
+    transfer = _image_transfer(model, layer, maps)
 
-    def prepare(index: int, image: np.ndarray) -> np.ndarray:
-        return prepare_image(image, model.config, transfer=_is_transfer(kind), name=f"image {index}")
+    def prepare_one(index: int, image: np.ndarray) -> np.ndarray:
+        return prepare_image(image, model.config, transfer=transfer, name=f"image {index}")
 
     def to_tensor(batch: list[np.ndarray], first: int) -> torch.Tensor:
-        return torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)  # (B, 3, S, S) uint8
+        return image_batch(batch)  # (B, 3, S, S) uint8
 
-    return _extract(model, "vision", images, prepare, to_tensor, kind, batch_size, device, precision, progress, desc, total)
-
-
-def prepare_image(image: np.ndarray, config: ModelConfig, *, transfer: bool, name: str = "image") -> np.ndarray:
-    """One image -> the square uint8 ``(S, S, 3)`` crop the vision tower sees (see :func:`image_features`)."""
-    resize, crop = (
-        (config.transfer_image_size, config.transfer_image_size) if transfer else (config.image_resize, config.image_size)
-    )
-    return embed.prepare_image(image, resize, crop, name=name)
+    return _extract(model, "vision", images, prepare_one, to_tensor, layer, maps, batch_size, device, precision, progress,
+                    desc, total)
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -146,44 +149,24 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 # ------------------------------------------------------------------------------------------------
-def _is_transfer(kind: Kind) -> bool:
-    return kind == TRANSFER or (not isinstance(kind, str) and TRANSFER in kind)
-
-
-def _names(model: L3Net, modality: str, kind: Kind) -> list[str]:
+def _names(model: L3Net, modality: str, layer: Layers) -> list[str]:
+    """The tower's own names of the requested layers (aliases resolved)."""
     tower = model.tower(modality)
-    names = [kind] if isinstance(kind, str) else list(kind)
+    names = [layer] if isinstance(layer, str) else list(layer)
     if not names:
-        raise InputError("kind: give at least one feature name")
-    known = [TRANSFER, EMBEDDING, *tower.feature_names]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise InputError(f"unknown feature kind(s) {unknown} for the {modality} tower; known: {', '.join(known)}")
-    return names
+        raise InputError("layer: give at least one layer name")
+    return [resolve_layer(tower, name) for name in names]
 
 
-def _forward(model: L3Net, modality: str, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
-    """All requested features of one batch from a single pass through the tower."""
-    tower = model.tower(modality)
-    transfer_layer = model.transfer_layer(modality)
-    layers = []
-    for name in names:
-        if name == TRANSFER:
-            layers.append(transfer_layer)
-        elif name == EMBEDDING:
-            layers.append(tower.embedding_layer)
-        else:
-            layers.append(name)
-    outputs = model.forward_features(modality, x, layers)
-    result = {}
-    for name in names:
-        if name == TRANSFER:
-            result[name] = model.pool_transfer(modality, outputs[transfer_layer])
-        elif name == EMBEDDING:
-            result[name] = outputs[tower.embedding_layer]
-        else:
-            result[name] = outputs[name]
-    return result
+def _image_transfer(model: L3Net, layer: Layers, maps: bool) -> bool:
+    """Whether the images of a request are the transfer square (one size per forward pass)."""
+    kinds = {transfer_input(model.vision, name, maps=maps) for name in _names(model, "vision", layer)}
+    if len(kinds) > 1:
+        raise InputError(
+            f"layers {layer}: the embedding sees the {model.config.image_size} px crop and pooled layers the "
+            f"{model.config.transfer_image_size} px square; ask for them in separate calls"
+        )
+    return kinds.pop()
 
 
 def _extract(
@@ -192,7 +175,8 @@ def _extract(
     inputs: Iterable[np.ndarray],
     prepare: Callable[[int, np.ndarray], np.ndarray],
     to_tensor: Callable[[list[np.ndarray], int], torch.Tensor],
-    kind: Kind,
+    layer: Layers,
+    maps: bool,
     batch_size: int,
     device: str | torch.device | None,
     precision: str,
@@ -200,7 +184,8 @@ def _extract(
     desc: str,
     total: int | None,
 ) -> np.ndarray | dict[str, np.ndarray]:
-    names = _names(model, modality, kind)
+    names = _names(model, modality, layer)
+    requested = [layer] if isinstance(layer, str) else list(layer)
     if device is None:
         target = next(model.parameters()).device
     else:
@@ -221,7 +206,7 @@ def _extract(
             for batch in batched(prepared, batch_size):
                 x = to_tensor(batch, count).to(target, non_blocking=True)
                 with autocast(precision, target):
-                    outputs = _forward(fast, modality, x, names)
+                    outputs = layer_outputs(fast, modality, x, names, maps=maps)
                 for name, value in outputs.items():
                     pieces[name].append(value.float().cpu().numpy())
                 count += len(batch)
@@ -230,5 +215,5 @@ def _extract(
         model.train(was_training)
     if count == 0:
         raise InputError(f"no {'clips' if modality == 'audio' else 'images'} to compute features of")
-    result = {name: np.concatenate(parts) for name, parts in pieces.items()}
-    return result[names[0]] if isinstance(kind, str) else result
+    result = {asked: np.concatenate(pieces[name]) for asked, name in zip(requested, names)}
+    return result[requested[0]] if isinstance(layer, str) else result

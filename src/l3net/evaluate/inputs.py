@@ -8,8 +8,10 @@ pictures re-read only the top inputs of a few units).
 
 Which inputs: ``per_video`` frames per video, equally spaced over its stored frames (one frame,
 the middle one, by default), and for each frame the 1 s clip centred on the frame's time, moved
-to lie inside the video (a video shorter than a clip is zero-padded at the end). Frame and clip of
-one item therefore belong together, as an AVC positive would.
+to lie inside the video (a video shorter than a clip is zero-padded at the end;
+:func:`l3net.inputs.clip_start`, as localisation centres its clips). Frame and clip of one item
+therefore belong together, as an AVC positive would. Frames are prepared for the network by
+:mod:`l3net.evaluate.features`, i.e. :func:`l3net.inputs.prepare_image`, as the embedding API prepares them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from ..config import SAMPLE_RATE, ModelConfig
 from ..data.shards import SPLITS, ShardSet, VideoRecord
 from ..errors import DatasetError, InputError
+from ..inputs import clip_start  # noqa: F401 - the one centred clip (l3net.inputs), importable from here too
 from ..models import L3Net
 from .features import EMBEDDING, audio_features, image_features
 
@@ -113,12 +116,6 @@ def frame_indices(num_frames: int, per_video: int) -> list[int]:
         raise InputError(f"frames per video must be at least 1, got {per_video}")
     count = min(per_video, num_frames)
     return sorted({int((i + 0.5) * num_frames / count) for i in range(count)})
-
-
-def clip_start(time: float, num_samples: int, clip_samples: int) -> int:
-    """First sample of the clip centred on ``time`` (s), moved to lie inside ``num_samples``."""
-    start = round(time * SAMPLE_RATE) - clip_samples // 2
-    return int(max(0, min(start, num_samples - clip_samples)))
 
 
 def pick_items(
@@ -217,11 +214,11 @@ def embed_items(
     config = model.config
     suffix = f" ({label})" if label else ""
     vision = image_features(
-        model, iter_images(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
+        model, iter_images(shards, items, config), layer=EMBEDDING, batch_size=batch_size, device=device,
         precision=precision, progress=progress, desc=f"vision pool4{suffix}", total=len(items),
     )
     audio = audio_features(
-        model, iter_clips(shards, items, config), kind=EMBEDDING, batch_size=batch_size, device=device,
+        model, iter_clips(shards, items, config), layer=EMBEDDING, batch_size=batch_size, device=device,
         precision=precision, progress=progress, desc=f"audio pool4{suffix}", total=len(items),
     )
     return {"vision": vision, "audio": audio}

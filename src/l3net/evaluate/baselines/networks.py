@@ -194,11 +194,11 @@ def classifier_test_accuracy(
     config = model.network.config
     items = pick_items(shards, split, config, what="the supervised baselines")
     if model.modality == "vision":
-        emb = image_features(model.network, iter_images(shards, items, config), kind=EMBEDDING, batch_size=batch_size,
+        emb = image_features(model.network, iter_images(shards, items, config), layer=EMBEDDING, batch_size=batch_size,
                              device=device, precision=precision, progress=progress, desc="vision classifier, test",
                              total=len(items))
     else:
-        emb = audio_features(model.network, iter_clips(shards, items, config), kind=EMBEDDING, batch_size=batch_size,
+        emb = audio_features(model.network, iter_clips(shards, items, config), layer=EMBEDDING, batch_size=batch_size,
                              device=device, precision=precision, progress=progress, desc="audio classifier, test",
                              total=len(items))
     with torch.inference_mode():

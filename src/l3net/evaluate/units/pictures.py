@@ -18,7 +18,7 @@ import torch
 from ...data.shards import ShardSet
 from ...errors import InputError
 from ...heatmaps import overlay, upsample
-from ...media import resize_smaller_side
+from ...inputs import full_frame
 from ...models import MODALITIES, L3Net
 from .. import paper
 from ..features import audio_features, image_features, prepare_image
@@ -60,8 +60,8 @@ def unit_heatmaps(
     """Channel ``units[i]`` of the last conv layer (after ReLU) for ``inputs[i]``, upsampled to ``size``
     (H, W) and scaled to [0, 1] per map: ``(len(inputs), H, W)``."""
     extract = image_features if modality == "vision" else audio_features
-    maps = extract(model, list(inputs), kind=model.tower(modality).last_conv, batch_size=batch_size, device=device,
-                   precision=precision, progress=False)
+    maps = extract(model, list(inputs), layer=model.tower(modality).last_conv, maps=True, batch_size=batch_size,
+                   device=device, precision=precision, progress=False)
     up = upsample(maps[np.arange(len(units)), np.asarray(units)], *size)
     peak = up.reshape(len(up), -1).max(axis=1).reshape(-1, 1, 1)
     return np.where(peak > 0, up / np.maximum(peak, 1e-12), 0.0)
@@ -97,7 +97,7 @@ def unit_grid(
         pictures = list(spectrograms(model, clips))
         size = pictures[0].shape
         heat = unit_heatmaps(model, modality, clips, flat_units, size, batch_size=batch_size, device=device, precision=precision)
-        frames = [resize_smaller_side(read_image(shards, item, config), config.image_resize) for item in chosen]
+        frames = [full_frame(read_image(shards, item, config), config) for item in chosen]
     if labels is None:
         purity: list[tuple[Any, int] | None] = [None] * len(units)
         captions: list[Any] = [item.key for item in chosen]
