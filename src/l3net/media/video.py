@@ -79,20 +79,40 @@ class VideoReport:
 
 
 class _Deinterlacer:
-    """FFmpeg's yadif, one output frame per input frame; frames not flagged interlaced pass as they are."""
+    """FFmpeg's yadif, one output frame per input frame; frames not flagged interlaced pass as they are.
+
+    The graph follows the frames: one whose size or pixel format differs from the graph's input
+    (joined recordings) flushes the graph and builds a new one from it. A graph built once from
+    the stream would hand out later frames at the first size (or the last the decoder saw).
+    """
 
     def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.time_base = stream.time_base
+        self.graph: av.filter.Graph | None = None
+        self.input: tuple[int, int, str] | None = None  # width, height, pixel format
+
+    def _build(self, frame: av.VideoFrame) -> None:
         self.graph = av.filter.Graph()
         nodes = [
-            self.graph.add_buffer(template=stream),
+            self.graph.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=self.time_base),
             self.graph.add("yadif", "mode=send_frame:parity=auto:deint=interlaced"),
             self.graph.add("buffersink"),
         ]
         for a, b in zip(nodes, nodes[1:]):
             a.link_to(b)
         self.graph.configure()
+        self.input = (frame.width, frame.height, frame.format.name)
 
     def push(self, frame: av.VideoFrame | None) -> Iterator[av.VideoFrame]:
+        if frame is not None and (frame.width, frame.height, frame.format.name) != self.input:
+            if self.graph is not None:
+                yield from self._through(None)  # the old graph's last frame
+            self._build(frame)
+        if self.graph is not None:
+            yield from self._through(frame)
+
+    def _through(self, frame: av.VideoFrame | None) -> Iterator[av.VideoFrame]:
+        assert self.graph is not None
         self.graph.push(frame)
         while True:
             try:

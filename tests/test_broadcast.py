@@ -1,8 +1,9 @@
-"""The audio filter graph follows the frames (#21 item 1): broadcast MPEG-TS with MP2 sound, and two
-MPEG-TS segments joined whose sound changes layout and rate (stereo 48 kHz, then 5.1 at 44.1 kHz).
+"""Broadcast streams (#21 item 1): the filter graphs follow the frames. MPEG-TS with MP2 sound; two
+MPEG-TS segments joined whose sound changes layout and rate (stereo 48 kHz, then 5.1 at 44.1 kHz);
+two joined whose interlaced picture changes size and pixel format.
 
-Both were refused with FFmpeg's "Invalid argument" from the filter graph, built once from what the
-stream declares. The files show test_timing's clapper scene (a flash and a beep); the joined one
+The sound of the first two was refused with FFmpeg's "Invalid argument" from the filter graph,
+built once from what the stream declares; the third's pictures came out at one size. The files show test_timing's clapper scene (a flash and a beep); the joined one
 beeps on both sides of the change, so a sample lost or shifted at the change moves the second beep.
 """
 
@@ -18,6 +19,7 @@ import pytest
 from test_timing import (
     FLASH,
     HEIGHT,
+    WIDTH,
     SECONDS,
     SLACK,
     SOURCE_FPS,
@@ -42,22 +44,28 @@ EARLY_BEEP = 1.0
 #: the reverse, where the first segment goes through the resampler (whose last samples at the change
 #: must be counted exactly)
 JOINED = {"joined": (("stereo", 48_000), ("5.1", 44_100)), "joined_reverse": (("5.1", 44_100), ("stereo", 48_000))}
+#: the picture's size (width, height) in the second segment of the joined file whose picture changes
+PICTURE_CHANGE = (96, 64)
 #: container time of scene time 0: positive, so no segment's muxer shifts its own timestamps
 #: (AAC priming would be negative), and the joined segments keep one continuous clock
 CLOCK_OFFSET = 10.0
 
 
 def write_segment(
-    path: Path, *, video: str, audio: str, layout: str, rate: int, begin: float, end: float, beeps: tuple[float, ...]
+    path: Path, *, video: str, audio: str, layout: str, rate: int, begin: float, end: float, beeps: tuple[float, ...],
+    size: tuple[int, int] = (WIDTH, HEIGHT), pix_fmt: str = "yuv420p", interlaced: bool = False,
 ) -> None:
-    """An MPEG-TS of the scene from ``begin`` to ``end`` s, on the container clock a broadcast keeps."""
+    """An MPEG-TS of the scene from ``begin`` to ``end`` s, on the container clock a broadcast keeps;
+    the picture ``size`` (width, height) pixels, coded interlaced or not."""
     channels = len(av.AudioLayout(layout).channels)
+    rows, cols = (np.arange(size[1]) * HEIGHT // size[1]), (np.arange(size[0]) * WIDTH // size[0])
     with av.open(str(path), "w", format="mpegts") as out:
-        pictures = out.add_stream(video, rate=SOURCE_FPS)
-        pictures.width, pictures.height, pictures.pix_fmt = 64, HEIGHT, "yuv420p"
+        pictures = out.add_stream(video, rate=SOURCE_FPS, options={"flags": "+ilme+ildct"} if interlaced else {})
+        pictures.width, pictures.height, pictures.pix_fmt = size[0], size[1], pix_fmt
         sound = out.add_stream(audio, rate=rate, layout=layout)
         for k in range(round(begin * SOURCE_FPS), round(end * SOURCE_FPS)):
-            frame = av.VideoFrame.from_ndarray(scene_picture(k / SOURCE_FPS), format="rgb24")
+            picture = np.ascontiguousarray(scene_picture(k / SOURCE_FPS)[rows][:, cols])
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts, frame.time_base = k + round(CLOCK_OFFSET * SOURCE_FPS), Fraction(1, SOURCE_FPS)
             out.mux(pictures.encode(frame))
         out.mux(pictures.encode(None))
@@ -75,8 +83,9 @@ def write_segment(
 
 @pytest.fixture(scope="module")
 def broadcast(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """'mp2': MPEG-2 video + MP2 stereo in MPEG-TS; 'joined': two H.264 + AAC segments, stereo 48 kHz
-    then 5.1 at 44.1 kHz, their bytes concatenated (written once per module)."""
+    """'mp2': MPEG-2 video + MP2 stereo in MPEG-TS; each of ``JOINED``: two H.264 + AAC segments, their
+    bytes concatenated; 'picture': two interlaced H.264 segments, the second larger and 4:2:2
+    (written once per module)."""
     missing = [c for c in ("mpeg2video", "mp2", "libx264", "aac") if c not in av.codecs_available]
     if missing:
         pytest.skip(f"this FFmpeg has no encoder for {', '.join(missing)}")
@@ -89,7 +98,16 @@ def broadcast(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             write_segment(part, video="libx264", audio="aac", layout=layout, rate=rate, begin=begin, end=end, beeps=(EARLY_BEEP, FLASH))
             parts.append(part.read_bytes())
         (folder / f"{name}.ts").write_bytes(b"".join(parts))
-    return {"mp2": folder / "mp2.ts", **{name: folder / f"{name}.ts" for name in JOINED}}
+    parts = []
+    for index, (size, pix_fmt, begin, end) in enumerate((((WIDTH, HEIGHT), "yuv420p", 0.0, CHANGE), (PICTURE_CHANGE, "yuv422p", CHANGE, SECONDS))):
+        part = folder / f"picture_{index}.ts"
+        write_segment(
+            part, video="libx264", audio="aac", layout="stereo", rate=48_000, begin=begin, end=end, beeps=(FLASH,),
+            size=size, pix_fmt=pix_fmt, interlaced=True,
+        )
+        parts.append(part.read_bytes())
+    (folder / "picture.ts").write_bytes(b"".join(parts))
+    return {"mp2": folder / "mp2.ts", "picture": folder / "picture.ts", **{name: folder / f"{name}.ts" for name in JOINED}}
 
 
 def onset(audio: np.ndarray, after: float, before: float) -> float:
@@ -172,6 +190,35 @@ def test_the_manifest_and_the_npz_say_what_changed_and_when(broadcast, tmp_path)
     with np.load(audio_npz) as saved:
         timing = json.loads(str(saved["timing"]))
     assert timing["audio_format_changes"] == [change]
+
+
+def upright_mark(frame: np.ndarray) -> bool:
+    """The scene's red mark fills the top-left quarter-corner of the frame, whatever its size: a
+    frame decoded, deinterlaced and scaled as what it is, not as a frame of another size."""
+    height, width = frame.shape[:2]
+    red = (frame[..., 0] > 150) & (frame[..., 1] < 80)
+    rows, cols = np.nonzero(red)
+    corner = red[: height // 4 - 1, : width // 4 - 1]
+    return bool(rows.size) and rows.max() <= height // 4 + 1 and cols.max() <= width // 4 + 1 and bool(corner.mean() > 0.9)
+
+
+def test_joined_segments_change_picture_size_and_pixel_format(broadcast) -> None:
+    """An interlaced picture that changes size and pixel format mid-stream: the deinterlacer
+    follows the frames; every frame shows the scene, the flash in step with the beep."""
+    path = broadcast["picture"]
+    with av.open(str(path)) as container:  # what the file holds: two sizes, two pixel formats
+        coded = {(f.width, f.height, f.format.name) for f in container.decode(video=0)}
+    assert coded == {(WIDTH, HEIGHT, "yuv420p"), (*PICTURE_CHANGE, "yuv422p")}
+    sound = media.load_audio(path)
+    reader = media.VideoReader(path, fps=STORED_FPS)
+    pairs = list(reader)
+    assert reader.report.deinterlaced
+    assert all(upright_mark(frame) for _, frame in pairs)
+    expected = expected_scene_time(path)
+    assert_in_sync(flash_time([t for t, _ in pairs], [f for _, f in pairs]), onset(sound, 0.0, SECONDS), expected, 1.0 / STORED_FPS)
+    # from a seek (MPEG-TS: decoding from the start), scaled: the scene on both sides of the change
+    scaled = list(media.VideoReader(path, times=[0.5, 2.5], smaller_side=32))
+    assert len(scaled) == 2 and all(min(f.shape[:2]) == 32 and upright_mark(f) for _, f in scaled)
 
 
 def _silent(layout: str, rate: int, samples: int) -> av.AudioFrame:
