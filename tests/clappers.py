@@ -61,8 +61,9 @@ class Combo:
     audio: str | None
     rate: int = 48_000
     layout: str = "stereo"
-    #: (time s, width, height): the picture's coded size from that scene time on
-    resize: tuple[float, int, int] | None = None
+    size: tuple[int, int] = (WIDTH, HEIGHT)  # the picture's coded width and height
+    span: tuple[float, float] = (0.0, SECONDS)  # the scene's seconds written (a segment of it)
+    clock_offset: float = 0.0  # container seconds of scene time 0
     muxer_options: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -77,14 +78,14 @@ class Combo:
         return SUFFIXES[self.container]
 
 
-def _frames_of(stream: av.AudioStream, samples: np.ndarray, rate: int, layout: str) -> list[av.AudioFrame]:
+def _frames_of(stream: av.AudioStream, samples: np.ndarray, rate: int, layout: str, first: int) -> list[av.AudioFrame]:
     """``samples`` (channels x n float32) as frames the encoder takes: its sample format and its
-    frame size (AAC, MP3... take exactly frame_size samples a frame), pts in samples."""
+    frame size (AAC, MP3... take exactly frame_size samples a frame), pts in samples from ``first``."""
     context = stream.codec_context
     resampler = av.AudioResampler(format=context.format, layout=layout, rate=rate, frame_size=context.frame_size or None)
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp", layout=layout)
     frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
-    frames, position = [], 0
+    frames, position = [], first
     for out in itertools.chain(resampler.resample(frame), resampler.resample(None)):
         out.pts, out.time_base = position, Fraction(1, rate)
         position += out.samples
@@ -93,41 +94,45 @@ def _frames_of(stream: av.AudioStream, samples: np.ndarray, rate: int, layout: s
 
 
 def write_clapper(path: Path, combo: Combo) -> None:
-    """Write ``combo`` to ``path``: ``SECONDS`` of the scene at ``SOURCE_FPS`` and ``combo.rate``.
-    Raises FFmpeg's error (or PyAV's ValueError) where the encoder or the muxer refuses."""
+    """Write ``combo`` to ``path``: the scene's ``combo.span`` at ``SOURCE_FPS`` and ``combo.rate``,
+    scene time t at container time t + ``combo.clock_offset``. Raises FFmpeg's error (or PyAV's
+    ValueError) where the encoder or the muxer refuses."""
     with av.open(str(path), "w", format=combo.container, options=combo.muxer_options) as out:
         video = audio = None
         if combo.video is not None:
             encoder, pix_fmt = VIDEO_ENCODERS[combo.video]
             # strict=experimental: FFmpeg's experimental encoders (native Vorbis) count as encoders
             video = out.add_stream(encoder, rate=SOURCE_FPS, options={"strict": "experimental", **VIDEO_OPTIONS.get(encoder, {})})
-            video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, pix_fmt
+            (video.width, video.height), video.pix_fmt = combo.size, pix_fmt
             video.codec_context.time_base = Fraction(1, SOURCE_FPS)
         if combo.audio is not None:
             audio = out.add_stream(
                 AUDIO_ENCODERS[combo.audio], rate=combo.rate, layout=LAYOUTS[combo.layout], options={"strict": "experimental"}
             )
         out.start_encoding()  # opens the encoders (their frame size) and writes the header
+        begin, end = combo.span
         if video is not None:
-            for k in range(round(SECONDS * SOURCE_FPS)):
-                t = k / SOURCE_FPS
-                image = scene_picture(t)
-                if combo.resize is not None and t >= combo.resize[0]:
-                    image = np.asarray(_resized(image, combo.resize[1], combo.resize[2]))
+            offset = round(combo.clock_offset * SOURCE_FPS)
+            for k in range(round(begin * SOURCE_FPS), round(end * SOURCE_FPS)):
+                image = _resized(scene_picture(k / SOURCE_FPS), *combo.size)
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts, frame.time_base = k, Fraction(1, SOURCE_FPS)
+                frame.pts, frame.time_base = k + offset, Fraction(1, SOURCE_FPS)
                 out.mux(video.encode(frame))
             out.mux(video.encode(None))
         if audio is not None:
             channels = len(av.AudioLayout(LAYOUTS[combo.layout]).channels)
-            mono = scene_sound(0, round(SECONDS * combo.rate), combo.rate)
-            for frame in _frames_of(audio, np.tile(mono, (channels, 1)), combo.rate, LAYOUTS[combo.layout]):
+            first = round(begin * combo.rate)
+            mono = scene_sound(first, round(end * combo.rate) - first, combo.rate)
+            start = first + round(combo.clock_offset * combo.rate)
+            for frame in _frames_of(audio, np.tile(mono, (channels, 1)), combo.rate, LAYOUTS[combo.layout], start):
                 out.mux(audio.encode(frame))
             out.mux(audio.encode(None))
 
 
 def _resized(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """The scene drawn at another size (nearest neighbour: the flash stays a flash)."""
+    if image.shape[:2] == (height, width):
+        return image
     rows = np.arange(height) * image.shape[0] // height
     cols = np.arange(width) * image.shape[1] // width
     return image[rows][:, cols]
@@ -246,3 +251,39 @@ class Matrix:
                 return None, f"FFmpeg writes no video codec of the matrix in {container}"
             combo = Combo(container, video, codec)
         return combo, self.attempt(combo)
+
+
+def join_segments(path: Path, segments: list[Combo]) -> None:
+    """MPEG-TS segments written one after another into one file, as recorders and broadcasters
+    join them (byte for byte: each segment brings its own tables, the streams keep their PIDs);
+    each segment's ``span`` says which seconds of the scene it holds."""
+    with open(path, "wb") as joined:
+        for index, segment in enumerate(segments):
+            part = path.with_name(f"{path.stem}.part{index}.ts")
+            write_clapper(part, segment)
+            joined.write(part.read_bytes())
+            part.unlink()
+
+
+def corrupt_packets(source: Path, path: Path, kind: str, span: tuple[float, float], seed: int = 0) -> int:
+    """Copy ``source`` to ``path`` (same container) with the payload of every ``kind`` ('audio' or
+    'video') packet whose timestamp lies in ``span`` (container seconds) replaced by random bytes
+    of the same length, timestamps kept: a stream damaged in transmission or on disk. Returns how
+    many packets were damaged."""
+    rng = np.random.default_rng(seed)
+    damaged = 0
+    with av.open(str(source)) as inp, av.open(str(path), "w", format=inp.format.name.split(",")[0]) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            index = packet.stream.index
+            t = None if packet.pts is None else float(packet.pts * packet.time_base)
+            if packet.stream.type == kind and t is not None and span[0] <= t < span[1]:
+                garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                garbage.duration, garbage.is_keyframe = packet.duration, packet.is_keyframe
+                packet, damaged = garbage, damaged + 1
+            packet.stream = streams[index]
+            out.mux(packet)
+    return damaged

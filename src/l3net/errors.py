@@ -26,6 +26,32 @@ class MediaError(L3NetError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class StreamDecodeError(MediaError):
+    """A stream of a media file that FFmpeg could not decode: which stream, from when, and FFmpeg's
+    own reason (the other streams of the file are not the cause).
+
+    ``kind``: 'audio' or 'video'; ``index``: among the file's streams of that kind; ``container_index``:
+    among all its streams (ffprobe's #N); ``at``: seconds on the file's timeline of the first failure
+    (None when the packet had no timestamp); ``ffmpeg``: FFmpeg's reason; ``what``: what it cost.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, kind: str, index: int, container_index: int, codec: str,
+        at: float | None, ffmpeg: str, what: str,
+    ) -> None:
+        self.kind, self.index, self.container_index, self.codec = kind, index, container_index, codec
+        self.at, self.ffmpeg, self.what = at, ffmpeg, what
+        when = "" if at is None else f" at {at:.2f} s"
+        super().__init__(path, f"{kind} stream {index} (#{container_index}, {codec}) failed{when}: {what} (FFmpeg: {ffmpeg})")
+
+    def to_dict(self) -> dict[str, object]:
+        """The manifest's ``failure`` field."""
+        return {
+            "stream": self.kind, "index": self.index, "container_index": self.container_index, "codec": self.codec,
+            "at_s": None if self.at is None else round(self.at, 3), "ffmpeg": self.ffmpeg, "what": self.what,
+        }
+
+
 class ModelFileError(L3NetError):
     """A model file or directory that is missing, corrupt, or of another architecture."""
 

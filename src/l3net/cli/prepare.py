@@ -7,7 +7,7 @@ import os
 import sys
 import warnings
 
-from ..data.prepare import PrepareConfig, prepare
+from ..data.prepare import REASON_UNDECODABLE, PrepareConfig, prepare
 
 HELP = "Prepare videos for training: decode frames and audio into WebDataset shards (resumable)"
 DESCRIPTION = """Decode videos into WebDataset tar shards that 'l3net train' and the evaluations read.
@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
             args.inputs, args.out, labels=args.labels, classes=args.classes, config=config, workers=args.workers,
             num_shards=args.num_shards, shard_index=args.shard_index, progress=not args.quiet,
         )
+    for outcome in summary.outcomes:  # each file that could not be decoded, with its reason (stream, time, FFmpeg's words)
+        if outcome.reason == REASON_UNDECODABLE:
+            print(f"l3net prepare: undecodable: {outcome.path}: {outcome.detail}", file=sys.stderr)
     print(summary.table())
     reused = f" ({summary.reused_shards} already finished)" if summary.reused_shards else ""
     print(f"\nshards in {summary.out}{reused}; one line per input in {summary.manifest}")

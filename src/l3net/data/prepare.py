@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from .. import media
 from ..config import CLIP_SECONDS, SAMPLE_RATE
-from ..errors import DatasetError, InputError, MediaError
+from ..errors import DatasetError, InputError, MediaError, StreamDecodeError
 from ..fileio import atomic_open, atomic_path, ensure_dir, read_json, remove_stale_temporaries, write_json
 from ..runtime import worker_pool
 from . import shards as fmt
@@ -294,6 +294,8 @@ class Outcome:
     duration: float | None = None
     timing: dict[str, Any] | None = None  # what was done to put sound and picture on one clock
     warnings: list[str] = field(default_factory=list)
+    #: undecodable: which stream failed, at what time, FFmpeg's reason (errors.StreamDecodeError.to_dict)
+    failure: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if v is not None and v != []}
@@ -314,6 +316,10 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
     def skip(reason: str, detail: str | None = None) -> tuple[Outcome, None]:
         outcome.reason, outcome.detail = reason, detail
         return outcome, None
+
+    def undecodable(exc: MediaError) -> tuple[Outcome, None]:
+        outcome.failure = exc.to_dict() if isinstance(exc, StreamDecodeError) else None
+        return skip(REASON_UNDECODABLE, exc.reason)
 
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -341,7 +347,7 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
             try:
                 chunks = list(reader)
             except MediaError as exc:
-                return skip(REASON_UNDECODABLE, exc.reason)
+                return undecodable(exc)
             audio = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
             clip = round(CLIP_SECONDS * SAMPLE_RATE)
             if audio.size < clip:
@@ -353,7 +359,7 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
             try:
                 decoded = list(pictures)
             except MediaError as exc:
-                return skip(REASON_UNDECODABLE, exc.reason)
+                return undecodable(exc)
             if not decoded:
                 return skip(REASON_UNDECODABLE, f"no video frame from {config.start:g} s")
             timing = {**reader.report.to_dict(), **pictures.report.to_dict()}
@@ -386,7 +392,7 @@ def process_video(video: InputVideo, config: PrepareConfig, threads: int | None 
                     meta["boxes"] = boxes
             wav = fmt.wav_bytes(audio)
         except MediaError as exc:
-            return skip(REASON_UNDECODABLE, exc.reason)
+            return undecodable(exc)
         except Exception as exc:  # one odd file must not stop a run over thousands
             return skip(REASON_UNDECODABLE, f"{type(exc).__name__}: {exc}")
         finally:
@@ -619,6 +625,9 @@ def prepare(
 
     ``classes`` (needs ``labels``): keep only videos whose label is listed (a ClassList, a file of
     names, or ``"kinetics-sounds"``); a listed class in no row of the labels gives a warning.
+
+    Four stages: discover the inputs (and their labels), plan (splits, this slice's videos, shards),
+    write the shards not already finished, finalize (the summary and the slice's manifest).
     """
     config.validate()
     if num_shards < 1 or not 0 <= shard_index < num_shards:
@@ -631,36 +640,81 @@ def prepare(
         raise InputError("--classes needs --labels (the classes of the videos come from the labels file)")
     class_list = classes if isinstance(classes, ClassList) or classes is None else resolve_classes(classes)
     out = Path(out)
-    found = collect_inputs(inputs)
-    if not found:
-        raise DatasetError(f"no media files found in {', '.join(str(i) for i in inputs)}")
-    label_map = read_labels(labels) if labels is not None else None
-    absent: list[str] = []
-    class_names: list[str] | None = None
-    rows_by_name: dict[str, LabelRow] = {}
-    if label_map is not None:
-        if class_list is not None:
-            absent = class_list.absent_from(row.label for row in label_map.values())
-            if absent:
-                warnings.warn(_absent_warning(absent).removeprefix("warning: "), stacklevel=2)
-        class_names = sorted({r.label for r in label_map.values() if class_list is None or class_list.listed_as(r.label)})
-        names = Counter(p.name for p in label_map)
-        rows_by_name = {p.name: r for p, r in label_map.items() if names[p.name] == 1}
 
-    def row_of(path: Path) -> LabelRow | None:
-        if label_map is None:
+    found = _discover(inputs, labels, class_list)
+
+    planned, split_counts, hashed = _assign_splits(found, config.normalised_ratios, class_list)
+    ensure_dir(out)
+    _check_or_write_dataset(out, _dataset_description(config, found.class_names, split_counts, hashed, class_list))
+    _remove_stale_temporaries(out, shard_index)
+    videos, unplanned = _slice_videos(planned, class_list, num_shards, shard_index)
+    plans = plan_shards(videos, config.shard_size, shard_index)
+    done = {plan.name: sidecar for plan in plans if (sidecar := _finished(out, plan)) is not None}
+
+    written = _write_shards(out, [p for p in plans if p.name not in done], config, workers, progress)
+
+    summary = _summarise(out, shard_index, plans, done, written, unplanned, found)
+    with atomic_open(summary.manifest, "w", encoding="utf-8") as handle:
+        for outcome in summary.outcomes:
+            handle.write(json.dumps(outcome.to_dict(), sort_keys=True) + "\n")
+    return summary
+
+
+@dataclass
+class _Found:
+    """The media files given (path, identity) and what the labels file says of them."""
+
+    files: list[tuple[Path, str]]
+    labels: dict[Path, LabelRow] | None  # None: no labels file
+    class_names: list[str] | None  # the classes kept, sorted (None: no labels)
+    absent: list[str]  # listed by --classes, in no row of the labels
+    rows_by_name: dict[str, LabelRow]  # rows whose file name is unique, for CSVs written elsewhere
+
+    def row_of(self, path: Path) -> LabelRow | None:
+        if self.labels is None:
             return None
         # a CSV written elsewhere: match by file name when that is unambiguous
-        return label_map.get(path.resolve()) or rows_by_name.get(path.name)
+        return self.labels.get(path.resolve()) or self.rows_by_name.get(path.name)
 
-    ratios = config.normalised_ratios
-    published = label_map is not None and any(r.split is not None for r in label_map.values())
+
+def _discover(inputs: Sequence[str | os.PathLike[str]], labels: str | os.PathLike[str] | None,
+              class_list: ClassList | None) -> _Found:
+    """Stage 1: the media files under ``inputs`` and the labels file's rows and classes."""
+    files = collect_inputs(inputs)
+    if not files:
+        raise DatasetError(f"no media files found in {', '.join(str(i) for i in inputs)}")
+    if labels is None:
+        return _Found(files, None, None, [], {})
+    label_map = read_labels(labels)
+    absent: list[str] = []
+    if class_list is not None:
+        absent = class_list.absent_from(row.label for row in label_map.values())
+        if absent:
+            warnings.warn(_absent_warning(absent).removeprefix("warning: "), stacklevel=3)
+    class_names = sorted({r.label for r in label_map.values() if class_list is None or class_list.listed_as(r.label)})
+    names = Counter(p.name for p in label_map)
+    rows_by_name = {p.name: r for p, r in label_map.items() if names[p.name] == 1}
+    return _Found(files, label_map, class_names, absent, rows_by_name)
+
+
+#: A planned input: path, identity, key, split, its labels row.
+_Planned = tuple[Path, str, str, str, "LabelRow | None"]
+
+
+def _assign_splits(found: _Found, ratios: dict[str, float], class_list: ClassList | None,
+                   ) -> tuple[list[_Planned], Counter | None, int]:
+    """Stage 2a: every input's key and split (the labels file's, else by the hash of its key).
+
+    Also, when the labels file has a split column, the kept inputs per split over all slices (the
+    same in each) and how many of them had no split there (split by the hash).
+    """
+    published = found.labels is not None and any(r.split is not None for r in found.labels.values())
     split_counts: Counter | None = Counter() if published else None
     hashed = 0
-    planned: list[tuple[Path, str, str, str, LabelRow | None]] = []  # path, identity, key, split, row
+    planned: list[_Planned] = []
     seen_keys: set[str] = set()
-    for path, identity in found:
-        key, row = video_key(identity), row_of(path)
+    for path, identity in found.files:
+        key, row = video_key(identity), found.row_of(path)
         split = row.split if row is not None and row.split is not None else assign_split(key, ratios)
         planned.append((path, identity, key, split, row))
         kept_class = class_list is None or (row is not None and class_list.listed_as(row.label) is not None)
@@ -668,13 +722,16 @@ def prepare(
             seen_keys.add(key)
             split_counts[split] += 1
             hashed += row is None or row.split is None
-    ensure_dir(out)
-    _check_or_write_dataset(out, _dataset_description(config, class_names, split_counts, hashed, class_list))
-    _remove_stale_temporaries(out, shard_index)
+    return planned, split_counts, hashed
 
+
+def _slice_videos(planned: list[_Planned], class_list: ClassList | None, num_shards: int, shard_index: int,
+                  ) -> tuple[list[InputVideo], list[Outcome]]:
+    """Stage 2b: this slice's videos to decode, and its inputs skipped before decoding (duplicates,
+    classes not kept)."""
     seen: dict[str, str] = {}
     videos: list[InputVideo] = []
-    unplanned: list[Outcome] = []  # skipped before decoding: duplicates, classes not kept
+    unplanned: list[Outcome] = []
     for path, identity, key, split, row in planned:
         if assign_slice(key, num_shards) != shard_index:
             continue
@@ -688,14 +745,13 @@ def prepare(
             unplanned.append(Outcome(identity, str(path), "skipped", REASON_CLASS_NOT_KEPT, detail, key=key, label=label))
             continue
         videos.append(InputVideo(path, identity, key, split, shard_index, label))
+    return videos, unplanned
 
-    plans = plan_shards(videos, config.shard_size, shard_index)
-    done: dict[str, dict[str, Any]] = {}
-    for plan in plans:
-        sidecar = _finished(out, plan)
-        if sidecar is not None:
-            done[plan.name] = sidecar
-    todo = [p for p in plans if p.name not in done]
+
+def _write_shards(out: Path, todo: list[ShardPlan], config: PrepareConfig, workers: int, progress: bool,
+                  ) -> dict[str, dict[str, Any]]:
+    """Stage 3: decode the videos of the shards in ``todo`` (in ``workers`` processes) and write each
+    shard and its sidecar; the sidecars by shard name."""
     parallel = workers > 1 and sum(len(p.videos) for p in todo) > 1
     tasks = [(v, config, 1 if parallel else None) for p in todo for v in p.videos]
 
@@ -726,12 +782,17 @@ def prepare(
         if pool is not None:
             pool.terminate()
             pool.join()
+    return written
 
-    # The manifest and the summary come from the sidecars (this run's and earlier runs').
+
+def _summarise(out: Path, shard_index: int, plans: list[ShardPlan], done: dict[str, dict[str, Any]],
+               written: dict[str, dict[str, Any]], unplanned: list[Outcome], found: _Found) -> PrepareSummary:
+    """Stage 4: the slice's summary, from the sidecars (this run's and earlier runs') and the inputs
+    skipped before decoding."""
     summary = PrepareSummary(
         out=out, manifest=out / fmt.manifest_name(shard_index), kept=Counter(), hours=Counter(), shards=Counter(),
-        skipped=Counter(), reused_shards=len(done), written_shards=len(written), classes=class_names,
-        class_counts=Counter(), unlabelled=0, outcomes=[], absent_classes=absent,
+        skipped=Counter(), reused_shards=len(done), written_shards=len(written), classes=found.class_names,
+        class_counts=Counter(), unlabelled=0, outcomes=[], absent_classes=found.absent,
     )
     for plan in plans:
         sidecar = done.get(plan.name) or written[plan.name]
@@ -746,13 +807,10 @@ def prepare(
             summary.hours[outcome.split] += (outcome.duration or 0.0) / 3600
             if outcome.label is not None:
                 summary.class_counts[outcome.label] += 1
-            elif label_map is not None:
+            elif found.labels is not None:
                 summary.unlabelled += 1
         else:
             summary.skipped[outcome.reason] += 1
-    with atomic_open(summary.manifest, "w", encoding="utf-8") as handle:
-        for outcome in summary.outcomes:
-            handle.write(json.dumps(outcome.to_dict(), sort_keys=True) + "\n")
     return summary
 
 

@@ -6,6 +6,7 @@ never be in memory; :class:`AudioReport` says what was put where.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,10 +19,10 @@ from ..errors import InputError, MediaError
 from .clock import AudioClock, AudioPlacement
 from .resampling import _AudioGraph, _FollowingGraph
 from .timeline import (
+    DamagedPackets,
     PathLike,
     _check_file,
     _choose_audio_stream,
-    _ffmpeg_reason,
     _frames_from,
     _is_picture_stream,
     _open_container,
@@ -59,6 +60,7 @@ class AudioReport:
     #: where the stream's sample format, layout or rate changed: {"t": seconds, "from": ..., "to": ...}
     format_changes: list[dict[str, Any]] = field(default_factory=list)
     seek: str | None = None  # 'seek' or 'decode from start' when reading began after t = 0
+    damaged_packets: int = 0  # packets FFmpeg could not decode, skipped (silence in their place)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's fields (``audio_*``), values rounded to the microsecond."""
@@ -75,6 +77,7 @@ class AudioReport:
             "audio_overlaps_s": round(self.overlaps, 6),
             "audio_padded_end_s": round(self.padded_end, 6),
             "audio_format_changes": [dict(change) for change in self.format_changes],
+            "audio_damaged_packets": self.damaged_packets,
             "timeline_origin": round(self.origin, 6),
         }
         if self.seek is not None:
@@ -161,11 +164,11 @@ class AudioReader:
         emitted = 0
         pending: list[np.ndarray] = []
         pending_len = 0
-        bad = [0]
         seeks: list[str] = []
         with _open_container(path) as container:
             stream = _choose_audio_stream(container, path, self.stream)
             clock = _timeline(container)
+            bad = DamagedPackets(container, stream, clock.origin)
             audios = list(container.streams.audio)
             in_rate = stream.rate
             report.stream, report.streams = audios.index(stream), len(audios)
@@ -223,6 +226,7 @@ class AudioReader:
                 yield from drain(graph.push(frame), final=False)
 
             last: av.AudioFrame | None = None  # the last frame placed (the format of the end's silence)
+            time: float | None = None  # timeline seconds of the last frame decoded
             frames = _frames_from(path, container, stream, target, bad, seeks)
             try:
                 while limit is None or emitted < limit:
@@ -231,7 +235,7 @@ class AudioReader:
                     except StopIteration:
                         break
                     except av.error.FFmpegError as exc:
-                        raise MediaError(path, f"truncated or corrupt while reading ({_ffmpeg_reason(exc)})") from exc
+                        raise bad.error(path, "reading stopped (truncated or corrupt)", exc, at=time) from exc
                     time = None if frame.time is None else frame.time - clock.origin
                     for placed, where in placer.add(frame, frame.samples, time, frame.sample_rate):
                         yield from place(placed, where)
@@ -246,13 +250,19 @@ class AudioReader:
                 if last is not None and (limit is None or emitted < limit):
                     yield from silence(last, placer.end_padding(end))
                     yield from drain(graph.push(None), final=True)
+            except av.error.FFmpegError as exc:  # from the filter graph: this stream's sound, not the file's
+                raise bad.error(path, "its sound could not be converted", exc, at=time) from exc
             finally:
                 _report_clock(report, placer)
                 report.downmix, report.format_changes = graph.downmix, graph.changes
             report.seek = seeks[0] if seeks else None
+            report.damaged_packets = bad.count
         if emitted == 0:
-            detail = f" ({bad[0]} undecodable packets)" if bad[0] else ""
-            raise MediaError(path, f"no audio could be decoded{detail}")
+            if bad.count:
+                raise bad.error(path, "no sound could be decoded")
+            raise MediaError(path, "no audio could be decoded")
+        if bad.count:
+            warnings.warn(bad.warning(path), stacklevel=2)
 
 
 def iter_audio(

@@ -16,7 +16,7 @@ from typing import Iterator
 import av
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import MediaError
+from ..errors import MediaError, StreamDecodeError
 
 PathLike = str | os.PathLike[str]
 
@@ -200,8 +200,58 @@ def _seek_units(seconds: float, stream: av.stream.Stream) -> int:
     return math.floor(seconds / float(stream.time_base))
 
 
-def _decode(container: av.container.InputContainer, stream: av.stream.Stream, bad: list[int] | None) -> Iterator[av.frame.Frame]:
-    """Decoded frames of one stream. ``bad`` given: a damaged packet is counted there and skipped
+class DamagedPackets:
+    """Packets of one stream that FFmpeg could not decode: skipped (as ffmpeg skips them) and
+    counted here, with where they were on the timeline (``origin``: its container time) and
+    FFmpeg's reason for the first, so that a report or an error names this stream and no other."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.stream.Stream, origin: float) -> None:
+        self.kind = stream.type
+        self.index = [s.index for s in container.streams if s.type == stream.type].index(stream.index)
+        self.container_index, self.codec = stream.index, stream.codec_context.name
+        self.origin = origin
+        self.count = 0
+        self.first: float | None = None  # timeline seconds of the first and the last damaged packet
+        self.last: float | None = None
+        self.reason: str | None = None
+
+    @property
+    def stream(self) -> str:
+        """How ffprobe would point at the stream: 'audio stream 0 (#1, aac)'."""
+        return f"{self.kind} stream {self.index} (#{self.container_index}, {self.codec})"
+
+    def add(self, packet: av.Packet, exc: Exception) -> None:
+        self.count += 1
+        if self.reason is None:
+            self.reason = _ffmpeg_reason(exc)
+        if packet.pts is not None and packet.time_base:
+            t = float(packet.pts * packet.time_base) - self.origin
+            self.first = t if self.first is None else min(self.first, t)
+            self.last = t if self.last is None else max(self.last, t)
+
+    def describe(self) -> str:
+        """'24 damaged packets from 1.00 s to 1.48 s' (timeline seconds)."""
+        span = "" if self.first is None or self.last is None else f" from {self.first:.2f} s to {self.last:.2f} s"
+        return f"{self.count} damaged packet{'s' if self.count != 1 else ''}{span}"
+
+    def warning(self, path: Path) -> str:
+        """The warning for a stream read despite damaged packets."""
+        return f"{path}: {self.stream}: {self.describe()} skipped (FFmpeg: {self.reason}); the rest decoded"
+
+    def error(self, path: Path, what: str, exc: Exception | None = None, at: float | None = None) -> StreamDecodeError:
+        """The error for this stream: ``what`` it cost, FFmpeg's reason (``exc``'s, else the damaged
+        packets'), at ``at`` (else the first damaged packet)."""
+        reason = _ffmpeg_reason(exc) if exc is not None else (self.reason or "no frame decoded")
+        if exc is None and self.count:
+            what = f"{what}: {self.describe()}"
+        return StreamDecodeError(
+            path, kind=self.kind, index=self.index, container_index=self.container_index, codec=self.codec,
+            at=at if at is not None or exc is not None else self.first, ffmpeg=reason, what=what,
+        )
+
+
+def _decode(container: av.container.InputContainer, stream: av.stream.Stream, bad: DamagedPackets | None) -> Iterator[av.frame.Frame]:
+    """Decoded frames of one stream. ``bad`` given: a damaged packet is recorded there and skipped
     (as ffmpeg does); None: decoding errors propagate."""
     if bad is None:
         yield from container.decode(stream)
@@ -209,8 +259,8 @@ def _decode(container: av.container.InputContainer, stream: av.stream.Stream, ba
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
-        except av.error.FFmpegError:
-            bad[0] += 1
+        except av.error.FFmpegError as exc:
+            bad.add(packet, exc)
             continue
         yield from frames
 
@@ -220,7 +270,7 @@ def _frames_from(
     container: av.container.InputContainer,
     stream: av.stream.Stream,
     target: float | None,
-    bad: list[int] | None,
+    bad: DamagedPackets | None,
     seeks: list[str],
 ) -> Iterator[av.frame.Frame]:
     """Decoded frames of ``stream``, the first at or before container time ``target`` (seconds).

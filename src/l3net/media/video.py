@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -19,6 +19,7 @@ from ..errors import InputError, MediaError
 from .images import _target_size
 from .timeline import (
     TIME_TOLERANCE,
+    DamagedPackets,
     PathLike,
     _check_file,
     _ffmpeg_reason,
@@ -63,6 +64,10 @@ class VideoReport:
     display_size: tuple[int, int] | None = None  # (width, height) before any scaling to `smaller_side`
     deinterlaced: bool = False
     seek: str | None = None  # 'seek' or 'decode from start' when reading began after t = 0
+    #: where the coded picture size changed mid-stream: {"t": s, "from": "WxH", "to": "WxH"}
+    #: (frames keep coming at the first frame's size)
+    size_changes: list[dict[str, Any]] = field(default_factory=list)
+    damaged_packets: int = 0  # packets FFmpeg could not decode, skipped (the frame before stays on screen)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's fields."""
@@ -72,10 +77,32 @@ class VideoReport:
             "sample_aspect_ratio": self.sample_aspect_ratio,
             "deinterlaced": self.deinterlaced,
             "timeline_origin": round(self.origin, 6),
+            "video_size_changes": list(self.size_changes),
+            "video_damaged_packets": self.damaged_packets,
         }
         if self.seek is not None:
             fields["video_seek"] = self.seek
         return fields
+
+
+class _OutputSize:
+    """Every frame at one size: the first frame's display size (scaled to ``smaller_side``), as a
+    player's window keeps its size when a stream's coded size changes mid-stream (joined
+    recordings, adaptive streams); each change is put in ``report.size_changes``."""
+
+    def __init__(self, aspect: Fraction, smaller_side: int | None, report: VideoReport) -> None:
+        self.aspect, self.smaller_side, self.report = aspect, smaller_side, report
+        self.size: tuple[int, int] | None = None  # (width, height) of every frame delivered
+        self.coded: tuple[int, int] | None = None  # coded size of the last frame decoded
+
+    def follow(self, frame: av.VideoFrame, t: float) -> None:
+        coded = (frame.width, frame.height)
+        if self.coded is None:
+            self.size = _target_size(*_display_size(*coded, self.aspect), self.smaller_side)
+        elif coded != self.coded:
+            change = {"t": round(t, 6), "from": "{}x{}".format(*self.coded), "to": "{}x{}".format(*coded)}
+            self.report.size_changes.append(change)
+        self.coded = coded
 
 
 class _Deinterlacer:
@@ -199,13 +226,14 @@ class VideoReader:
             # PyAV >= 17 scales with threads of its own; one caller thread per core wants none.
             sws_threads = {"threads": threads} if threads is not None and _REFORMAT_TAKES_THREADS else {}
             turns = 0  # quarter turns counter-clockwise
+            sizes = _OutputSize(aspect, smaller_side, report)
 
             def convert(frame: av.VideoFrame) -> np.ndarray:
                 # The same frame often serves several times: convert it once. The cache holds the
                 # frame itself (compared with `is`): an id() could be reused by a later frame.
                 if cache[0] is not frame:
-                    shown = _display_size(frame.width, frame.height, aspect)
-                    width, height = _target_size(*shown, smaller_side)
+                    assert sizes.size is not None  # set by the first frame decoded
+                    width, height = sizes.size
                     scaled = frame
                     if (width, height) != (frame.width, frame.height):
                         # Scale in the decoder's pixel format first (as ffmpeg's scale filter does),
@@ -219,7 +247,8 @@ class VideoReader:
 
             seeks: list[str] = []
             target = clock.origin + wanted[0] if wanted[0] > 0 else None
-            decoded = _frames_from(path, container, stream, target, None, seeks)
+            bad = DamagedPackets(container, stream, clock.origin)
+            decoded = _frames_from(path, container, stream, target, bad, seeks)
             try:
                 for frame in _shown(decoded, stream, report):
                     if current is None:
@@ -229,6 +258,7 @@ class VideoReader:
                     t = frame.time - clock.origin if frame.time is not None else current_time + frame_period
                     if current is None and target is None:
                         report.offset = t
+                    sizes.follow(frame, t)
                     # A time equal to a frame's up to float rounding (k * hop often is) gets that frame.
                     while index < len(wanted) and wanted[index] < t - TIME_TOLERANCE:
                         # Before the first frame, the first frame is what a player shows.
@@ -239,11 +269,16 @@ class VideoReader:
                     current, current_time = frame, t
             except av.error.FFmpegError as exc:
                 if current is None:
-                    raise MediaError(path, f"video could not be decoded ({_ffmpeg_reason(exc)})") from exc
-                warnings.warn(f"{path}: video decoding stopped early at {current_time:.2f} s ({_ffmpeg_reason(exc)})")
+                    raise bad.error(path, "no frame could be decoded", exc, at=bad.first) from exc
+                warnings.warn(f"{path}: {bad.stream}: decoding stopped early at {current_time:.2f} s (FFmpeg: {_ffmpeg_reason(exc)})")
             finally:
                 report.seek = seeks[0] if seeks else None
+                report.damaged_packets = bad.count
+                if bad.count and current is not None:
+                    warnings.warn(bad.warning(path))
             if current is None:
+                if bad.count:
+                    raise bad.error(path, "no frame could be decoded")
                 raise MediaError(path, "no video frame could be decoded")
             end = max(clock.end or 0.0, current_time + frame_period)
             while index < len(wanted) and wanted[index] < end:
