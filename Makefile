@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install -e ".[test,hear]"
+	$(BIN)/pip install -e ".[test,hear,export]"
 	@touch $@
 
 setup: $(VENV)/.installed

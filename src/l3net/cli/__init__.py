@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("embed", "l3net.cli.embed"),
     ("info", "l3net.cli.info"),
     ("convert", "l3net.cli.convert"),
+    ("export", "l3net.cli.export"),
     ("synth", "l3net.cli.synth"),
     ("labels", "l3net.cli.labels"),
     ("prepare", "l3net.cli.prepare"),
