@@ -4,6 +4,8 @@ functions, replaced here (no GPU runs these tests)."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -90,3 +92,50 @@ def test_sync_bn_with_compile_is_refused_with_the_reason() -> None:
         config.validate()
     TrainConfig(data="d", out="o", sync_bn=True).validate()
     TrainConfig(data="d", out="o", compile=True).validate()
+
+
+#: Tensor methods that bring a value to the host and so wait for a GPU.
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+def test_the_step_reads_nothing_back_from_the_device(synth_shards: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """l3net's code in the step never waits for the device: the only sync is the log line's. (torch's own
+    CPU Adam reads its step count on the host; fused Adam on a GPU does not, so only l3net's frames count.)"""
+    from l3net.train import Trainer
+
+    reads: list[str] = []
+    in_step = [False]
+
+    def watched(name: str):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if in_step[0] and f"{os.sep}l3net{os.sep}" in caller:
+                reads.append(f"{name} from {Path(caller).name}:{sys._getframe(1).f_lineno}")
+            return original(self, *args, **kwargs)
+        return read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, watched(name))
+    step = Trainer.train_step
+
+    def watched_step(self, batch):
+        in_step[0] = True
+        try:
+            return step(self, batch)
+        finally:
+            in_step[0] = False
+
+    monkeypatch.setattr(Trainer, "train_step", watched_step)
+    train(TrainConfig(data=str(synth_shards), out=str(tmp_path / "run"), preset="small", batch_size=4, steps=3,
+                      log_every=3, val_every=0, val_pairs=8, workers=0), progress=False)
+    assert reads == []
+    in_step[0] = True  # the watch is armed: a read from a file of l3net's is seen
+    try:
+        torch.ones(1).item()  # this test's own read is not l3net's
+        exec(compile("import torch; torch.ones(1).item()", f"{os.sep}l3net{os.sep}probe.py", "exec"), {})
+    finally:
+        in_step[0] = False
+    assert reads == ["item from probe.py:1"]
