@@ -52,9 +52,10 @@ def make_shards(root: Path, videos: int) -> Path:
 def bare_pairs_per_s(args: argparse.Namespace, batches: list[dict], steps: int) -> float:
     """Forward, loss, backward and Adam on in-memory batches (cycled), nothing else."""
     from l3net import build_model
-    from l3net.runtime import autocast, resolve_device
+    from l3net.runtime import autocast, resolve_device, synchronize, training_math
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device)  # cuDNN autotune on GPUs, as for l3net train
+    training_math(args.precision, device)  # and the same TF32 choice
     model = build_model(args.preset, seed=0).to(device).train()
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -78,13 +79,11 @@ def bare_pairs_per_s(args: argparse.Namespace, batches: list[dict], steps: int) 
 
     for _ in range(args.warmup):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)  # the device's work is done before the clock is read, as in l3net train's intervals
     return steps * args.batch_size / (time.perf_counter() - start)
 
 
@@ -99,12 +98,12 @@ def train_pairs_per_s(args: argparse.Namespace, shards: Path, out: Path) -> tupl
     )
     with contextlib.redirect_stderr(io.StringIO()):  # its summary is not the benchmark's output
         train(config, progress=False)
-    # log_every = warmup: the first record covers the warm-up; each later one the steps since the one before
-    records = [r for r in read_log(out) if r["event"] == "train"]
-    spans = [(r["step"] - prev["step"], r) for prev, r in zip(records, records[1:])]
-    pairs = sum(n * args.batch_size for n, _ in spans)
-    seconds = sum(n * args.batch_size / r["pairs_per_s"] for n, r in spans)
-    wait = sum(r["data_wait_s"] for _, r in spans)
+    # log_every = warmup: the first record covers the warm-up; each later one the steps since the one
+    # before, over an interval that ends when the device has finished them (l3net.train)
+    records = [r for r in read_log(out) if r["event"] == "train"][1:]
+    pairs = sum(r["pairs_per_s"] * r["interval_s"] for r in records)
+    seconds = sum(r["interval_s"] for r in records)
+    wait = sum(r["data_wait_s"] for r in records)
     return pairs / seconds, wait / seconds
 
 
