@@ -22,13 +22,14 @@ import av
 import numpy as np
 import pytest
 from clappers import (
-    AUDIO_ENCODERS, CONTAINER_PAIRS, MATRIX_CONTAINER, VIDEO_ENCODERS, Combo, Matrix, audio_combos, video_combos,
+    AUDIO_ENCODERS, CONTAINER_PAIRS, MATRIX_CONTAINER, VIDEO_ENCODERS, Combo, Matrix, audio_combos, coverage, file_beep, marked,
+    video_combos,
 )
 from test_timing import (
     FLASH, HALF_SOURCE_FRAME, HEIGHT, SLACK, STORED_FPS, _Spy, beep_onset, expected_scene_time, flash_time,
 )
 
-from l3net import media, process_video_file
+from l3net import process_video_file
 from l3net.data.prepare import PrepareConfig, prepare, read_manifest
 
 STEP = 1.0 / STORED_FPS  # a stored frame interval: half a source frame
@@ -55,26 +56,6 @@ def _expect_known_failure(request: pytest.FixtureRequest, combo: Combo) -> None:
     # marked when the test runs: the container pass's partner codecs are chosen by what FFmpeg writes
     if combo.name in KNOWN_FAILURES:
         request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[combo.name]))
-
-
-# ------------------------------------------------------------------------------------------------
-# where FFmpeg itself puts the beep
-# ------------------------------------------------------------------------------------------------
-def file_beep(path: Path) -> float:
-    """The beep's onset on the file's timeline as FFmpeg decodes the audio stream, without l3net:
-    the first sample above half the beep's amplitude, at its frame's timestamp + its index."""
-    origin = media.read_timeline(path).origin
-    with av.open(str(path)) as container:
-        for frame in container.decode(audio=0):
-            data = np.abs(frame.to_ndarray().astype(np.float64))
-            if frame.format.name.startswith(("s16", "s32")):
-                data /= 2 ** (8 * frame.format.bytes - 1)
-            channels = len(frame.layout.channels)
-            loud = data.reshape(channels, -1).max(axis=0) if frame.format.is_planar else data.reshape(-1, channels).max(axis=1)
-            hits = np.flatnonzero(loud > 0.25)
-            if hits.size:
-                return float(frame.time) + hits[0] / frame.sample_rate - origin
-    raise AssertionError(f"{path.name}: FFmpeg decodes no beep")
 
 
 def assert_aligned(flash: float, beep: float, path: Path) -> None:
@@ -149,6 +130,25 @@ def test_every_encoder_this_ffmpeg_has_is_in_the_matrix(matrix) -> None:
         if encoder in av.codecs_available:
             assert any(c.video == codec and c.audio is not None for c in written), codec
     assert MATRIX_CONTAINER in {c.container for c in written}
+
+
+REPO = Path(__file__).resolve().parents[1]
+#: the blocks each document holds (tools/codec_matrix.py writes them)
+DOCUMENTS = {"README.md": ("containers",), "docs/DESIGN.md": ("containers", "audio")}
+
+
+def test_the_docs_list_what_the_matrix_covers(matrix) -> None:
+    """README's and DESIGN's tables are the matrix's own output (regenerate: tools/codec_matrix.py --write)."""
+    blocks = coverage(matrix)
+    for document, names in DOCUMENTS.items():
+        text = (REPO / document).read_text(encoding="utf-8")
+        for name in names:
+            written = marked(text, name)
+            assert written is not None, f"{document} has no <!-- codec-matrix:{name} --> block"
+            ours, theirs = blocks[name].splitlines()[0], written.splitlines()[0]
+            if ours != theirs:  # another PyAV wheel bundles another FFmpeg: another matrix
+                pytest.skip(f"{document} was generated with another FFmpeg ({theirs!r}); this is {ours!r}")
+            assert written == blocks[name], f"{document}'s {name} table is not the matrix's: run tools/codec_matrix.py --write"
 
 
 # ------------------------------------------------------------------------------------------------
