@@ -177,7 +177,7 @@ class AudioReader:
             try:
                 graph = _FollowingGraph(stream, out_rate=sample_rate, start=self.start, path=path)
             except (av.error.FFmpegError, ValueError) as exc:
-                raise MediaError(path, f"unsupported audio stream ({exc})") from exc
+                raise bad.error(path, "unsupported audio stream", exc) from exc
             # The picture's end bounds the padding after the sound: a video's audio covers its
             # picture; an audio file's timeline ends with its audio.
             has_picture = any(not _is_picture_stream(s) for s in container.streams.video)

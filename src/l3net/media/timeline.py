@@ -208,7 +208,9 @@ class DamagedPackets:
     def __init__(self, container: av.container.InputContainer, stream: av.stream.Stream, origin: float) -> None:
         self.kind = stream.type
         self.index = [s.index for s in container.streams if s.type == stream.type].index(stream.index)
-        self.container_index, self.codec = stream.index, stream.codec_context.name
+        # (a stream FFmpeg has no decoder for has no codec context)
+        self.container_index = stream.index
+        self.codec = getattr(stream.codec_context, "name", None) or "no decoder"
         self.origin = origin
         self.count = 0
         self.first: float | None = None  # timeline seconds of the first and the last damaged packet
