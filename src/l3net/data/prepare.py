@@ -407,7 +407,9 @@ def _timing_warnings(report: media.AudioReport) -> list[str]:
     if report.padded_start:
         said.append(f"the sound starts {report.padded_start:.3f} s after the picture: silence put before it")
     if report.gaps:
-        said.append(f"{report.gaps:.3f} s of gaps in the sound's timestamps filled with silence")
+        # skipped damaged packets leave gaps too: say so rather than blame the timestamps
+        where = "where damaged packets were skipped or in the sound's timestamps" if report.damaged_packets else "in the sound's timestamps"
+        said.append(f"{report.gaps:.3f} s of gaps {where} filled with silence")
     if report.overlaps:
         said.append(f"{report.overlaps:.3f} s of sound dropped where its timestamps went back")
     if report.padded_end:
