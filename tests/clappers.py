@@ -165,15 +165,20 @@ RATES = (8_000, 16_000, 22_050, 44_100, 48_000, 96_000)
 #: The container and the partner codecs of the audio pass (every audio codec at every rate and in
 #: every layout) and the video pass (every video codec): Matroska takes them all.
 MATRIX_CONTAINER, MATRIX_VIDEO, MATRIX_AUDIO = "matroska", "h264", "aac"
+#: The audio pass's containers: Matroska, and MP4, whose edit lists carry the encoders' priming
+#: (Matroska: its codec delay and negative timestamps).
+AUDIO_CONTAINERS = (MATRIX_CONTAINER, "mp4")
 
 
 def audio_combos() -> list[Combo]:
-    """Each audio codec at each rate (stereo) and in each layout (48 kHz): a covering design of
-    codec x rate and codec x layout, so that a refusal names the rate or the layout alone."""
+    """Each audio codec at each rate (stereo) and in each layout (48 kHz), in each of
+    ``AUDIO_CONTAINERS``: a covering design of codec x rate and codec x layout, so that a refusal
+    names the rate or the layout alone."""
     combos = []
-    for codec in AUDIO_ENCODERS:
-        combos += [Combo(MATRIX_CONTAINER, MATRIX_VIDEO, codec, rate, "stereo") for rate in RATES]
-        combos += [Combo(MATRIX_CONTAINER, MATRIX_VIDEO, codec, 48_000, layout) for layout in LAYOUTS if layout != "stereo"]
+    for container in AUDIO_CONTAINERS:
+        for codec in AUDIO_ENCODERS:
+            combos += [Combo(container, MATRIX_VIDEO, codec, rate, "stereo") for rate in RATES]
+            combos += [Combo(container, MATRIX_VIDEO, codec, 48_000, layout) for layout in LAYOUTS if layout != "stereo"]
     return combos
 
 
@@ -340,12 +345,17 @@ def coverage(matrix: Matrix) -> dict[str, str]:
             else:
                 covered["video" if codec in VIDEO_ENCODERS else "audio"].append(codec)
         rows.append(f"| {container} | {_codecs(covered['video'])} | {_codecs(covered['audio'])} | {_codecs(skewed)} |")
-    audio = ["| audio codec (in Matroska) | rates, kHz (stereo) | layouts (48 kHz) |", "|---|---|---|"]
+    audio = ["| audio codec | container | rates, kHz (stereo) | layouts (48 kHz) |", "|---|---|---|---|"]
     for codec in AUDIO_ENCODERS:
-        combos = [c for c in audio_combos() if c.audio == codec and matrix.attempt(c) is None]
-        rates = sorted({c.rate for c in combos if c.layout == "stereo"})
-        layouts = [name for name in LAYOUTS if any(c.layout == name for c in combos)]
-        audio.append(f"| {codec} | {_codecs([f'{r / 1000:g}' for r in rates])} | {_codecs(layouts)} |")
+        for container in AUDIO_CONTAINERS:
+            combos = [
+                c for c in audio_combos()
+                if (c.audio, c.container) == (codec, container) and matrix.attempt(c) is None
+                and abs(ffmpeg_offset(matrix.path(c))) <= 0.5 / SOURCE_FPS
+            ]
+            rates = sorted({c.rate for c in combos if c.layout == "stereo"})
+            layouts = [name for name in LAYOUTS if any(c.layout == name for c in combos)]
+            audio.append(f"| {codec} | {container} | {_codecs([f'{r / 1000:g}' for r in rates])} | {_codecs(layouts)} |")
     return {"containers": "\n".join([header, "", *rows]), "audio": "\n".join([header, "", *audio])}
 
 
