@@ -64,6 +64,7 @@ class Combo:
     rate: int = 48_000
     layout: str = "stereo"
     size: tuple[int, int] = (WIDTH, HEIGHT)  # the picture's coded width and height
+    pix_fmt: str | None = None  # the picture's pixel format (None: VIDEO_ENCODERS's for the codec)
     span: tuple[float, float] = (0.0, SECONDS)  # the scene's seconds written (a segment of it)
     clock_offset: float = 0.0  # container seconds of scene time 0
     muxer_options: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -105,7 +106,7 @@ def write_clapper(path: Path, combo: Combo) -> None:
             encoder, pix_fmt = VIDEO_ENCODERS[combo.video]
             # strict=experimental: FFmpeg's experimental encoders (native Vorbis) count as encoders
             video = out.add_stream(encoder, rate=SOURCE_FPS, options={"strict": "experimental", **VIDEO_OPTIONS.get(encoder, {})})
-            (video.width, video.height), video.pix_fmt = combo.size, pix_fmt
+            (video.width, video.height), video.pix_fmt = combo.size, combo.pix_fmt or pix_fmt
             video.codec_context.time_base = Fraction(1, SOURCE_FPS)
         if combo.audio is not None:
             audio = out.add_stream(

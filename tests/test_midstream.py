@@ -2,7 +2,7 @@
 
 - Joined MPEG-TS segments (as recorders and broadcasters join them) whose audio changes layout
   only, rate only, or codec parameters of MP2 (test_audio_clock holds MEDIA's 5.1 <-> stereo case);
-- joined segments whose picture changes size (same aspect, other aspect);
+- joined segments whose picture changes size (same aspect, other aspect) or pixel format;
 - a second audio stream that starts late;
 - MPEG-TS timestamps that wrap (33 bits at 90 kHz) inside the kept seconds.
 """
@@ -75,6 +75,17 @@ def test_video_whose_size_changes_mid_stream(size: tuple[int, int], tmp_path, mo
     # read without scaling: the later frames are scaled to the first's coded size
     shapes = {f.shape for _, f in media.VideoReader(path, times=[0.5, 2.5])}
     assert shapes == {(HEIGHT, WIDTH, 3)}
+
+
+def test_video_whose_pixel_format_changes_mid_stream(tmp_path, monkeypatch) -> None:
+    """4:2:0 then 4:4:4 (High 4:4:4 H.264 after the join): the same picture, no size change."""
+    path = tmp_path / "yuv444.ts"
+    join_segments(path, _segments({}, {"pix_fmt": "yuv444p"}))
+    with av.open(str(path)) as container:  # the file really changes: FFmpeg decodes both formats
+        assert {f.format.name for f in container.decode(video=0)} == {"yuv420p", "yuv444p"}
+    frames, audio, timing = _embed(path, tmp_path, monkeypatch)
+    assert {f.shape for _, f in frames} == {frames[0][1].shape} and timing["video_size_changes"] == []
+    assert_aligned(flash_time([t for t, _ in frames], [f for _, f in frames]), beep_onset(audio), path)
 
 
 def _write_late_second_audio(path: Path, late: float) -> None:
