@@ -1,7 +1,7 @@
 """Streams that change mid-file, each with the clapper's flash and beep (2.0 s) aligned.
 
 - Joined MPEG-TS segments (as recorders and broadcasters join them) whose audio changes layout
-  only, rate only, or codec parameters of MP2 (test_audio_clock holds MEDIA's 5.1 <-> stereo case);
+  only, rate only, or MP2's rate and layout (tests/test_broadcast.py holds stereo 48 kHz <-> 5.1 44.1 kHz);
 - joined segments whose picture changes size (same aspect, other aspect) or pixel format;
 - a second audio stream that starts late;
 - MPEG-TS timestamps that wrap (33 bits at 90 kHz) inside the kept seconds.
