@@ -62,6 +62,7 @@ from ...errors import DatasetError, InputError
 from ...inference import PRECISION_CHOICES, inference_model
 from ...modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ...models import L3Net
+from ...runtime import synchronize
 from .. import paper
 from .checkpoint import checkpoint_fingerprint, load_checkpoint, save_checkpoint
 from .data import ProbeImages
@@ -315,6 +316,7 @@ def evaluate_probe_stream(
                                        for n, r in reversed(rows.items())}, refresh=False)
                 if path is not None and (step % config.checkpoint_every == 0 or step % per_epoch == 0):
                     save_checkpoint(path, rows, step, fingerprint, skipped)
+        synchronize(device)  # the time ends when the device has finished the last steps, not when they were queued
         train_seconds = time.perf_counter() - began
         if trained_images == 0 and start == 0:
             raise DatasetError(f"{images.root}: no training image could be read:\n"
@@ -354,9 +356,10 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
               device: torch.device, found_warnings: dict[str, None]) -> tuple[dict[str, RowResult], dict[str, str]]:
     k = len(images.classes)
     keep_confusion = k <= CONFUSION_MAX_CLASSES
-    correct1 = {n: 0 for n in rows}
-    correct5 = {n: 0 for n in rows}
-    confusion = {n: np.zeros((k, k), dtype=np.int64) for n in rows}
+    # Counts stay on the device and reach the host once, after the last batch: no sync per row per batch.
+    correct1 = {n: torch.zeros((), dtype=torch.int64, device=device) for n in rows}
+    correct5 = {n: torch.zeros((), dtype=torch.int64, device=device) for n in rows}
+    confusion = {n: torch.zeros(k * k, dtype=torch.int64, device=device) for n in rows}
     seen = 0
     skipped: dict[str, str] = {}
     data = ProbeImageDataset(images.val, model.config, train=False, seed=config.seed)
@@ -371,23 +374,22 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
             if batch.images is None:
                 continue
             x = batch.images.to(device, non_blocking=True)
-            y = batch.labels.to(device)
+            y = batch.labels.to(device, non_blocking=True)
             for name, row in rows.items():
                 logits = row.logits(x, train=False)
                 top = logits.topk(min(5, k), dim=1).indices
-                correct1[name] += int((top[:, 0] == y).sum())
-                correct5[name] += int((top == y[:, None]).any(dim=1).sum())
-                if keep_confusion:
-                    np.add.at(confusion[name], (y.cpu().numpy(), top[:, 0].cpu().numpy()), 1)
+                correct1[name] += (top[:, 0] == y).sum()
+                correct5[name] += (top == y[:, None]).any(dim=1).sum()
+                if keep_confusion:  # (true, predicted) counted as one index of the flattened k x k table
+                    confusion[name] += torch.bincount(y * k + top[:, 0], minlength=k * k)
             seen += len(y)
-    results = {
-        name: RowResult(top1=correct1[name] / max(seen, 1), top5=correct5[name] / max(seen, 1),
-                        correct1=correct1[name], correct5=correct5[name], val_images=seen,
-                        final_loss=None if row.last_loss is None else float(row.last_loss),
-                        confusion=confusion[name] if keep_confusion else None,
-                        weight=row.folded()[0], bias=row.folded()[1])
-        for name, row in rows.items()
-    }
+    results = {}
+    for name, row in rows.items():
+        top1, top5 = int(correct1[name]), int(correct5[name])
+        results[name] = RowResult(top1=top1 / max(seen, 1), top5=top5 / max(seen, 1), correct1=top1, correct5=top5,
+                                  val_images=seen, final_loss=None if row.last_loss is None else float(row.last_loss),
+                                  confusion=confusion[name].view(k, k).cpu().numpy() if keep_confusion else None,
+                                  weight=row.folded()[0], bias=row.folded()[1])
     return results, skipped
 
 
