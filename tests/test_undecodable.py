@@ -93,9 +93,12 @@ def test_a_stream_that_cannot_be_decoded_is_named_with_time_and_reason(clean, ki
     assert OTHER[kind] not in line["detail"], line
     err = capsys.readouterr().err
     assert f"undecodable: {path}" in err and STREAM[kind] in err and reason in err, err
-    # process_video_file (and so `l3net embed`) says the same
+    # process_video_file and `l3net embed` say the same
     with pytest.raises(StreamDecodeError, match=STREAM[kind].replace("(", r"\(").replace(")", r"\)")):
         process_video_file(path, tmp_path / "e", model="small", device="cpu")
+    assert main(["embed", str(path), "--model", "small", "-o", str(tmp_path / "e"), "--device", "cpu", "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert f"failed: {path}: {STREAM[kind]}" in err and reason in err and STREAM[OTHER[kind]] not in err, err
 
 
 def test_the_failure_is_in_the_manifest_as_json(clean, tmp_path) -> None:
