@@ -36,7 +36,7 @@ class _Captured(Exception):
     """Raised by the spy once the network's input of the wanted modality is recorded."""
 
 
-@pytest.fixture(params=sorted(PRESETS))
+@pytest.fixture(params=sorted(PRESETS), scope="module")
 def model(request) -> L3Net:
     return build_model(request.param, seed=0)
 
