@@ -50,11 +50,10 @@ def baselines_seconds(args: argparse.Namespace, shards: Path, workers: int) -> t
     from l3net.data.shards import ShardSet
     from l3net.evaluate.baselines import training as supervised_train
     from l3net.runtime import resolve_device
-    from l3net.train import data_fingerprint
 
     plan = supervised_train.TrainPlan(
         get_preset(args.preset), tuple(ShardSet(shards).classes), args.steps, args.steps, args.batch_size, 1e-4, 1e-3,
-        1e-5, 0, args.precision, AugmentConfig(), workers, data_fingerprint(shards))
+        1e-5, 0, args.precision, AugmentConfig(), workers, ShardSet(shards).fingerprint())
     stages: dict[str, float] = {}
     run_stage = supervised_train._run_stage
 
@@ -88,11 +87,9 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    from l3net.distributed import World
-    from l3net.runtime import resolve_device
-    from l3net.train import default_workers
+    from l3net.runtime import default_workers, resolve_device
 
-    workers = args.workers if args.workers is not None else default_workers(resolve_device(args.device), World())
+    workers = args.workers if args.workers is not None else default_workers(resolve_device(args.device))
     print(describe_machine())
     with tempfile.TemporaryDirectory(prefix="l3net-bench-baselines-") as tmp:
         shards = Path(args.data) if args.data else make_shards(Path(tmp), args.videos)

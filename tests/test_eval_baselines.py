@@ -23,7 +23,7 @@ from l3net.evaluate.baselines.networks import TowerClassifier, choose_threshold,
 from l3net.evaluate.baselines.protocol import BaselinesConfig, plan_budget, reference_run, training_augment
 from l3net.evaluate.baselines.training import Checkpoint, TrainPlan, train_supervised
 from l3net.models import build_model, load_model
-from l3net.train import PAPER_PAIRS
+from l3net.config import PAPER_PAIRS
 
 
 def test_choose_threshold_hand_computed():
@@ -106,11 +106,9 @@ def test_budget_follows_the_reference_run_or_the_settings(tmp_path):
 
 
 def _plan(shards_dir, *, classifier_steps, head_steps, batch_size=8):
-    from l3net.train import data_fingerprint
-
     config = get_preset("small")
     return TrainPlan(config, tuple(ShardSet(shards_dir).classes), classifier_steps, head_steps, batch_size, 1e-3, 1e-3,
-                     1e-5, 0, "fp32", AugmentConfig(), 0, data_fingerprint(shards_dir))
+                     1e-5, 0, "fp32", AugmentConfig(), 0, ShardSet(shards_dir).fingerprint())
 
 
 def _states(trained):

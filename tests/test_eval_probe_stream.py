@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from l3net.checkpoint import read_checkpoint
 from l3net.cli import main
 from l3net.errors import DatasetError, InputError
 from l3net.evaluate.probe import stream as probe_stream
@@ -353,11 +354,11 @@ def test_cli_streamed_probe_end_to_end_with_workers_and_resume(tree, tmp_path, c
     assert metrics["classifier"]["solver"] == "adam, streamed" and metrics["settings"]["workers"] == 2
     assert (out / "eval" / "probe_confusion.png").read_bytes()[:4] == b"\x89PNG"
     # the same run in this process without workers: identical weights (augmentation seeded per image)
-    state = torch.load(out / "eval" / "probe_checkpoint.pt", weights_only=True)
+    state = read_checkpoint(out / "eval" / "probe_checkpoint.pt", "probe").state
     evaluate_probe_stream(read_probe_images(tree), build_model("small", seed=0).eval(),
                           StreamProbeConfig(**{**FAST, "epochs": 2, "random_seeds": 2}), untrained=True,
                           checkpoint=tmp_path / "same.pt")
-    same = torch.load(tmp_path / "same.pt", weights_only=True)
+    same = read_checkpoint(tmp_path / "same.pt", "probe").state
     assert list(state["rows"]) == list(same["rows"])
     for name, row in state["rows"].items():
         for part in ("head", "norm"):

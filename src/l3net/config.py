@@ -18,6 +18,14 @@ SAMPLE_RATE = 48_000
 #: Length (s) of the audio clip paired with one frame (paper section 1).
 CLIP_SECONDS = 1.0
 
+#: The paper's training (PAPER_SPEC 4): Adam with this learning rate and L2 weight decay, on batches of
+#: this many pairs, for this many pairs in all. ``l3net train``'s defaults (``train.TrainConfig``); the
+#: supervised baselines train "in the same manner".
+PAPER_LR = 1e-4
+PAPER_WEIGHT_DECAY = 1e-5
+PAPER_BATCH_SIZE = 256
+PAPER_PAIRS = 60_000_000
+
 
 def _check_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -7,6 +7,7 @@ import functools
 import gc
 import multiprocessing
 import multiprocessing.pool
+import os
 import platform
 import shutil
 import warnings
@@ -183,6 +184,16 @@ def optimizer_step(
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
+
+
+def default_workers(device: torch.device, world_size: int = 1) -> int:
+    """Data loader processes per rank of a run of ``world_size`` ranks: one on the CPU (the step needs
+    the cores), up to 8 per GPU."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cpu":
+        return 1 if cores >= 2 else 0
+    per_rank = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
+    return max(1, min(8, per_rank - 1))
 
 
 def worker_pool(processes: int) -> multiprocessing.pool.Pool:

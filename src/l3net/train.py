@@ -14,7 +14,6 @@ batch is split over the processes, each reads its own part of the data, only ran
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -33,26 +32,26 @@ from torch.nn import functional as F
 
 from . import distributed
 from ._version import __version__
-from .config import PRESETS, get_preset
+from .checkpoint import SavedCheckpoint, check_fingerprint, read_checkpoint, save_checkpoint
+from .config import PAPER_BATCH_SIZE, PAPER_LR, PAPER_PAIRS, PAPER_WEIGHT_DECAY, PRESETS, ModelConfig, get_preset
 from .distributed import World
 from .errors import DatasetError, InputError, L3NetError, OutputError
-from .fileio import atomic_path, atomic_open, ensure_dir, read_json, read_jsonl, remove_stale_temporaries
+from .fileio import atomic_open, ensure_dir, read_jsonl, remove_stale_temporaries
 from .models import CONFIG_FILE, WEIGHTS_FILE, L3Net, build_model
 from .rundir import CHECKPOINT_DIR, CHECKPOINT_FILE, LAST_DIR, LOG_FILE, TB_DIR
 from .runtime import (
     PRECISIONS,
     autocast,
     check_shared_memory,
+    default_workers,
     loader_prefetch,
     optimizer_step,
     synchronize,
     training_math,
 )
 
-#: Pairs the paper's network saw in training (PAPER_SPEC 4): the default length of a run.
-PAPER_PAIRS = 60_000_000
-
-CHECKPOINT_FORMAT = 1
+#: The loop's name in its checkpoint (l3net.checkpoint): another loop's checkpoint is refused.
+CHECKPOINT_KIND = "train"
 
 #: Settings that define the run: a resumed run must keep them, or it would be another run.
 #: Learning-rate schedules: the paper's constant rate, or a cosine decay to 0 over the run (short runs,
@@ -95,10 +94,10 @@ class TrainConfig:
     data: str
     out: str
     preset: str = "paper"
-    batch_size: int = 256  # global: split over the processes
-    lr: float = 1e-4
+    batch_size: int = PAPER_BATCH_SIZE  # global: split over the processes
+    lr: float = PAPER_LR
     lr_schedule: str = "constant"  # the paper's; "cosine": decay to 0 over the run's steps
-    weight_decay: float = 1e-5
+    weight_decay: float = PAPER_WEIGHT_DECAY
     steps: int | None = None
     pairs: int | None = None  # None and no steps: PAPER_PAIRS
     val_every: int = 1000  # steps; 0: validate only at the end
@@ -244,7 +243,6 @@ class TrainState:
     def state_dict(self, rng_per_rank: list[dict[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
         """Plain tensors, numbers and strings only, so loading unpickles nothing arbitrary."""
         return {
-            "format": CHECKPOINT_FORMAT,
             "step": self.step,
             "pairs_seen": self.pairs_seen,
             "best_accuracy": self.best_accuracy,
@@ -254,7 +252,7 @@ class TrainState:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_per_rank,
-            "run": json.dumps(run),  # the TrainConfig and identity of the run, checked on resume
+            "run": json.dumps(run),  # the TrainConfig and identity of the run (--resume takes its options)
         }
 
     def load_state_dict(self, checkpoint: Mapping[str, Any], rank: int) -> None:
@@ -273,19 +271,20 @@ def checkpoint_path(run_dir: str | os.PathLike[str]) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_FILE
 
 
-def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The saved training state of a run directory (tensors on the CPU; nothing arbitrary unpickled)."""
+def read_run_checkpoint(run_dir: str | os.PathLike[str]) -> SavedCheckpoint:
+    """The checkpoint of a run directory (:mod:`l3net.checkpoint`; tensors on the CPU)."""
     path = checkpoint_path(run_dir)
     if not path.is_file():
         raise InputError(f"{run_dir}: no training checkpoint ({path.relative_to(run_dir)} is missing)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a damaged zip, a foreign pickle: all mean the file cannot be used
-        raise InputError(f"{path}: corrupt or not an l3net checkpoint ({exc})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not an l3net checkpoint of format {CHECKPOINT_FORMAT}")
-    checkpoint["run"] = json.loads(checkpoint["run"])
-    return checkpoint
+    return read_checkpoint(path, CHECKPOINT_KIND)
+
+
+def load_checkpoint(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The saved training state of a run directory (:meth:`TrainState.state_dict`, with ``"run"``, the
+    run's description, as a dict; tensors on the CPU; nothing arbitrary unpickled)."""
+    state = read_run_checkpoint(run_dir).state
+    state["run"] = json.loads(state["run"])
+    return state
 
 
 def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
@@ -298,22 +297,6 @@ def resume_config(out: str | os.PathLike[str], **given: Any) -> TrainConfig:
     saved.update(given)
     saved["out"] = str(out)
     return TrainConfig.from_dict(saved)
-
-
-def data_fingerprint(shards_dir: str | os.PathLike[str]) -> str:
-    """Identity of a shard directory: its settings and its finished train and val shards.
-
-    Resuming on other data (or on more shards) would not continue the same pair stream.
-    """
-    from .data.shards import ShardSet, sidecar_path
-
-    shards = ShardSet(shards_dir)  # a clear DatasetError for a folder that is not a shard directory
-    digest = hashlib.sha256(json.dumps(shards.info, sort_keys=True).encode())
-    for split in ("train", "val"):
-        for path in shards.shard_paths(split):
-            if sidecar_path(path).is_file():  # finished shards only (the sidecar comes last)
-                digest.update(path.name.encode())
-    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,6 +393,7 @@ class Trainer:
     """Set-up, the step, validation, checkpointing and logging of one training run."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True) -> None:
+        # The caller's settings; setup() replaces them with a resolved copy and never changes them.
         self.config = config
         self.resume = resume
         self.progress = progress
@@ -417,6 +401,19 @@ class Trainer:
         self.device = torch.device("cpu")
         self.log: RunLog | None = None
         self.saved_step: int | None = None  # step of the checkpoint on disk
+        # The run's parts, made by setup() (empty until then).
+        self.math: dict[str, Any] = {}  # how the run computes (precision, TF32), recorded in the run
+        self.augment: Any = None  # the sampler's AugmentConfig
+        self.run_dir = Path(config.out)
+        self.model_config: ModelConfig | None = None
+        self.batch_per_rank = 0  # pairs per process and step
+        self.total_steps = 0
+        self.data_fingerprint = ""  # ShardSet.fingerprint() of --data
+        self.state: TrainState | None = None
+        self.run_info: dict[str, Any] = {}  # saved with every model and checkpoint
+        self.step_model: nn.Module | None = None  # the model as the step runs it (DDP, compiled)
+        self.train_loader: torch.utils.data.DataLoader | None = None
+        self.val_loader: torch.utils.data.DataLoader | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -432,19 +429,19 @@ class Trainer:
             )
         if cfg.sync_bn and world.distributed and self.device.type == "cpu":
             raise InputError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
+        from .data.sampler import AugmentConfig
+        from .data.shards import ShardSet
+
+        # The run's settings with the machine's defaults filled in, as a copy: the caller's config is not
+        # changed. Workers and augmentation are fixed for the run: the pair stream depends on them.
+        self.augment = AugmentConfig(**cfg.augment) if cfg.augment else AugmentConfig()
+        workers = default_workers(self.device, world.world_size) if cfg.workers is None else cfg.workers
+        cfg = self.config = dataclasses.replace(cfg, workers=workers, augment=dataclasses.asdict(self.augment))
         self.run_dir = Path(cfg.out)
-        if cfg.workers is None:  # fixed for the run: the pair stream depends on it
-            cfg.workers = default_workers(self.device, world)
         self.model_config = get_preset(cfg.preset)
         self.batch_per_rank = cfg.batch_size // world.world_size
         self.total_steps = cfg.total_steps
-
-        from .data.sampler import AugmentConfig
-
-        augment = AugmentConfig(**cfg.augment) if cfg.augment else AugmentConfig()
-        cfg.augment = dataclasses.asdict(augment)
-        self.augment = augment
-        self.fingerprint = distributed.run_on_main(data_fingerprint, world, cfg.data)
+        self.data_fingerprint = distributed.run_on_main(lambda: ShardSet(cfg.data).fingerprint(), world)
 
         # The model, the optimizer (Adam with L2 weight decay, as the paper) and the fp16 loss scaler.
         seed_everything(cfg.seed, world.rank)
@@ -466,21 +463,22 @@ class Trainer:
         checkpoint = distributed.run_on_main(self._prepare_run_dir, world)
         resumed_from = None
         if checkpoint:
-            saved = load_checkpoint(self.run_dir)
-            self._check_compatible(saved["run"])
-            self.state.load_state_dict(saved, world.rank if len(saved["rng"]) == world.world_size else 0)
+            saved = read_run_checkpoint(self.run_dir)
+            self._check_compatible(saved)
+            rng = saved.state["rng"]
+            self.state.load_state_dict(saved.state, world.rank if len(rng) == world.world_size else 0)
             resumed_from = self.saved_step = self.state.step
         self.run_info = {
             "train": cfg.to_dict(),
             "world_size": world.world_size,
-            "data_fingerprint": self.fingerprint,
+            "data_fingerprint": self.data_fingerprint,
             "l3net_version": __version__,
             "torch_version": torch.__version__,
             "math": self.math,
         }
 
         # What runs the step: DDP over the processes, then (optionally) compiled.
-        self.step_model: nn.Module = model
+        self.step_model = model
         if world.distributed:
             self.step_model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -522,25 +520,21 @@ class Trainer:
         (run_dir / CHECKPOINT_DIR / ".write-test").unlink()
         return has_checkpoint
 
-    def _check_compatible(self, saved: Mapping[str, Any]) -> None:
-        """Refuse to resume a run with settings that would make it another run."""
-        problems = []
-        old, new = saved["train"], json.loads(json.dumps(self.config.to_dict()))  # tuples -> lists, as saved
-        for key in RESUME_FIXED:
-            if old.get(key) != new.get(key):
-                problems.append(f"--{key.replace('_', '-')} was {old.get(key)!r}, now {new.get(key)!r}")
-        if saved.get("data_fingerprint") != self.fingerprint:
-            problems.append(f"the data in {self.config.data} is not the data the run was trained on")
-        if saved.get("world_size") != self.world.world_size:
-            problems.append(
-                f"the run used {saved.get('world_size')} process(es), now {self.world.world_size} "
-                "(each process reads its own part of the data)"
-            )
-        if problems:
-            raise InputError(
-                f"cannot resume {self.run_dir}: " + "; ".join(problems) + ". Resume with the run's own settings "
-                "(options you leave out are taken from the run), or start a new run with another --out"
-            )
+    def _run_fingerprint(self) -> dict[str, Any]:
+        """What the checkpoint belongs to: the settings of :data:`RESUME_FIXED`, the data, the world size."""
+        settings = self.config.to_dict()
+        return {**{key: settings[key] for key in RESUME_FIXED}, "data": self.data_fingerprint,
+                "world_size": self.world.world_size}
+
+    def _check_compatible(self, saved: SavedCheckpoint) -> None:
+        """Refuse to resume a run with settings that would make it another run, naming each."""
+        names: dict[str, Any] = {key: f"--{key.replace('_', '-')}" for key in RESUME_FIXED}
+        names["data"] = lambda old, new: f"the data in {self.config.data} is not the data the run was trained on"
+        names["world_size"] = lambda old, new: (f"the run used {old} process(es), now {new} "
+                                                "(each process reads its own part of the data)")
+        check_fingerprint(saved, self._run_fingerprint(), names=names,
+                          advice="Resume with the run's own settings (options you leave out are taken from the "
+                          "run), or start a new run with another --out")
 
     def _loader(self, dataset: Any) -> torch.utils.data.DataLoader:
         workers = self.config.workers or 0
@@ -821,13 +815,8 @@ class Trainer:
     def _save_on_main(self, rng: list[dict[str, Any]]) -> None:
         state = self.state
         state.model.save(self.run_dir / LAST_DIR, extra_config=self._model_extra(None))
-        payload = state.state_dict(rng, self.run_info)
-        path = checkpoint_path(self.run_dir)
-        with atomic_path(path) as tmp:
-            try:
-                torch.save(payload, tmp)
-            except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
-                raise OutputError(f"cannot write {path}: {exc} (is the disk full?)") from exc
+        save_checkpoint(checkpoint_path(self.run_dir), CHECKPOINT_KIND, self._run_fingerprint(),
+                        state.state_dict(rng, self.run_info))
         self.saved_step = state.step
 
     def _model_extra(self, accuracy: float | None) -> dict[str, Any]:
@@ -872,15 +861,6 @@ def seed_everything(seed: int, rank: int = 0) -> None:
     random.seed(seed + rank)
     np.random.seed((seed + rank) % 2**32)
     torch.manual_seed(seed + rank)
-
-
-def default_workers(device: torch.device, world: World) -> int:
-    """Data loader processes per rank: one on the CPU (the step needs the cores), up to 8 per GPU."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if device.type == "cpu":
-        return 1 if cores >= 2 else 0
-    per_rank = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world.world_size))))
-    return max(1, min(8, per_rank - 1))
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:

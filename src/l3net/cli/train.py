@@ -8,7 +8,8 @@ import dataclasses
 
 from ..config import PRESETS
 from ..runtime import PRECISIONS
-from ..train import LR_SCHEDULES, PAPER_PAIRS, TrainConfig
+from ..config import PAPER_PAIRS
+from ..train import LR_SCHEDULES, TrainConfig
 
 #: TrainConfig's defaults, the one home of the paper's training settings.
 _D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}

@@ -18,6 +18,7 @@ This module writes shards (:class:`ShardWriter`) and reads them (:class:`ShardSe
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -342,6 +343,19 @@ class ShardSet:
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return sorted(p for p in self.root.glob(f"{split}-*.tar") if parse_shard_name(p.name))
+
+    def fingerprint(self) -> str:
+        """Identity of the directory: its settings and its finished train and val shards (16 hex digits).
+
+        Training (and the baselines) resume only on equal fingerprints: other data, or more shards,
+        would not continue the same pair stream.
+        """
+        digest = hashlib.sha256(json.dumps(self.info, sort_keys=True).encode())
+        for split in ("train", "val"):
+            for path in self.shard_paths(split):
+                if sidecar_path(path).is_file():  # finished shards only (the sidecar comes last)
+                    digest.update(path.name.encode())
+        return digest.hexdigest()[:16]
 
     def load_shard(self, shard: Path) -> list[VideoRecord]:
         """The videos of one shard ([] with a warning when it is unusable)."""

@@ -14,14 +14,14 @@ Protocol (PAPER_SPEC 5.1):
    into an L3-Net; only the fusion head is trained, on AVC pairs of the train split (the same
    sampler and augmentation as ``l3net train``); accuracy on the test split's fixed pairs.
 
-"In the same manner as" L3-Net (the paper): the same Adam settings (:class:`l3net.train.TrainConfig`
-defaults; the head, trained alone from scratch, takes a 10x larger learning rate by default, a
+"In the same manner as" L3-Net (the paper): the same Adam settings (:data:`l3net.config.PAPER_LR`,
+``PAPER_WEIGHT_DECAY``: ``l3net train``'s defaults; the head, trained alone from scratch, takes a 10x larger learning rate by default, a
 choice the paper leaves open), L3 training's augmentation (:mod:`l3net.evaluate.baselines.networks`), and
 by default the budget of the L3 run the baselines are compared with (:func:`reference_run`, its
 ``config.json``: steps x batch size = the pairs its model saw): the head trains on as many pairs,
 each classifier on as many examples (epochs over the train split = those pairs / the usable train
 videos, the AVC sampler's epoch). Without a run, the budget is ``l3net train``'s default, the
-paper's 60 M pairs (:data:`l3net.train.PAPER_PAIRS`). The budget used and where it came from are in
+paper's 60 M pairs (:data:`l3net.config.PAPER_PAIRS`). The budget used and where it came from are in
 ``metrics["budget"]`` and a table. Training is resumable (:mod:`l3net.evaluate.baselines.training`).
 """
 
@@ -36,15 +36,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...config import ModelConfig, get_preset
+from ...config import PAPER_LR, PAPER_PAIRS, PAPER_WEIGHT_DECAY, ModelConfig, get_preset
 from ...data.sampler import AugmentConfig
 from ...data.shards import ShardSet
 from ...errors import DatasetError, InputError
 from ...fileio import read_json
 from ...models import CONFIG_FILE, MODALITIES, L3Net
-from ...runtime import check_precision, resolve_device
-from ...distributed import World
-from ...train import PAPER_PAIRS, TrainConfig, data_fingerprint, default_workers
+from ...runtime import check_precision, default_workers, resolve_device
 from .. import paper
 from ..avc import PAIRS_PER_VIDEO, eval_pairs, l3_scorer, score_pairs, summarise
 from ..inputs import check_split, class_names, open_shards
@@ -73,7 +71,7 @@ DEFAULT_PRESET = "small"
 class BaselinesConfig:
     """Settings of :func:`evaluate_baselines`. Budgets left at None follow the L3 run compared with
     (or, without one, ``l3net train``'s default, the paper's 60 M pairs); the optimiser's settings are
-    the paper's, from :class:`l3net.train.TrainConfig`."""
+    the paper's (:data:`l3net.config.PAPER_LR`, ``PAPER_WEIGHT_DECAY``)."""
 
     #: Architecture of the towers: a preset name or a ModelConfig (None: the reference run's, else "small").
     preset: str | ModelConfig | None = None
@@ -89,12 +87,12 @@ class BaselinesConfig:
     #: Examples (or AVC pairs) per step and per forward pass.
     batch_size: int = 32
     #: Adam learning rate of the classifiers.
-    lr: float = TrainConfig.lr
+    lr: float = PAPER_LR
     #: Adam learning rate of the fusion head alone, on frozen towers (a small head from scratch
     #: learns faster with a larger step; the paper gives none).
-    head_lr: float = 10 * TrainConfig.lr
+    head_lr: float = 10 * PAPER_LR
     #: Adam weight decay.
-    weight_decay: float = TrainConfig.weight_decay
+    weight_decay: float = PAPER_WEIGHT_DECAY
     #: Evaluation pairs per video, as :class:`l3net.evaluate.avc.AVCConfig`.
     pairs_per_video: int = PAIRS_PER_VIDEO
     #: Steps between checkpoints (and at the end of each stage).
@@ -253,8 +251,8 @@ def evaluate_baselines(
                            f"{config.clip_seconds:g} s of audio); the baselines need at least 2")
     budget = plan_budget(settings, train_videos, reference)
     augment = training_augment(reference)
-    fingerprint = data_fingerprint(shards.root)
-    workers = settings.workers if settings.workers is not None else default_workers(target, World())
+    fingerprint = shards.fingerprint()
+    workers = settings.workers if settings.workers is not None else default_workers(target)
     plan = TrainPlan(config, tuple(classes), budget["classifiers"]["steps"], budget["head"]["steps"], batch_size,
                      settings.lr, settings.head_lr, settings.weight_decay, seed, precision, augment, workers, fingerprint)
     checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, plan, settings.save_every)

@@ -6,14 +6,13 @@ optimisation step as ``l3net train`` (:func:`l3net.runtime.optimizer_step`), on 
 pure function of the step (:mod:`l3net.evaluate.baselines.networks`). Everything a resumed training needs
 (per stage: the step, the trained weights, the optimizer and gradient-scaler state, the history
 and the running sums of the current history entry) is one file, ``checkpoint/state.pt``, written
-atomically (:func:`l3net.fileio.atomic_path`) every ``save_every`` steps and at the end of each
-stage; resuming from it ends, on the CPU, with exactly the networks of an uninterrupted training.
+atomically by :mod:`l3net.checkpoint` every ``save_every`` steps and at the end of each stage, with
+the :class:`TrainPlan` as its fingerprint; resuming from it ends, on the CPU, with exactly the networks of an uninterrupted training.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -26,16 +25,17 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ...checkpoint import resume_checkpoint, save_checkpoint
 from ...config import ModelConfig
 from ...data.sampler import AugmentConfig, AVCPairs
 from ...data.shards import ShardSet
-from ...errors import InputError, OutputError
-from ...fileio import atomic_path, remove_stale_temporaries
+from ...errors import InputError
 from ...models import MODALITIES, L3Net, build_model
 from ...runtime import autocast, optimizer_step
 from .networks import ClassifierClips, History, TowerClassifier, new_classifier, vision_batches
 
-CHECKPOINT_FORMAT = 1
+#: The loop's name in its checkpoint (l3net.checkpoint).
+CHECKPOINT_KIND = "baselines"
 CHECKPOINT_FILE = "state.pt"
 #: The stages, in the order they train.
 STAGES = ("vision", "audio", "head")
@@ -61,12 +61,12 @@ class TrainPlan:
     workers: int
     data_fingerprint: str
 
-    def fixed(self) -> dict[str, Any]:
-        """The plan as JSON values (compared on resume)."""
+    def fingerprint(self) -> dict[str, Any]:
+        """The plan as JSON values: its checkpoint's fingerprint (a resume needs an equal one)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["config"] = self.config.name
         out["augment"] = dataclasses.asdict(self.augment)
-        return json.loads(json.dumps(out))
+        return out
 
 
 @dataclass
@@ -86,35 +86,22 @@ class Checkpoint:
         if save_every < 1:
             raise InputError(f"save_every must be at least 1, got {save_every}")
         self.path = Path(directory) / CHECKPOINT_FILE
-        self.fixed = plan.fixed()
+        self.fingerprint = plan.fingerprint()
         self.save_every = save_every
 
     def exists(self) -> bool:
         return self.path.is_file()
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """The stages' states; an :class:`InputError` for a corrupt file or another plan."""
-        try:
-            payload = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many kinds for a damaged file
-            raise InputError(f"{self.path}: corrupt or not a baselines checkpoint ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise InputError(f"{self.path}: not a baselines checkpoint of format {CHECKPOINT_FORMAT}")
-        saved = payload["fixed"]
-        problems = [f"{k} was {saved.get(k)!r}, now {v!r}" for k, v in self.fixed.items() if saved.get(k) != v]
-        if problems:
-            raise InputError(f"cannot resume {self.path}: " + "; ".join(problems) + ". Resume with the same "
-                             "options (and --model) as the interrupted run, or use another --out")
-        return payload["stages"]
+        """The stages' states; an :class:`InputError` for a corrupt file or another plan (naming what differs)."""
+        state = resume_checkpoint(self.path, CHECKPOINT_KIND, self.fingerprint,
+                                  advice="Resume with the same options (and --model) as the interrupted run, "
+                                  "or use another --out")
+        return state["stages"]
 
     def save(self, stages: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.path.parent, [CHECKPOINT_FILE])
-        with atomic_path(self.path) as tmp:
-            try:
-                torch.save({"format": CHECKPOINT_FORMAT, "fixed": self.fixed, "stages": dict(stages)}, tmp)
-            except RuntimeError as exc:  # torch's zip writer reports a full disk as a RuntimeError
-                raise OutputError(f"cannot write {self.path}: {exc} (is the disk full?)") from exc
+        """Write the stages' states, atomically (an :class:`~l3net.errors.OutputError` on a full disk)."""
+        save_checkpoint(self.path, CHECKPOINT_KIND, self.fingerprint, {"stages": dict(stages)})
 
 
 def _batches(dataset: torch.utils.data.IterableDataset, workers: int) -> Iterator[Any]:

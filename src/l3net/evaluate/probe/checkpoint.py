@@ -1,5 +1,5 @@
-"""The streamed probe's checkpoints (:mod:`l3net.evaluate.probe.stream`): written atomically with
-:func:`l3net.fileio.atomic_path`, resumed only when data, model and settings are the same.
+"""The streamed probe's checkpoints (:mod:`l3net.evaluate.probe.stream`), in the one checkpoint format
+(:mod:`l3net.checkpoint`: atomic, versioned), resumed only when data, model and settings are the same.
 
 A checkpoint holds the step reached, per row (an object with ``state()`` and ``load(state)``: the
 linear layer, its BatchNorm statistics, Adam and the schedule), the files skipped so far, and the
@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from ...errors import InputError
-from ...fileio import atomic_path
+from ... import checkpoint
 from ...models import L3Net
 from .data import ProbeImages
 
-CHECKPOINT_VERSION = 1
+#: The loop's name in its checkpoint (l3net.checkpoint).
+CHECKPOINT_KIND = "probe"
 
 
 def checkpoint_fingerprint(images: ProbeImages, config: Any, rows: dict[str, L3Net]) -> dict[str, Any]:
@@ -40,29 +40,18 @@ def hash_strings(items: tuple[str, ...]) -> str:
 
 def save_checkpoint(path: Path, rows: dict[str, Any], step: int, fingerprint: dict[str, Any],
                     skipped: dict[str, str]) -> None:
-    """Write the training state after ``step`` steps to ``path``, atomically."""
-    state = {"version": CHECKPOINT_VERSION, "step": step, "fingerprint": fingerprint,
-             "rows": {name: row.state() for name, row in rows.items()}, "skipped": dict(skipped)}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    """Write the training state after ``step`` steps to ``path``, atomically (an
+    :class:`~l3net.errors.OutputError` naming it on a full disk or an unwritable folder)."""
+    state = {"step": step, "rows": {name: row.state() for name, row in rows.items()}, "skipped": dict(skipped)}
+    checkpoint.save_checkpoint(path, CHECKPOINT_KIND, fingerprint, state)
 
 
 def load_checkpoint(path: Path, rows: dict[str, Any], fingerprint: dict[str, Any], device: torch.device,
                     ) -> tuple[int, dict[str, str]]:
     """Load ``path`` into ``rows``; ``(step, skipped files)``. An :class:`InputError` when it is not a
     checkpoint or was written for other data, model or settings (it says which)."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same clear message
-        raise InputError(f"{path}: not a readable probe checkpoint ({exc}); delete it to start over") from exc
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"{path}: not a probe checkpoint of this l3net version; delete it to start over")
-    saved = state["fingerprint"]
-    differ = [k for k in fingerprint if saved.get(k) != fingerprint[k]]
-    if differ:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} then, {fingerprint[k]!r} now" for k in differ)
-        raise InputError(f"{path}: was written for other data or settings ({detail}); use the same ones "
-                         "to resume, or delete it to start over")
+    state = checkpoint.resume_checkpoint(path, CHECKPOINT_KIND, fingerprint, map_location=device,
+                                         advice="Use the same ones to resume, or delete it to start over")
     for name, row in rows.items():
         row.load(state["rows"][name])
     return int(state["step"]), dict(state["skipped"])
