@@ -1,7 +1,8 @@
 """One input preparation (issue #20, item 1): for every preset, the same image and the same clip give the
 network the same input through the embedding API (arrays and files) and through every evaluation's
 feature path (cluster and units via evaluate.inputs, the probe in memory and streamed, the unit
-pictures, the pointing game and ``l3net localize``, HEAR).
+pictures, the pointing game and ``l3net localize``, HEAR; AVC's pairs, cut by the training sampler, at
+the end).
 
 The input is captured where the network receives it: :meth:`L3Net.tower_input` (the inference copy
 calls it too), patched to record its argument and stop the forward pass there (no network is run).
@@ -9,6 +10,7 @@ calls it too), patched to record its argument and stop the forward pass there (n
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +20,8 @@ from PIL import Image
 
 from l3net import hear
 from l3net.config import PRESETS, SAMPLE_RATE
+from l3net.data.sampler import AVCPairs
+from l3net.data.shards import decode_jpeg
 from l3net.embed import get_audio_embedding, get_image_embedding
 from l3net.embed_files import process_image_file
 from l3net.evaluate import inputs as eval_inputs
@@ -27,7 +31,7 @@ from l3net.evaluate.probe.inmemory import probe_features
 from l3net.evaluate.probe.loader import val_crop
 from l3net.evaluate.units.pictures import unit_heatmaps
 from l3net.heatmaps import low_res_heatmaps, tower_input_frames
-from l3net.inputs import image_batch
+from l3net.inputs import image_batch, prepare_image
 from l3net.media import load_image
 from l3net.models import L3Net, build_model
 
@@ -152,3 +156,27 @@ def test_one_clip_preparation(model, first_input, monkeypatch):
     hear_model = hear.HearModel(model)
     got = first_input("audio", lambda: hear.get_timestamp_embeddings(torch.from_numpy(audio)[None], hear_model))
     assert torch.equal(got[round(centre / hear.HOP_SIZE)], api)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_avc_pairs_cut_the_embedding_input(preset):
+    """``l3net eval avc`` (and training) cut frames in data/sampler.py, resampling only the crop's source
+    region: the same pixels as :func:`prepare_image` where no scaling is needed (the stored frame's smaller
+    side is ``image_resize``, or OpenL3's rule keeps it), else the same up to the resampler's rounding."""
+    c = PRESETS[preset]
+    rng = np.random.default_rng(5)
+    mid = (c.image_size + c.image_resize) // 2
+    for (h, w) in [(c.image_resize, 2 * c.image_resize - 3), (mid, 2 * mid), (2 * c.image_resize + 7, 4 * c.image_resize)]:
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=90)
+        data = buffer.getvalue()
+        pairs = object.__new__(AVCPairs)  # only its frame cutting, on a one-frame stand-in for the shards
+        pairs.config, pairs.train = c, False
+        pairs.shards = SimpleNamespace(read_frame_bytes=lambda video, index: data)
+        pair = SimpleNamespace(image=SimpleNamespace(num_frames=1, shard="x", key="v"), frame=0, flip=False,
+                               saturation=1.0, brightness=1.0)
+        cut = pairs._image(pair).astype(int)
+        expected = prepare_image(decode_jpeg(data, min_side=c.image_resize), c, transfer=False).astype(int)
+        unscaled = h == c.image_resize or (not c.image_upscale and c.image_size <= h <= c.image_resize)
+        assert cut.shape == expected.shape
+        assert np.abs(cut - expected).max() <= (0 if unscaled else 2), (h, w)

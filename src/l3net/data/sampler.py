@@ -45,6 +45,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..config import SAMPLE_RATE, ModelConfig
 from ..errors import DatasetError, InputError
+from ..inputs import scaled_side
 from .shards import ShardSet, VideoRecord
 
 
@@ -311,8 +312,9 @@ class AVCPairs(IterableDataset):
         # Crop in the coordinates of the frame scaled to `resize`, then resize only the crop's
         # source region (one resampling of size x size pixels instead of the whole frame).
         w, h = image.size
-        k = resize / min(w, h)
-        rw, rh = max(resize, round(w * k)), max(resize, round(h * k))
+        side = scaled_side(self.config, min(w, h), resize, size)  # l3net.inputs: OpenL3's image_upscale rule
+        k = side / min(w, h)
+        rw, rh = max(side, round(w * k)), max(side, round(h * k))
         if self.train:
             x, y = int(pair.crop_x * (rw - size + 1)), int(pair.crop_y * (rh - size + 1))
         else:
