@@ -65,7 +65,8 @@ def load_frontend(directory: Path):
     return module.Frontend.load(directory)
 
 
-@pytest.fixture(scope="module", params=list(PRESETS))
+# Exporting a full-size preset takes ~10 s (more on a loaded machine): the small one is the quick check.
+@pytest.fixture(scope="module", params=[name if name == "small" else pytest.param(name, marks=pytest.mark.slow) for name in PRESETS])
 def exported(request, tmp_path_factory):
     """Every preset exported to ONNX once (both towers)."""
     if not HAS_ORT:
