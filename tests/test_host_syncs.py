@@ -78,3 +78,43 @@ def test_streamed_probe_reads_the_device_once_per_run_not_per_batch(tmp_path, mo
             assert row.val_images == 24 and row.confusion.sum() == 24
             assert int(np.trace(row.confusion)) == row.correct1 <= row.correct5
     assert results[1].results[TRAINED_ROW].confusion.shape == (3, 3)
+
+
+def _stage(steps: int, losses, monkeypatch) -> tuple[list[str], object]:
+    """The baselines trainer's loop (`_run_stage`) on a stand-in step returning device-side sums."""
+    from torch import nn
+
+    from l3net.evaluate.baselines import training
+
+    trainable = nn.Linear(1, 1)
+    optimizer = torch.optim.Adam(trainable.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    values = iter(losses)
+
+    def batches(start: int):
+        while True:
+            yield None
+
+    def step(batch):
+        return torch.tensor(next(values), dtype=torch.float64) * 4, torch.tensor(3), 4
+
+    with host_reads(monkeypatch, "evaluate/baselines/training.py") as reads:
+        history, _ = training._run_stage("vision", trainable=trainable, optimizer=optimizer, scaler=scaler,
+                                         batches=batches, step_fn=step, total=steps, stages={}, checkpoint=None,
+                                         desc="", progress=False, diverged="the vision classifier's training diverged")
+    return reads, history
+
+
+def test_baselines_trainer_reads_the_device_at_history_points_only(monkeypatch):
+    reads, history = _stage(200, [0.5] * 200, monkeypatch)
+    assert history.every == 4 and len(history.step) == 50
+    assert len(reads) == 2 * len(history.step)  # the loss and correct sums, once per history point
+    assert history.loss == [0.5] * 50 and history.accuracy == [0.75] * 50
+
+
+def test_baselines_trainer_stops_on_a_non_finite_loss_at_the_next_history_point(monkeypatch):
+    from l3net.errors import InputError
+
+    losses = [0.5] * 9 + [float("nan")] + [0.5] * 190
+    with pytest.raises(InputError, match=r"diverged \(the loss became nan at or before step 12\)"):
+        _stage(200, losses, monkeypatch)

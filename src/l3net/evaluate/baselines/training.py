@@ -104,14 +104,15 @@ class Checkpoint:
         save_checkpoint(self.path, CHECKPOINT_KIND, self.fingerprint, {"stages": dict(stages)})
 
 
-def _batches(dataset: torch.utils.data.IterableDataset, workers: int) -> Iterator[Any]:
-    """The dataset's batches, read here (``workers`` 0) or by DataLoader worker processes; the
-    dataset's files are closed when the iteration is dropped."""
+def _batches(dataset: torch.utils.data.IterableDataset, workers: int, pin_memory: bool = False) -> Iterator[Any]:
+    """The dataset's batches, read here (``workers`` 0) or by DataLoader worker processes, in pinned
+    memory when ``pin_memory`` (for a GPU: copies to it then run without waiting); the dataset's files
+    are closed when the iteration is dropped."""
     try:
-        if workers == 0:
+        if workers == 0 and not pin_memory:
             yield from dataset
         else:
-            yield from DataLoader(dataset, batch_size=None, num_workers=workers)
+            yield from DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=pin_memory)
     finally:
         close = getattr(dataset, "close", None)
         if close is not None:
@@ -125,15 +126,21 @@ def _run_stage(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     batches: Callable[[int], Iterator[Any]],
-    step_fn: Callable[[Any], tuple[float, int, int]],
+    step_fn: Callable[[Any], tuple[Any, Any, int]],
     total: int,
     stages: dict[str, Any],
     checkpoint: Checkpoint | None,
     desc: str,
     progress: bool,
+    diverged: str,
 ) -> tuple[History, int]:
     """Train ``trainable`` for ``total`` steps (from the stage's saved state, if any); its history
-    and the step it resumed from."""
+    and the step it resumed from.
+
+    ``step_fn`` returns the batch's summed loss and correct count as device tensors (a float64 sum
+    is exactly what adding the host's floats gave) and its size; they reach the host only at history
+    points and checkpoints, where a non-finite loss stops the stage (``diverged`` + the value) before
+    anything is saved: no host sync per step."""
     saved = stages.get(name)
     history, start, running = History(every=max(1, math.ceil(total / HISTORY_POINTS))), 0, [0.0, 0, 0]
     if saved is not None:
@@ -143,8 +150,16 @@ def _run_stage(
             optimizer.load_state_dict(saved["optimizer"])
             scaler.load_state_dict(saved["scaler"])
 
+    def on_host(step: int) -> list[Any]:
+        """The running sums on the host (one sync); a non-finite loss sum is an error."""
+        host = [float(running[0]), int(running[1]), int(running[2])]
+        if not math.isfinite(host[0]):
+            raise InputError(f"{diverged} (the loss became {host[0]} at or before step {step:,})")
+        return host
+
     def state(step: int, finished: bool) -> dict[str, Any]:
-        out = {"step": step, "model": trainable.state_dict(), "history": dataclasses.asdict(history), "running": running}
+        out = {"step": step, "model": trainable.state_dict(), "history": dataclasses.asdict(history),
+               "running": on_host(step)}
         if not finished:
             out.update(optimizer=optimizer.state_dict(), scaler=scaler.state_dict())
         return out
@@ -159,9 +174,10 @@ def _run_stage(
             running = [running[0] + loss_sum, running[1] + correct, running[2] + seen]
             bar.update(1)
             if (step + 1) % history.every == 0 or step + 1 == total:
+                loss_sum, correct_sum, seen_sum = on_host(step + 1)
                 history.step.append(step + 1)
-                history.loss.append(running[0] / max(running[2], 1))
-                history.accuracy.append(running[1] / max(running[2], 1))
+                history.loss.append(loss_sum / max(seen_sum, 1))
+                history.accuracy.append(correct_sum / max(seen_sum, 1))
                 running = [0.0, 0, 0]
                 bar.set_postfix(loss=f"{history.loss[-1]:.3f}", acc=f"{history.accuracy[-1]:.2f}")
             if checkpoint is not None and (step + 1) % checkpoint.save_every == 0 and step + 1 < total:
@@ -175,22 +191,23 @@ def _run_stage(
 
 
 def _supervised_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                     device: torch.device, precision: str, what: str) -> Callable[[Any], tuple[float, int, int]]:
-    """One cross-entropy step on ``(inputs, class indices)``; inputs of index -1 (unlabelled) left out."""
+                     device: torch.device, precision: str) -> Callable[[Any], tuple[Any, Any, int]]:
+    """One cross-entropy step on ``(inputs, class indices)``; inputs of index -1 (unlabelled) left out.
+    Returns the summed loss and correct count on the device, and the batch size (see :func:`_run_stage`)."""
 
-    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, int, int]:
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[Any, Any, int]:
         x, y = batch
-        keep = y >= 0
+        keep = y >= 0  # on the host, as the loader gave it: reading it waits for no device
         if not bool(keep.any()):
             return 0.0, 0, 0
-        x, y = x[keep].to(device, non_blocking=True), y[keep].to(device, non_blocking=True)
+        if not bool(keep.all()):  # (a copy: the pinned batch is used as is when every input is labelled)
+            x, y = x[keep], y[keep]
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(precision, device):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise InputError(f"the {what}'s loss became {loss.item()}; try a lower --lr")
         optimizer_step(optimizer, scaler, loss)
-        return loss.item() * len(y), int((logits.argmax(-1) == y).sum()), len(y)
+        return loss.detach().double() * len(y), (logits.detach().argmax(-1) == y).sum(), len(y)
 
     return step
 
@@ -220,7 +237,7 @@ def train_supervised(
             def batches(start: int) -> Iterator[Any]:
                 pairs = AVCPairs(shards.root, "train", config=config, batch_size=b, train=True, seed=plan.seed,
                                  start_step=start, augment=plan.augment)
-                inner = _batches(pairs, plan.workers)
+                inner = _batches(pairs, plan.workers, pin_memory=device.type == "cuda")
                 try:
                     for batch in inner:
                         yield vision_batches(batch, class_index)
@@ -229,13 +246,14 @@ def train_supervised(
         else:
             def batches(start: int) -> Iterator[Any]:
                 return _batches(ClassifierClips(shards.root, config, classes, batch_size=b, seed=plan.seed,
-                                                augment=plan.augment, start_step=start), plan.workers)
+                                                augment=plan.augment, start_step=start), plan.workers,
+                                pin_memory=device.type == "cuda")
         what = "frames" if modality == "vision" else "1 s clips"
         histories[modality], _ = _run_stage(
             modality, trainable=model, optimizer=optimizer, scaler=scaler, batches=batches,
-            step_fn=_supervised_step(model, optimizer, scaler, device, plan.precision, f"{modality} classifier"),
+            step_fn=_supervised_step(model, optimizer, scaler, device, plan.precision),
             total=plan.classifier_steps, stages=stages, checkpoint=checkpoint, desc=f"{modality} classifier ({what})",
-            progress=progress)
+            progress=progress, diverged=f"the {modality} classifier's training diverged; try a lower --lr")
         classifiers[modality] = model.eval()
 
     # Supervised pretraining: both trained towers frozen (weights and BatchNorm statistics) in an L3-Net.
@@ -251,23 +269,22 @@ def train_supervised(
 
     def head_batches(start: int) -> Iterator[Any]:
         return _batches(AVCPairs(shards.root, "train", config=config, batch_size=b, train=True, seed=plan.seed,
-                                 start_step=start, augment=plan.augment), plan.workers)
+                                 start_step=start, augment=plan.augment), plan.workers,
+                        pin_memory=device.type == "cuda")
 
-    def head_step(batch: Mapping[str, Any]) -> tuple[float, int, int]:
-        images, audio, labels = batch["image"].to(device), batch["audio"].to(device), batch["label"].to(device)
+    def head_step(batch: Mapping[str, Any]) -> tuple[Any, Any, int]:
+        images, audio, labels = (batch[k].to(device, non_blocking=True) for k in ("image", "audio", "label"))
         with torch.no_grad(), autocast(plan.precision, device):
             v, a = network.embed("vision", images), network.embed("audio", audio)
         with autocast(plan.precision, device):
             logits = network.fuse(v, a)
         loss = F.cross_entropy(logits.float(), labels)
-        if not torch.isfinite(loss):
-            raise InputError(f"the fusion head's loss became {loss.item()}; try a lower --head-lr")
         optimizer_step(optimizer, scaler, loss)
-        return loss.item() * len(labels), int((logits.argmax(-1) == labels).sum()), len(labels)
+        return loss.detach().double() * len(labels), (logits.detach().argmax(-1) == labels).sum(), len(labels)
 
     histories["fusion_head"], _ = _run_stage(
         "head", trainable=network.head, optimizer=optimizer, scaler=scaler, batches=head_batches, step_fn=head_step,
         total=plan.head_steps, stages=stages, checkpoint=checkpoint, desc="fusion head on frozen supervised towers",
-        progress=progress)
+        progress=progress, diverged="the fusion head's training diverged; try a lower --head-lr")
     network.eval()
     return Trained(classifiers, network, histories, resumed)
