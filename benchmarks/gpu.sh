@@ -68,7 +68,7 @@ if [ "$device" = cuda ] && ! "$python" -c "import torch, sys; sys.exit(not torch
 fi
 
 # Time limits (seconds) per stage; together with the set-up they keep the check under 8 minutes.
-check_limits="data:60 train:180 loader:50 numerics:110 embed:50"
+check_limits="data:50 train:170 loader:45 numerics:125 embed:70"
 smoke_limits="data:600 train:900 loader:600 numerics:600 embed:600"
 if [ -n "$smoke" ]; then limits=$smoke_limits; else limits=$check_limits; fi
 for entry in $limits; do

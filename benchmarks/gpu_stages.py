@@ -89,7 +89,7 @@ class Sizes:
     def choose(cls, smoke: bool) -> "Sizes":
         if smoke:
             return cls("small", 4, 2, 1, 8, 2.0, 112, (1, 2), 1.0, 2, (3, 5), 3, 4, 4, 2.0, 4)
-        return cls("paper", 256, 60, 10, 96, 10.0, 360, (4, 8, 15), 8.0, 5, (7, 32, 256), 20, 64, 6, 120.0, 256)
+        return cls("paper", 256, 60, 10, 64, 6.0, 360, (4, 8, 15), 6.0, 5, (7, 32, 256), 20, 64, 6, 120.0, 256)
 
 
 class Results:
