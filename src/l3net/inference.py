@@ -149,7 +149,8 @@ def _own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
     against ``torch._dynamo.config.recompile_limit``, per code object: the closures made for every
     model instance, layer set and input shape share one, and past the limit dynamo runs them
     uncompiled without a word. A code object per graph keeps each one's entries to its buckets."""
-    assert isinstance(fn, types.FunctionType)
+    if not isinstance(fn, types.FunctionType):
+        raise TypeError(f"expected a Python function, got {type(fn).__name__}")
     return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
