@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from .config import SAMPLE_RATE
+from .config import SAMPLE_RATE, ModelConfig
 from .embed_core import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_HOP_SIZE,
@@ -205,26 +205,30 @@ def _decode_side(model: L3Net, layer: str) -> int | None:
     return image_sizes(model.config, transfer=transfer_input(model.vision, layer))[0] if model.config.image_upscale else None
 
 
+def video_inputs(
+    config: ModelConfig, path: Path, count: int, transfer: bool, pictures: Iterable[tuple[float, np.ndarray]]
+) -> Iterator[np.ndarray]:
+    """The ``count`` prepared images (:func:`~l3net.inputs.prepare_image`) of a video's frames at its
+    timestamps: each decoded frame, then, for times past the last frame (audio can outlast the
+    picture), the frame left on screen. Used in the main process and in corpus workers alike."""
+    found = 0
+    last = None
+    for _, frame in pictures:
+        found += 1
+        last = frame
+        yield prepare_image(frame, config, transfer=transfer, name=str(path))
+    for _ in range(count - found):
+        if last is None:
+            raise MediaError(path, "no video frame could be decoded")
+        yield prepare_image(last, config, transfer=transfer, name=str(path))
+
+
 def _embed_video_frames(
     model: L3Net, path: Path, stamps: np.ndarray, layer: str, batch_size: int, precision: str, verbose: bool,
     pictures: Iterable[tuple[float, np.ndarray]] | None = None,
 ) -> np.ndarray:
     transfer = transfer_input(model.vision, layer)
     count = len(stamps)
-    found = 0
-    last: list[np.ndarray] = []
-
-    def frames() -> Iterator[np.ndarray]:
-        nonlocal found
-        source = iter_video_frames(path, times=stamps, smaller_side=_decode_side(model, layer)) if pictures is None else pictures
-        for _, frame in source:
-            found += 1
-            last[:] = [frame]
-            yield prepare_image(frame, model.config, transfer=transfer, name=str(path))
-        # Times past the last frame (audio can outlast the picture): the frame left on screen.
-        for _ in range(count - found):
-            if not last:
-                raise MediaError(path, "no video frame could be decoded")
-            yield prepare_image(last[0], model.config, transfer=transfer, name=str(path))
-
-    return embed_images(model, frames(), layer, batch_size, precision, count, verbose)
+    source = iter_video_frames(path, times=stamps, smaller_side=_decode_side(model, layer)) if pictures is None else pictures
+    frames = video_inputs(model.config, path, count, transfer, source)
+    return embed_images(model, frames, layer, batch_size, precision, count, verbose)

@@ -5,23 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
+import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from tqdm.auto import tqdm
 
+from ..corpus import CorpusItem, CorpusSettings, embed_corpus, in_part
 from ..embed_core import DEFAULT_BATCH_SIZE, DEFAULT_HOP_SIZE, check_batch_size, embedding_model
-from ..embed_files import output_path, process_audio_file, process_image_file, process_video_file
+from ..errors import InputError, OutputError
+from ..fileio import ensure_dir, write_json
 from ..framing import check_hop as _check_hop
-from ..layers import check_layer as _check_layer
-from ..errors import L3NetError, MediaError
-from ..fileio import ensure_dir
-from ..media import MEDIA_EXTENSIONS, MediaInfo, probe
 from ..inference import COMPILE_ENV, PRECISION_CHOICES, inference_model
-from ..runtime import resolve_device
+from ..layers import resolve_layer
+from ..runtime import default_workers, resolve_device
 
 HELP = "Embed audio, image and video files into .npz files (embeddings + timestamps)"
 DESCRIPTION = """Embed audio, image and video files with an L3-Net, one .npz file per input.
@@ -85,14 +83,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     parser.add_argument("--suffix", default="", help="added to each output name before .npz / _audio.npz (default: none)")
-    parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist")
+    parser.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist (resume)")
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="processes decoding files while the model runs (0: decode in the main process; default: 1 on a CPU "
+        "with 2+ cores, cores - 1 on a GPU, at most 8); outputs are the same for every N",
+    )
+    parser.add_argument(
+        "--part", metavar="I/N", default=None,
+        help="embed only part I of N of the inputs (a stable hash of each file's path within its folder): "
+        "N jobs or machines given 1/N .. N/N share a corpus with no coordination",
+    )
+    parser.add_argument(
+        "--failures", metavar="FILE", default=None,
+        help="write the failed files and reasons here as JSON (default with --output-dir: "
+        "DIR/embed_failures.json, or embed_failures.partIofN.json with --part)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-
-
-@dataclass(frozen=True)
-class _Item:
-    path: Path
-    root: Path | None  # the folder given on the command line that contained it, if any
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -103,113 +110,118 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def _out_dir(item: _Item, output_dir: Path | None) -> Path | None:
+def _part(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        part, parts = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--part must be I/N (e.g. 2/8), got {text!r}") from None
+    if not 1 <= part <= parts:
+        raise InputError(f"--part {text}: I must be between 1 and N")
+    return part, parts
+
+
+def _items(inputs: list[str], output_dir: Path | None) -> tuple[list[CorpusItem], list[tuple[Path, str]]]:
+    """The files named or found in folders (a folder keeps its layout under --output-dir)."""
+    items: list[CorpusItem] = []
+    missing: list[tuple[Path, str]] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            for p in _walk(path):
+                rel = p.relative_to(path)
+                out = None if output_dir is None else output_dir / rel.parent
+                items.append(CorpusItem(p, out, scanned=True, key=rel.as_posix()))
+        elif path.exists():
+            items.append(CorpusItem(path, output_dir, key=path.name))
+        else:
+            missing.append((path, "no such file or directory"))
+    return items, missing
+
+
+def _failures_file(args: argparse.Namespace, output_dir: Path | None, part: tuple[int, int] | None) -> Path | None:
+    if args.failures:
+        return Path(args.failures)
     if output_dir is None:
         return None
-    if item.root is None:
-        return output_dir
-    return output_dir / item.path.parent.relative_to(item.root)
-
-
-def _planned(info: MediaInfo, item: _Item, out_dir: Path | None, suffix: str) -> list[Path]:
-    if info.kind == "video":
-        sound = [output_path(item.path, out_dir, f"{suffix}_audio")] if info.has_audio else []
-        return sound + [output_path(item.path, out_dir, f"{suffix}_image")]
-    return [output_path(item.path, out_dir, suffix)]
-
-
-def _reason(path: Path, exc: BaseException) -> str:
-    if isinstance(exc, MediaError) and exc.path == path:
-        return exc.reason
-    if isinstance(exc, L3NetError):
-        return str(exc)
-    return f"unexpected error: {type(exc).__name__}: {exc}"
+    return output_dir / (f"embed_failures.part{part[0]}of{part[1]}.json" if part else "embed_failures.json")
 
 
 def run(args: argparse.Namespace) -> int:
     hop_size = _check_hop(args.hop_size)
     batch_size = check_batch_size(args.batch_size)
     device = resolve_device(args.device)
+    part = _part(args.part)
     # The inference copy (BatchNorm folded, channels_last, compiled or not) made once for every file.
     model = inference_model(embedding_model(args.model, device), precision=args.precision, compile=args.compile)
-    _check_layer(model.audio, args.layer)
+    layer = resolve_layer(model.audio, args.layer)
+    try:
+        image_layer: str | None = resolve_layer(model.vision, args.layer)
+    except InputError:  # an audio-only layer name: image and video files then fail, each with the reason
+        image_layer = None
     output_dir = ensure_dir(args.output_dir) if args.output_dir else None
-    options = dict(model=model, batch_size=batch_size, layer=args.layer, suffix=args.suffix, precision=args.precision)
-    audio_options = dict(options, hop_size=hop_size, center=args.center)
+    workers = default_workers(device) if args.workers is None else max(0, args.workers)
+    settings = CorpusSettings.for_model(
+        model, audio_layer=layer, image_layer=image_layer, hop_size=hop_size, center=args.center, batch_size=batch_size,
+        precision=args.precision, suffix=args.suffix, audio_stream=args.audio_stream, skip_existing=args.skip_existing,
+    )
+    items, failures = _items(args.inputs, output_dir)
+    for path, reason in failures:
+        print(f"l3net embed: {path}: {reason}", file=sys.stderr)
+    if part is not None:
+        items = [item for item in items if in_part(item.part_key(), *part)]
 
-    items: list[_Item] = []
-    failures: list[tuple[Path, str]] = []
-    for name in args.inputs:
-        path = Path(name)
-        if path.is_dir():
-            items += [_Item(p, path) for p in _walk(path)]
-        elif path.exists():
-            items.append(_Item(path, None))
-        else:
-            failures.append((path, "no such file or directory"))
-            print(f"l3net embed: {path}: no such file or directory", file=sys.stderr)
-
-    written: dict[Path, Path] = {}  # output -> the input that produced it
     kinds: Counter[str] = Counter()
-    skipped_not_media = skipped_existing = 0
-    show_inner = not args.quiet and sys.stderr.isatty()
-    bar = tqdm(items, desc="embedding", unit="file", disable=args.quiet, file=sys.stderr)
-    for item in bar:
-        path = item.path
-        bar.set_postfix_str(path.name[-40:], refresh=False)
-        try:
-            try:
-                info = probe(path)
-            except MediaError:
-                if item.root is not None and path.suffix.lower() not in MEDIA_EXTENSIONS:
-                    skipped_not_media += 1  # an unrelated file in a scanned folder (CSV, notes...)
-                    continue
-                raise
-            out_dir = _out_dir(item, output_dir)
-            kind = info.kind
-            planned = _planned(info, item, out_dir, args.suffix)
-            clash = [p for p in planned if p in written]
-            if clash:
-                raise MediaError(
-                    path, f"its output {clash[0]} would overwrite that of {written[clash[0]]}; use --suffix or rename"
-                )
-            if args.skip_existing and all(p.exists() for p in planned):
-                skipped_existing += 1
-                continue
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if kind == "audio":
-                    outputs = [process_audio_file(path, out_dir, verbose=show_inner, **audio_options)]
-                elif kind == "image":
-                    outputs = [process_image_file(path, out_dir, **options)]
-                else:
-                    outputs = process_video_file(path, out_dir, verbose=show_inner, audio_stream=args.audio_stream, **audio_options)
-            for warning in caught:
-                tqdm.write(f"l3net embed: warning: {warning.message}", file=sys.stderr)
-            for out in outputs:
-                written[out] = path
-            kinds[kind] += 1
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # one bad file must not stop the others
-            failures.append((path, _reason(path, exc)))
-            tqdm.write(f"l3net embed: failed: {path}: {_reason(path, exc)}", file=sys.stderr)
+    skipped: Counter[str] = Counter()
+    written = windows = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(items), desc="embedding", unit="file", disable=args.quiet, file=sys.stderr)
+    for result in embed_corpus(items, model, settings, workers=workers):
+        bar.update(1)
+        for warning in result.warnings:
+            tqdm.write(f"l3net embed: warning: {warning}", file=sys.stderr)
+        if result.error is not None:
+            failures.append((result.path, result.error))
+            tqdm.write(f"l3net embed: failed: {result.path}: {result.error}", file=sys.stderr)
+        elif result.skipped is not None:
+            skipped[result.skipped] += 1
+        else:
+            kinds[result.kind or "?"] += 1
+            written += len(result.outputs)
+            windows += result.windows
+        bar.set_postfix_str(f"{windows / max(time.perf_counter() - start, 1e-9):.1f} windows/s", refresh=False)
     bar.close()
 
     done = sum(kinds.values())
     where = f"in {output_dir}" if output_dir else "beside the inputs"
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    print(f"embedded {done} file(s){f' ({detail})' if detail else ''}: {len(written)} .npz file(s) written {where}")
-    if skipped_existing:
-        print(f"skipped {skipped_existing} file(s) whose outputs already exist (--skip-existing)")
-    if skipped_not_media:
-        print(f"skipped {skipped_not_media} file(s) that are not media")
+    seconds = time.perf_counter() - start
+    print(
+        f"embedded {done} file(s){f' ({detail})' if detail else ''}: {written} .npz file(s) written {where}; "
+        f"{windows} windows/images in {seconds:.1f} s ({windows / max(seconds, 1e-9):.1f}/s, {workers} decoding worker(s))"
+    )
+    if part is not None:
+        print(f"part {part[0]} of {part[1]}: {len(items)} file(s) of the inputs")
+    if skipped["existing"]:
+        print(f"skipped {skipped['existing']} file(s) whose outputs already exist (--skip-existing)")
+    if skipped["not media"]:
+        print(f"skipped {skipped['not media']} file(s) that are not media")
+    report = _failures_file(args, output_dir, part)
+    if report is not None:
+        summary = {"failed": [{"path": str(p), "reason": r} for p, r in failures], "embedded": done,
+                   "skipped": dict(skipped), "part": list(part) if part else None}
+        try:
+            write_json(report, summary)
+        except OutputError as exc:  # the summary below still says everything
+            print(f"l3net embed: could not write the failure summary: {exc}", file=sys.stderr)
+            report = None
     if failures:
-        print(f"{len(failures)} file(s) failed:", file=sys.stderr)
+        print(f"{len(failures)} file(s) failed:" + (f" (also in {report})" if report else ""), file=sys.stderr)
         for path, reason in failures:
             print(f"  {path}: {reason}", file=sys.stderr)
         return 1
-    if not done and not skipped_existing:
+    if not done and not sum(skipped.values()) and not (part and items == []):
         print("l3net embed: no media files found in the inputs", file=sys.stderr)
         return 1
     return 0
