@@ -112,6 +112,16 @@ def all_reduce_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
     return tensor
 
 
+def min_over_ranks(value: int, world: World, device: torch.device) -> int:
+    """The smallest of every rank's ``value``, the same on every rank (``device``: where this rank's
+    collectives run: its GPU under NCCL, the CPU under Gloo)."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

@@ -186,14 +186,23 @@ def optimizer_step(
     scaler.update()
 
 
+#: The most loader workers a GPU gets by default: one loader core gives ~1,100 pairs of 16:9 frames per
+#: second (BENCHMARKS.md, benchmarks/pairs.py; 500-700 on slower cores), so 16 feed the ~8,000 pairs/s
+#: that are one H100's physical limit for the paper preset; more would only hold shared memory and files.
+MAX_WORKERS_PER_GPU = 16
+
+
 def default_workers(device: torch.device, world_size: int = 1) -> int:
-    """Data loader processes per rank of a run of ``world_size`` ranks: one on the CPU (the step needs
-    the cores), up to 8 per GPU."""
+    """Data loader processes for this rank of a run of ``world_size`` ranks: one on the CPU (the step
+    needs the cores); on a GPU, the cores of this rank's share of the node less the one the training
+    process runs on (cores - 1 for one GPU), at most :data:`MAX_WORKERS_PER_GPU`. Ranks of one run may
+    see different numbers (unequal nodes): the trainer takes the smallest, since the pair stream
+    depends on it (``distributed.min_over_ranks``)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cpu":
         return 1 if cores >= 2 else 0
     per_rank = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
-    return max(1, min(8, per_rank - 1))
+    return max(1, min(MAX_WORKERS_PER_GPU, per_rank - 1))
 
 
 def worker_pool(processes: int) -> multiprocessing.pool.Pool:

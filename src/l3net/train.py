@@ -435,7 +435,9 @@ class Trainer:
         # The run's settings with the machine's defaults filled in, as a copy: the caller's config is not
         # changed. Workers and augmentation are fixed for the run: the pair stream depends on them.
         self.augment = AugmentConfig(**cfg.augment) if cfg.augment else AugmentConfig()
-        workers = default_workers(self.device, world.world_size) if cfg.workers is None else cfg.workers
+        # Agreed over the ranks (unequal nodes would count differently): the pair stream depends on it.
+        workers = (distributed.min_over_ranks(default_workers(self.device, world.world_size), world, self.device)
+                   if cfg.workers is None else cfg.workers)
         cfg = self.config = dataclasses.replace(cfg, workers=workers, augment=dataclasses.asdict(self.augment))
         self.run_dir = Path(cfg.out)
         self.model_config = get_preset(cfg.preset)
