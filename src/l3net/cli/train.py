@@ -55,12 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-pairs", type=int, help="use at most N of the fixed validation pairs (default: all)")
     parser.add_argument("--save-every", type=int, help=f"save a checkpoint every N steps (default: {_D['save_every']})")
     parser.add_argument("--log-every", type=int, help=f"log every N steps (default: {_D['log_every']})")
-    parser.add_argument("--precision", choices=PRECISIONS, help=f"numeric precision: fp32 (default), bf16 or fp16 (GPU) autocast")
+    parser.add_argument("--precision", choices=PRECISIONS, help="numeric precision: fp32 (default; true fp32 on GPUs too: TF32 off), bf16 (the fast one on "
+                        "recent GPUs) or fp16 (GPU) autocast")
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
     parser.add_argument("--sync-bn", action="store_true", default=None,
-                        help="BatchNorm statistics over the global batch (GPUs; the paper's were per 16 pairs)")
-    parser.add_argument("--workers", type=int, help="data loader processes per process (default: 1 on CPU, <=8 per GPU)")
+                        help="BatchNorm statistics over the global batch (GPUs; the paper's were per 16 pairs; "
+                        "not with --compile: it breaks the compiled graph)")
+    parser.add_argument("--workers", type=int, help="data loader processes per process (default: 1 on CPU; on GPUs the cores - 1 per "
+                        "GPU, at most 16, the same on every rank)")
     parser.add_argument("--seed", type=int, help=f"seed of the weights and the pair stream (default: {_D['seed']})")
     parser.add_argument("--device", help="cpu, cuda or auto (default); torchrun uses cuda:LOCAL_RANK")
     parser.add_argument("--init-from", metavar="MODEL",

@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"steps between training checkpoints (default: {_D['save_every']})")
     parser.add_argument("--workers", type=int, default=_D["workers"],
                         help="data loader processes reading the training batches (default: as l3net train, 1 on the "
-                        "CPU, up to 8 on a GPU; 0: in the main process). A resumed run keeps it")
+                        "CPU, cores - 1 up to 16 per GPU; 0: in the main process). A resumed run keeps it")
     parser.add_argument("--resume", action="store_true",
                         help="continue the training checkpointed in OUT/baselines/checkpoint/ (same options)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -98,7 +98,7 @@ class BaselinesConfig:
     #: Steps between checkpoints (and at the end of each stage).
     save_every: int = 1000
     #: DataLoader worker processes reading the training batches (0: in this process; None: as
-    #: ``l3net train`` chooses, 1 on the CPU, up to 8 on a GPU). Part of the checkpoint: a resumed
+    #: ``l3net train`` chooses, 1 on the CPU, cores - 1 up to 16 per GPU). Part of the checkpoint: a resumed
     #: training keeps it.
     workers: int | None = None
     #: "cpu", "cuda", "cuda:N", "auto" or None (auto).
