@@ -252,7 +252,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "a recording's scores are the sum of its subclips' (the same top class; other numbers)",
     ),
     Mutant(
-        "units-bottom-inputs", "src/l3net/evaluate/units/protocol.py",
+        "units-bottom-inputs", "src/l3net/evaluate/units/ranking.py",
         "        order = np.lexsort((tiebreak, -acts[:, u]))",
         "        order = np.lexsort((tiebreak, acts[:, u]))",
         ("tests/test_eval_units.py", "-k", "test_top_inputs or test_ties"),

@@ -2,23 +2,15 @@
 
 - :mod:`.protocol`: settings, the rankings of the trained and random networks, the class counts and
   :func:`evaluate_units` (the table).
+- :mod:`.ranking`: the measures: each unit's top inputs, their classes, the classes with a unit.
 - :mod:`.pictures`: the units' top inputs with their heatmaps, gathered and drawn.
 """
 
 from __future__ import annotations
 
 from .pictures import UnitGrid, counts_figure, frames_figure, grid_figure, unit_grid
-from .protocol import (
-    PROTOCOL,
-    TITLE,
-    UnitsConfig,
-    UnitsResult,
-    classes_with_unit,
-    evaluate_units,
-    select_units,
-    top_inputs,
-    unit_preferences,
-)
+from .protocol import PROTOCOL, TITLE, UnitsConfig, UnitsResult, evaluate_units
+from .ranking import classes_with_unit, select_units, top_inputs, unit_preferences
 
 __all__ = [
     "PROTOCOL", "TITLE", "UnitGrid", "UnitsConfig", "UnitsResult", "classes_with_unit", "counts_figure",

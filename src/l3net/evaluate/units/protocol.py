@@ -13,8 +13,9 @@ best one, so near-identical frames of one video cannot fill it. Ties: a unit who
 network) prefers nothing and is left out; other ties are broken by a seeded random order, never by
 the order of the inputs (which could follow the classes).
 
-Pictures (drawn in :mod:`l3net.evaluate.units.pictures`): for a few units (with labels, those with
-the purest top 5; without, those that fire hardest), their top frames with the unit's heatmap, which
+The measures are in :mod:`l3net.evaluate.units.ranking`. Pictures (drawn in
+:mod:`l3net.evaluate.units.pictures`): for a few units (with labels, those with the purest top 5;
+without, those that fire hardest), their top frames with the unit's heatmap, which
 is channel k of the last conv layer (conv4_2, after ReLU) over the input: pool4 unit k is the
 maximum of that channel, so the map shows where the unit fires (Figures 3-6 and 8); their top
 spectrograms (the model's own front end output, time x frequency) with theirs (Figure 9); and, for
@@ -24,9 +25,8 @@ the audio units, the video frame of each top clip above that clip's spectrogram 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +37,8 @@ from ...models import MODALITIES, L3Net
 from .. import paper
 from ..inputs import embed_items, label_array, open_shards, pick_items
 from ..result import FigureSpec, Result, mean_spread, spread_text
-from .pictures import UnitGrid, counts_figure, frames_figure, grid_figure, unit_grid  # noqa: F401 - importable from here too
+from .pictures import UnitGrid, counts_figure, frames_figure, grid_figure, unit_grid
+from .ranking import Ranking, class_counts, select_units, top_inputs, unit_preferences
 
 PROTOCOL = "units"
 TITLE = "High-preference units of pool4 (Section 3.5.3, Figures 3-4 and 9)"
@@ -78,115 +79,176 @@ class UnitsConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-# metrics
-# ------------------------------------------------------------------------------------------------
-def top_inputs(
-    activations: np.ndarray,
-    k: int = paper.UNIT_TOP_K,
-    *,
-    seed: int = 0,
-    groups: Sequence[Any] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` inputs each unit responds to most.
-
-    ``activations``: ``(N inputs, U units)``. ``groups`` (optional, one per input, e.g. the video
-    each frame comes from): at most one input per group enters a unit's top ``k`` (its best one),
-    so near-identical frames of one video cannot fill a unit's top 5. Returns ``(top, alive)``:
-    ``top`` ``(U, k)`` input indices, highest activation first (ties in a seeded random order);
-    ``alive`` ``(U,)`` False for units whose activation is the same for every input.
-    """
-    acts = np.asarray(activations, dtype=np.float64)
-    if acts.ndim != 2:
-        raise InputError(f"activations must be (inputs, units), got shape {acts.shape}")
-    n, units = acts.shape
-    group_ids = None if groups is None else np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
-    distinct = n if group_ids is None else int(group_ids.max()) + 1
-    if distinct < k:
-        what = "inputs" if group_ids is None else "distinct videos"
-        raise InputError(f"ranking the top {k} inputs of a unit needs at least {k} {what}, got {distinct}")
-    if not np.isfinite(acts).all():
-        raise InputError("activations contain NaN or infinite values")
-    tiebreak = np.random.default_rng(seed).permutation(n)
-    top = np.empty((units, k), dtype=np.int64)
-    for u in range(units):
-        # lexsort: the last key is the primary one (descending activation), the random rank breaks ties.
-        order = np.lexsort((tiebreak, -acts[:, u]))
-        if group_ids is not None:
-            _, first = np.unique(group_ids[order], return_index=True)  # each group's best position
-            order = order[np.sort(first)]
-        top[u] = order[:k]
-    alive = acts.max(axis=0) > acts.min(axis=0)
-    return top, alive
-
-
-def unit_preferences(top: np.ndarray, labels: Sequence[Any], alive: np.ndarray | None = None) -> list[tuple[Any, int] | None]:
-    """Per unit, its top inputs' most common class and how many of them have it (None: dead unit).
-
-    Ties between classes go to the class of the higher-ranked input.
-    """
-    labels = np.asarray(labels, dtype=object)
-    prefs: list[tuple[Any, int] | None] = []
-    for u, row in enumerate(top):
-        if alive is not None and not alive[u]:
-            prefs.append(None)
-            continue
-        counts = Counter(labels[row])
-        best = max(counts.values())
-        winner = next(c for c in labels[row] if counts[c] == best)
-        prefs.append((winner, best))
-    return prefs
-
-
-def classes_with_unit(
-    top: np.ndarray, labels: Sequence[Any], threshold: int, alive: np.ndarray | None = None
-) -> list[Any]:
-    """Sorted classes that have a unit with at least ``threshold`` of its top inputs of that class."""
-    if threshold < 1 or threshold > top.shape[1]:
-        raise InputError(f"threshold must be between 1 and {top.shape[1]}, got {threshold}")
-    labels = np.asarray(labels, dtype=object)
-    found = set()
-    for u, row in enumerate(top):
-        if alive is not None and not alive[u]:
-            continue
-        for cls, count in Counter(labels[row]).items():
-            if count >= threshold:
-                found.add(cls)
-    return sorted(found)
-
-
-def select_units(
-    top: np.ndarray, labels: Sequence[Any] | None, alive: np.ndarray, activations: np.ndarray, count: int
-) -> list[int]:
-    """``count`` units to draw: the purest top 5 first, preferring distinct classes, then by activation.
-
-    Without ``labels`` (unlabelled shards): the living units whose best input fires them hardest,
-    one per best input first."""
-    strength = np.asarray(activations)[top[:, 0], np.arange(top.shape[0])]
-    if labels is None:  # distinct best inputs first, so the grid does not show one picture many times
-        living = sorted((u for u in range(top.shape[0]) if alive[u]), key=lambda u: (-strength[u], u))
-        chosen, shown = [], set()
-        for u in living:
-            if int(top[u, 0]) not in shown and len(chosen) < count:
-                chosen.append(u)
-                shown.add(int(top[u, 0]))
-        return chosen + [u for u in living if u not in chosen][: count - len(chosen)]
-    prefs = unit_preferences(top, labels, alive)
-    candidates = [u for u, p in enumerate(prefs) if p is not None]
-    candidates.sort(key=lambda u: (-prefs[u][1], -strength[u], u))
-    chosen, seen = [], set()
-    for u in candidates:  # one unit per class first, so the grid shows several classes
-        if prefs[u][0] not in seen:
-            chosen.append(u)
-            seen.add(prefs[u][0])
-        if len(chosen) == count:
-            return chosen
-    chosen += [u for u in candidates if u not in chosen][: count - len(chosen)]
-    return chosen
-
-
-# ------------------------------------------------------------------------------------------------
 # the protocol
 # ------------------------------------------------------------------------------------------------
+@dataclass
+class _Rankings:
+    """The networks' rankings of one set of inputs (what :func:`evaluate_units` computes first)."""
+
+    #: The model's pool4 embeddings per tower, ``(inputs, units)``.
+    embeddings: dict[str, np.ndarray]
+    #: Per network ("trained"; with labels "random": the first random network's), per tower.
+    ranking: dict[str, Ranking]
+    #: Every random network's (labelled shards only), and their weight seeds.
+    random: list[Ranking] = field(default_factory=list)
+    weight_seeds: list[int] = field(default_factory=list)
+
+
+def _pick_inputs(
+    model: L3Net, shards: ShardSet, config: UnitsConfig
+) -> tuple[list[Any], np.ndarray | None, list[str]]:
+    """The inputs ranked, their labels (None without) and their videos; a clear error when too few."""
+    labelled = bool(shards.classes)
+    if config.classes and not labelled:
+        raise InputError(f"{shards.root}: choosing classes needs class labels, but these shards have none "
+                         "(dataset.json 'classes' is null)")
+    items = pick_items(shards, config.split, model.config, per_video=config.per_video, classes=config.classes,
+                       labelled=labelled, what="the unit analysis")
+    videos = [item.key for item in items]
+    k = paper.UNIT_TOP_K
+    if len(set(videos)) < k:
+        raise InputError(f"{shards.root}: the {config.split!r} split has {len(set(videos))} usable videos; ranking "
+                         f"a unit's top {k} needs at least {k}")
+    return items, label_array(items) if labelled else None, videos
+
+
+def _rank_networks(
+    model: L3Net, shards: ShardSet, items: list[Any], videos: list[str], config: UnitsConfig, *,
+    labelled: bool, untrained: bool, random_model: L3Net | None,
+) -> _Rankings:
+    """Embed the inputs with the model (and, with labels, the random networks, one in memory at a
+    time) and rank each unit's top inputs."""
+    common = dict(batch_size=config.batch_size, device=config.device, precision=config.precision,
+                  progress=config.progress)
+
+    def rank(embeddings: dict[str, np.ndarray]) -> Ranking:
+        return {m: top_inputs(embeddings[m], paper.UNIT_TOP_K, seed=config.seed, groups=videos) for m in MODALITIES}
+
+    trained = embed_items(model, shards, items, label="trained", **common)
+    result = _Rankings(embeddings=trained, ranking={"trained": rank(trained)})
+    if labelled:  # the random row is a reference for the class counts, which need labels
+        twins = random_row_networks(model, config.seed, config.random_seeds, untrained=untrained, given=random_model)
+        for weight_seed, network in twins:
+            if network is model:
+                embeddings = trained
+            else:
+                label = "random weights" + ("" if weight_seed is None else f" (seed {weight_seed})")
+                embeddings = embed_items(network, shards, items, label=label, **common)
+            result.random.append(rank(embeddings))
+            if weight_seed is not None:
+                result.weight_seeds.append(weight_seed)
+        result.ranking["random"] = result.random[0]  # the first random network stands for it in the listings
+    return result
+
+
+def unit_listing(
+    top: np.ndarray, alive: np.ndarray, activations: np.ndarray, labels: np.ndarray | None
+) -> list[dict[str, Any]]:
+    """Every unit's entry of ``metrics["units"][modality]``: its top inputs (indices, highest first),
+    their activations, whether it is alive, and (with labels) its top inputs' class and their count."""
+    prefs = unit_preferences(top, labels, alive) if labels is not None else [None] * len(top)
+    return [
+        {"unit": u, "top": top[u].tolist(), "activations": [round(float(activations[i, u]), 6) for i in top[u]],
+         "alive": bool(alive[u]), "class": None if p is None else str(p[0]), "count": 0 if p is None else p[1]}
+        for u, p in enumerate(prefs)
+    ]
+
+
+def _counts_with_random_mean(rankings: _Rankings, labels: np.ndarray) -> tuple[dict, dict, dict, dict]:
+    """:func:`_class_counts` of the networks, the random row being the mean over the random networks;
+    with that row's spread (:func:`~l3net.evaluate.result.mean_spread`) per threshold and tower."""
+    counts, found, unit_counts = class_counts(rankings.ranking, labels)
+    per_network = [class_counts({"random": r}, labels) for r in rankings.random]
+    spread: dict[str, dict[str, Any]] = {}
+    for threshold in paper.UNIT_CLASSES:
+        key = str(threshold)
+        spread[key] = {}
+        for modality in MODALITIES:
+            spread[key][modality] = mean_spread([c[key]["random"][modality] for c, _, _ in per_network],
+                                                rankings.weight_seeds or None)
+            counts[key]["random"][modality] = spread[key][modality]["mean"]
+            unit_counts[key]["random"][modality] = float(np.mean([u[key]["random"][modality]
+                                                                  for _, _, u in per_network]))
+    return counts, found, unit_counts, spread
+
+
+def counts_table(
+    counts: dict[str, Any], spread: dict[str, Any], rankings: _Rankings, *, model_name: str, untrained: bool,
+) -> dict[str, Any]:
+    """The table of classes with a high-preference unit, ours (random: mean ± std) beside the paper's."""
+    k = paper.UNIT_TOP_K
+    rows = []
+    for threshold in paper.UNIT_CLASSES:
+        for network in ("random", "trained"):
+            if network == "trained" and untrained:
+                continue  # the model is the first random network
+            ref = paper.UNIT_CLASSES[threshold][network]
+            shown = model_name if network == "trained" else "random weights (same architecture)"
+            ours = counts[str(threshold)][network]
+            if network == "random":
+                ours = {m: spread_text(spread[str(threshold)][m], digits=2) for m in MODALITIES}
+            rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"],
+                         paper.source(PROTOCOL, "units")])
+    seeds = rankings.weight_seeds
+    described = f"weights seeds {', '.join(map(str, seeds))}" if seeds else "the network given"
+    return {
+        "title": "Classes with a high-preference pool4 unit; the random-weights row: mean \u00b1 std (min-max) "
+        f"over {len(rankings.random)} random network(s) ({described})",
+        "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio", paper.SOURCE_COLUMN],
+        "rows": rows,
+    }
+
+
+def _notes(
+    model: L3Net, items: list[Any], videos: list[str], config: UnitsConfig, labels: np.ndarray | None,
+    rankings: _Rankings, unit_counts: dict[str, Any] | None,
+) -> list[str]:
+    """What was ranked, what the counts mean (or why there are none), and the dead units."""
+    split, per_video, networks = config.split, config.per_video, rankings.ranking
+    if labels is not None and unit_counts is not None:
+        top = str(max(paper.UNIT_CLASSES))
+        notes = [
+            f"{len(items)} {split} inputs ({per_video} per video) of {len(set(labels))} classes, split {split!r}; "
+            f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
+            f"Units with >= {max(paper.UNIT_CLASSES)} of their top {paper.UNIT_TOP_K} in one class (finer than the "
+            "class count when there are few classes): " + ", ".join(
+                f"{n} {m} {unit_counts[top][n][m]:.4g}" for n in networks for m in MODALITIES)
+            + " (random: the mean over its networks).",
+        ]
+    else:
+        notes = [
+            f"{len(items)} {split} inputs ({per_video} per video) of {len(set(videos))} videos, split {split!r}; "
+            f"{model.config.embedding_dim} pool4 units per tower.",
+            "These shards carry no class labels (as the paper's Flickr-SoundNet): each unit's top inputs and "
+            "heatmaps are shown, but the classes with a high-preference unit (Section 3.5.3) and the random-weights "
+            "network they are compared with need labels and are not computed. Prepare with --labels for them.",
+        ]
+    dead = _dead_units(rankings)
+    notes.append("Units whose activation is the same for every input rank nothing and are left out: "
+                 + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".")
+    return notes
+
+
+def _dead_units(rankings: _Rankings) -> dict[str, dict[str, int]]:
+    return {n: {m: int((~rankings.ranking[n][m][1]).sum()) for m in MODALITIES} for n in rankings.ranking}
+
+
+def _unit_grids(
+    model: L3Net, shards: ShardSet, items: list[Any], rankings: _Rankings, labels: np.ndarray | None,
+    config: UnitsConfig,
+) -> list[UnitGrid]:
+    """The pictures' contents: ``config.figure_units`` units per tower (:func:`select_units`), their top
+    inputs and heatmaps (computed here, drawn by :mod:`l3net.evaluate.units.pictures`)."""
+    grids = []
+    for modality in MODALITIES if config.figure_units > 0 else ():
+        top, alive = rankings.ranking["trained"][modality]
+        units = select_units(top, labels, alive, rankings.embeddings[modality], config.figure_units)
+        if units:
+            grids.append(unit_grid(model, shards, items, modality, units, top, labels, batch_size=config.batch_size,
+                                   device=config.device, precision=config.precision))
+    return grids
+
+
 def evaluate_units(
     model: L3Net,
     shards_dir: str | os.PathLike[str] | ShardSet,
@@ -212,100 +274,24 @@ def evaluate_units(
     ``untrained``: ``model`` has random weights itself (from ``config.seed``): it is the first of the
     random networks (then ``seed + 1``, ...) and the table has no row of its own. ``model_name`` labels
     the model's row.
+
+    The recipe: pick the inputs, rank them per unit for each network, then list the units, count the
+    classes (with labels), and gather the pictures' contents.
     """
     config = config or UnitsConfig()
-    split, per_video, classes, figure_units = config.split, config.per_video, config.classes, config.figure_units
-    batch_size, device, precision, seed, progress = (config.batch_size, config.device, config.precision, config.seed,
-                                                     config.progress)
     shards = open_shards(shards_dir)
-    labelled = bool(shards.classes)
-    if classes and not labelled:
-        raise InputError(f"{shards.root}: choosing classes needs class labels, but these shards have none "
-                         "(dataset.json 'classes' is null)")
-    items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, labelled=labelled,
-                       what="the unit analysis")
-    labels = label_array(items) if labelled else None
-    videos = [item.key for item in items]
-    k = paper.UNIT_TOP_K
-    if len(set(videos)) < k:
-        raise InputError(f"{shards.root}: the {split!r} split has {len(set(videos))} usable videos; ranking a unit's "
-                         f"top {k} needs at least {k}")
-    common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
-    networks = {"trained": (model, embed_items(model, shards, items, label="trained", **common))}
-    ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    for network, (_, embeddings) in networks.items():
-        ranking[network] = {m: top_inputs(embeddings[m], k, seed=seed, groups=videos) for m in MODALITIES}
-    random_rankings: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
-    weight_seeds: list[int] = []
-    if labelled:  # the random row is a reference for the class counts, which need labels
-        twins = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
-        for weight_seed, network in twins:  # one random network in memory at a time
-            if network is model:
-                embeddings = networks["trained"][1]
-            else:
-                label = "random weights" + ("" if weight_seed is None else f" (seed {weight_seed})")
-                embeddings = embed_items(network, shards, items, label=label, **common)
-            random_rankings.append({m: top_inputs(embeddings[m], k, seed=seed, groups=videos) for m in MODALITIES})
-            if weight_seed is not None:
-                weight_seeds.append(weight_seed)
-        networks["random"] = (None, {})  # the first random network's ranking stands for it in the listings
-        ranking["random"] = random_rankings[0]
-
-    units_out: dict[str, Any] = {}
-    for modality in MODALITIES:
-        top, alive = ranking["trained"][modality]
-        acts = networks["trained"][1][modality]
-        prefs = unit_preferences(top, labels, alive) if labelled else [None] * len(top)
-        units_out[modality] = [
-            {"unit": u, "top": top[u].tolist(), "activations": [round(float(acts[i, u]), 6) for i in top[u]],
-             "alive": bool(alive[u]), "class": None if p is None else str(p[0]), "count": 0 if p is None else p[1]}
-            for u, p in enumerate(prefs)
-        ]
-    dead = {n: {m: int((~ranking[n][m][1]).sum()) for m in MODALITIES} for n in networks}
+    items, labels, videos = _pick_inputs(model, shards, config)
+    labelled = labels is not None
+    rankings = _rank_networks(model, shards, items, videos, config, labelled=labelled, untrained=untrained,
+                              random_model=random_model)
+    units_out = {m: unit_listing(*rankings.ranking["trained"][m], rankings.embeddings[m], labels) for m in MODALITIES}
     tables: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
-    if labelled:
-        counts, found, unit_counts = _class_counts(ranking, labels)
-        # The random row: the mean (and spread) over the random networks.
-        per_network = [_class_counts({"random": r}, labels) for r in random_rankings]
-        spread: dict[str, dict[str, Any]] = {}
-        for threshold in paper.UNIT_CLASSES:
-            key = str(threshold)
-            spread[key] = {}
-            for modality in MODALITIES:
-                spread[key][modality] = mean_spread([c[key]["random"][modality] for c, _, _ in per_network],
-                                                    weight_seeds or None)
-                counts[key]["random"][modality] = spread[key][modality]["mean"]
-                unit_counts[key]["random"][modality] = float(np.mean([u[key]["random"][modality]
-                                                                      for _, _, u in per_network]))
+    unit_counts = None
+    if labels is not None:
+        counts, found, unit_counts, spread = _counts_with_random_mean(rankings, labels)
+        tables.append(counts_table(counts, spread, rankings, model_name=model_name, untrained=untrained))
         present = sorted(set(labels))
-        rows = []
-        for threshold in paper.UNIT_CLASSES:
-            for network in ("random", "trained"):
-                if network == "trained" and untrained:
-                    continue  # the model is the first random network
-                ref = paper.UNIT_CLASSES[threshold][network]
-                shown = model_name if network == "trained" else "random weights (same architecture)"
-                ours = counts[str(threshold)][network]
-                if network == "random":
-                    ours = {m: spread_text(spread[str(threshold)][m], digits=2) for m in MODALITIES}
-                rows.append([f">= {threshold} of top {k}", shown, ours["vision"], ours["audio"], ref["vision"], ref["audio"],
-                             paper.source(PROTOCOL, "units")])
-        described = f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given"
-        tables.append({
-            "title": "Classes with a high-preference pool4 unit; the random-weights row: mean \u00b1 std (min-max) "
-            f"over {len(random_rankings)} random network(s) ({described})",
-            "columns": ["threshold", "network", "vision", "audio", "paper vision", "paper audio", paper.SOURCE_COLUMN],
-            "rows": rows,
-        })
-        notes = [
-            f"{len(items)} {split} inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
-            f"{model.config.embedding_dim} pool4 units per tower. The paper: Kinetics-Sounds, 34 classes, 512 units.",
-            f"Units with >= {max(paper.UNIT_CLASSES)} of their top {k} in one class (finer than the class count when "
-            "there are few classes): " + ", ".join(
-                f"{n} {m} {unit_counts[str(max(paper.UNIT_CLASSES))][n][m]:.4g}" for n in networks for m in MODALITIES)
-            + " (random: the mean over its networks).",
-        ]
         metrics.update({
             "classes_with_unit": counts,
             "random_weights": spread,
@@ -315,30 +301,15 @@ def evaluate_units(
             "num_classes": len(present),
             "classes": present,
         })
-    else:
-        notes = [
-            f"{len(items)} {split} inputs ({per_video} per video) of {len(set(videos))} videos, split {split!r}; "
-            f"{model.config.embedding_dim} pool4 units per tower.",
-            "These shards carry no class labels (as the paper's Flickr-SoundNet): each unit's top inputs and "
-            "heatmaps are shown, but the classes with a high-preference unit (Section 3.5.3) and the random-weights "
-            "network they are compared with need labels and are not computed. Prepare with --labels for them.",
-        ]
-    notes.append("Units whose activation is the same for every input rank nothing and are left out: "
-                 + ", ".join(f"{n} {m} {dead[n][m]}" for n in networks for m in MODALITIES) + ".")
-    grids = []
-    for modality in MODALITIES if figure_units > 0 else ():
-        top, alive = ranking["trained"][modality]
-        units = select_units(top, labels, alive, networks["trained"][1][modality], figure_units)
-        if units:
-            grids.append(unit_grid(model, shards, items, modality, units, top, labels, batch_size=batch_size,
-                                   device=device, precision=precision))
+    notes = _notes(model, items, videos, config, labels, rankings, unit_counts)
+    grids = _unit_grids(model, shards, items, rankings, labels, config)
     metrics.update({
         "labelled": labelled,
-        "dead_units": dead,
+        "dead_units": _dead_units(rankings),
         "num_inputs": len(items),
         "num_videos": len(set(videos)),
-        "split": split,
-        "per_video": per_video,
+        "split": config.split,
+        "per_video": config.per_video,
         "inputs": [item.describe() for item in items],
         "units": units_out,
     })
@@ -346,29 +317,6 @@ def evaluate_units(
         title=TITLE, model=model_name, dataset=str(shards.root), tables=tables, notes=notes, metrics=metrics,
         config=config, grids=grids,
     )
-
-
-def _class_counts(
-    ranking: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], labels: np.ndarray,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Per threshold, network and tower: classes with a high-preference unit (count, names) and
-    units that qualify."""
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    unit_counts: dict[str, dict[str, dict[str, int]]] = {}
-    found: dict[str, dict[str, dict[str, list[str]]]] = {}
-    for threshold in paper.UNIT_CLASSES:
-        key = str(threshold)
-        counts[key], found[key], unit_counts[key] = {}, {}, {}
-        for network in ranking:
-            counts[key][network], found[key][network], unit_counts[key][network] = {}, {}, {}
-            for modality in MODALITIES:
-                top, alive = ranking[network][modality]
-                names = classes_with_unit(top, labels, threshold, alive)
-                counts[key][network][modality] = len(names)
-                found[key][network][modality] = [str(c) for c in names]
-                prefs = unit_preferences(top, labels, alive)
-                unit_counts[key][network][modality] = sum(1 for p in prefs if p is not None and p[1] >= threshold)
-    return counts, found, unit_counts
 
 
 @dataclass
