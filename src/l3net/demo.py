@@ -20,13 +20,14 @@ checkpoint), so running the same command again continues it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .config import get_preset
 from .errors import InputError
@@ -82,38 +83,72 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo into ``out_dir`` (see the module doc) and return its numbers.
 
-    ``on_stage(message)`` is told when each of the five stages starts (and of warnings)."""
-    _stage = on_stage or (lambda message: None)
-    from .data.prepare import PrepareConfig, prepare
-    from .data.shards import ShardSet
-    from .data.synth import WorldConfig, make_world
-    from .evaluate import paper
-    from .evaluate.avc import AVCConfig, evaluate_avc
-    from .evaluate.cluster import ClusterConfig, evaluate_clustering
-    from .report import write_report
-    from .evaluate.result import write_result
+    ``on_stage(message)`` is told when each of the five stages starts (and of warnings). The recipe:
+    the five stages, one function each, timed; then the summary."""
     from .localize import localize_video
-    from .models import load_model
-    from .runtime import resolve_device
-    from .train import TrainConfig, read_log, train
+    from .report import write_report
 
+    stage = on_stage or (lambda message: None)
     started = time.perf_counter()
     check_demo_dir(out_dir)
     out = ensure_dir(out_dir)
     timings: dict[str, float] = {}
+    clock = _Clock(timings)
 
-    # 1. A synthetic world whose classes pair an object with a sound (labels used only to evaluate).
-    t = time.perf_counter()
+    with clock("synth"):
+        stage(f"1/5 synthesising {config.videos} videos of {config.classes} classes ({config.seconds:g} s, "
+              f"{config.size} px) into {out / 'world'}")
+        world = _synthesise(out, config, progress)
+    with clock("prepare"):
+        stage(f"2/5 preparing the videos into shards in {out / 'shards'}")
+        shards, counts = _prepare_shards(world, out, config, progress)
+    with clock("train"):
+        run_dir = out / "run"
+        stage(f"3/5 training the {PRESET} preset for {config.steps} steps of {config.batch_size} pairs in {run_dir}")
+        trained, pairs_per_s = _train(out, run_dir, config, progress)
+    with clock("evaluate"):
+        stage("4/5 evaluating: AVC accuracy on the test split, k-means clustering of the embeddings")
+        model, avc, cluster = _evaluate(run_dir, shards, config, progress)
+    with clock("localize_and_report"):
+        stage(f"5/5 localizing the sound in a test video into {out / 'localize'}")
+        picture = _localization_picture(model, shards, out, localize_video, progress, stage)
+        report = write_report(run_dir, title="l3net demo: L3-Net on a synthetic audio-visual world")
+
+    elapsed = time.perf_counter() - started
+    summary = _summary(out, config, counts, shards.classes, trained, pairs_per_s, avc.metrics, cluster.metrics,
+                       picture, report.path, timings, elapsed)
+    write_json(out / "summary.json", summary)
+    return DemoResult(out, avc.metrics["accuracy"], trained.best_accuracy, cluster.metrics["nmi"], picture, elapsed,
+                      summary)
+
+
+class _Clock:
+    """``with clock(name):`` adds the block's wall time (s) to ``timings[name]``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - start
+
+
+def _synthesise(out: Path, config: DemoConfig, progress: bool) -> Path:
+    """Stage 1: a synthetic world whose classes pair an object with a sound (labels used only to evaluate)."""
+    from .data.synth import WorldConfig, make_world
+
     world_config = WorldConfig(videos=config.videos, classes=config.classes, seconds=config.seconds,
                                size=config.size, seed=config.seed)
-    _stage(f"1/5 synthesising {config.videos} videos of {config.classes} classes ({config.seconds:g} s, "
-           f"{config.size} px) into {out / 'world'}")
-    world = make_world(out / "world", world_config, workers=config.workers, progress=progress)
-    timings["synth"] = time.perf_counter() - t
+    return make_world(out / "world", world_config, workers=config.workers, progress=progress)
 
-    # 2. Videos -> shards, frames at the small preset's size.
-    t = time.perf_counter()
-    _stage(f"2/5 preparing the videos into shards in {out / 'shards'}")
+
+def _prepare_shards(world: Path, out: Path, config: DemoConfig, progress: bool) -> tuple[Any, dict[str, int]]:
+    """Stage 2: videos -> shards, frames at the small preset's size; the shards and videos per split."""
+    from .data.prepare import PrepareConfig, prepare
+    from .data.shards import ShardSet
+
     prepare_config = PrepareConfig(seconds=config.seconds, frame_size=get_preset(PRESET).image_resize,
                                    split_ratios=(0.7, 0.15, 0.15), shard_size=32)
     prepare([world / "videos"], out / "shards", labels=world / "labels.csv", config=prepare_config,
@@ -125,68 +160,74 @@ def run_demo(
             f"the world is too small: its videos fell {counts['train']} / {counts['val']} / {counts['test']} into "
             "train / val / test, and each split needs at least 2; use more --videos"
         )
-    timings["prepare"] = time.perf_counter() - t
+    return shards, counts
 
-    # 3. Train the small preset on the correspondence task (resumes an interrupted demo).
-    t = time.perf_counter()
-    run_dir = out / "run"
-    _stage(f"3/5 training the {PRESET} preset for {config.steps} steps of {config.batch_size} pairs in {run_dir}")
+
+def _train(out: Path, run_dir: Path, config: DemoConfig, progress: bool) -> tuple[Any, float | None]:
+    """Stage 3: train the small preset on the correspondence task (resumes an interrupted demo); the
+    run's state and its mean training speed (pairs/s, None when the log has none)."""
+    from .train import TrainConfig, read_log, train
+
     train_config = TrainConfig(
         data=str(out / "shards"), out=str(run_dir), preset=PRESET, batch_size=config.batch_size, lr=config.lr,
-        lr_schedule=config.lr_schedule, steps=config.steps, val_every=config.val_every, save_every=config.val_every, log_every=10,
-        seed=config.seed, device=config.device,
+        lr_schedule=config.lr_schedule, steps=config.steps, val_every=config.val_every, save_every=config.val_every,
+        log_every=10, seed=config.seed, device=config.device,
     )
     trained = train(train_config, resume=True, progress=progress)
-    timings["train"] = time.perf_counter() - t
-    train_records = [r for r in read_log(run_dir) if r["event"] == "train" and r.get("pairs_per_s")]
+    records = [r for r in read_log(run_dir) if r["event"] == "train" and r.get("pairs_per_s")]
+    pairs_per_s = (sum(r["pairs_per_s"] for r in records) / len(records)) if records else None
+    return trained, pairs_per_s
 
-    # 4. Evaluate the best model: AVC accuracy on the test pairs, then clustering of its embeddings.
-    t = time.perf_counter()
-    _stage("4/5 evaluating: AVC accuracy on the test split, k-means clustering of the embeddings")
-    device = resolve_device(config.device)
-    model = load_model(run_dir, device=device)
+
+def _evaluate(run_dir: Path, shards: Any, config: DemoConfig, progress: bool) -> tuple[Any, Any, Any]:
+    """Stage 4: the best model's AVC accuracy on the test pairs, then the clustering of its embeddings,
+    each written to RUN/eval/; returns the model and the two results."""
+    from .evaluate.avc import AVCConfig, evaluate_avc
+    from .evaluate.cluster import ClusterConfig, evaluate_clustering
+    from .evaluate.result import write_result
+    from .models import load_model
+    from .runtime import resolve_device
+
+    model = load_model(run_dir, device=resolve_device(config.device))
     eval_dir = ensure_dir(run_dir / "eval")
     avc = evaluate_avc(model, shards, AVCConfig(split="test", progress=progress))
     write_result(eval_dir, avc)
     cluster = evaluate_clustering(model, shards, ClusterConfig(split="test", k=config.classes, seed=config.seed,
                                                                progress=progress))
     write_result(eval_dir, cluster)
-    timings["evaluate"] = time.perf_counter() - t
+    return model, avc, cluster
 
-    # 5. Where is the sound? Heatmaps over a test video, one of them kept as the demo's picture.
-    t = time.perf_counter()
-    _stage(f"5/5 localizing the sound in a test video into {out / 'localize'}")
-    picture = _localization_picture(model, shards, out, localize_video, progress, _stage)
-    report = write_report(run_dir, title="l3net demo: L3-Net on a synthetic audio-visual world")
-    timings["localize_and_report"] = time.perf_counter() - t
 
-    elapsed = time.perf_counter() - started
-    metrics = avc.metrics
-    nmi = cluster.metrics["nmi"]
-    summary = {
+def _summary(
+    out: Path, config: DemoConfig, counts: dict[str, int], classes: Any, trained: Any, pairs_per_s: float | None,
+    avc: dict[str, Any], cluster: dict[str, Any], picture: Path | None, report: Path, timings: dict[str, float],
+    elapsed: float,
+) -> dict[str, Any]:
+    """The contents of DEMO/summary.json (``avc`` and ``cluster``: the two results' metrics)."""
+    from .evaluate import paper
+
+    return {
         "out_dir": str(out),
         "config": dataclasses.asdict(config),
         "videos": counts,
-        "classes": shards.classes,
+        "classes": classes,
         "train": {
             "steps": trained.step,
             "pairs": trained.pairs_seen,
             "best_val_accuracy": trained.best_accuracy,
             "best_step": trained.best_step,
-            "pairs_per_s": (sum(r["pairs_per_s"] for r in train_records) / len(train_records)) if train_records else None,
+            "pairs_per_s": pairs_per_s,
         },
-        "test_avc_accuracy": metrics["accuracy"],
-        "test_pairs": metrics["pairs"],
+        "test_avc_accuracy": avc["accuracy"],
+        "test_pairs": avc["pairs"],
         "chance": paper.AVC_CHANCE,
         "paper_avc_accuracy": {name: values["L3-Net"] for name, values in paper.AVC.items()},
-        "nmi": nmi,
-        "cluster_k": cluster.metrics["k"],
+        "nmi": cluster["nmi"],
+        "cluster_k": cluster["k"],
         "localization_picture": str(picture) if picture else None,
-        "report": str(report.path),
+        "report": str(report),
         "seconds": {**{k: round(v, 1) for k, v in timings.items()}, "total": round(elapsed, 1)},
     }
-    write_json(out / "summary.json", summary)
-    return DemoResult(out, metrics["accuracy"], trained.best_accuracy, nmi, picture, elapsed, summary)
 
 
 def _localization_picture(
