@@ -15,7 +15,7 @@ import torch
 
 from l3net import distributed
 from l3net.errors import InputError
-from l3net.runtime import training_math
+from l3net.runtime import gpu_autotune, resolve_device, training_math
 from l3net.train import TrainConfig, read_log, train
 
 #: How long bringing an interval's losses to the host waits, standing in for a GPU that runs several
@@ -79,6 +79,19 @@ def test_training_on_a_gpu_turns_tf32_off_and_warns_about_fp32_where_bf16_is_nat
         assert not torch.backends.cudnn.allow_tf32
         v100 = _gpu(monkeypatch, (7, 0), "Tesla V100")  # no native bf16: fp32 is not a mistake there
         assert training_math("fp32", v100)["tf32"] is False
+
+
+def test_every_gpu_path_turns_cudnn_autotuning_on(monkeypatch: pytest.MonkeyPatch, tf32_flags: None) -> None:
+    torch.backends.cudnn.benchmark = False
+    resolve_device("cpu")
+    gpu_autotune(torch.device("cpu"))
+    assert not torch.backends.cudnn.benchmark  # the CPU has no cuDNN to tune
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda") == torch.device("cuda")  # training, benchmarks, the API's device= and the CLI
+    assert torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    gpu_autotune(torch.device("cuda", 0))  # evaluation(): a model the caller moved to a GPU
+    assert torch.backends.cudnn.benchmark
 
 
 def test_training_on_the_cpu_records_that_tf32_does_not_apply(tf32_flags: None) -> None:

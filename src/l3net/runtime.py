@@ -31,12 +31,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise InputError(f"unknown device {device!r} ({exc})") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but no CUDA GPU is available")
-    if resolved.type == "cuda":
-        # Every GPU path (training, benchmarks, embedding, evaluations) resolves its device here, and
-        # each runs fixed shapes (full training batches, bounded inference buckets): let cuDNN time its
-        # kernels once per shape and keep the fastest.
-        torch.backends.cudnn.benchmark = True
+    gpu_autotune(resolved)
     return resolved
+
+
+def gpu_autotune(device: torch.device) -> None:
+    """On a GPU, let cuDNN time its kernels once per input shape and keep the fastest.
+
+    Every GPU path reaches this: devices are resolved by :func:`resolve_device` and models run by
+    :func:`evaluation`; each runs fixed shapes (full training batches, bounded inference buckets), so
+    the timing pays for itself, and a bare-step benchmark sees the same kernels as the real run.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
 
 def synchronize(device: torch.device) -> None:
@@ -158,6 +165,7 @@ def evaluation(model: torch.nn.Module, precision: str = "fp32") -> Iterator[torc
     heatmaps run a model."""
     device = next(model.parameters()).device
     check_precision(precision, device)
+    gpu_autotune(device)  # a model moved to a GPU by the caller did not pass through resolve_device
     was_training = model.training
     model.eval()
     try:
