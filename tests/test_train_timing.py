@@ -4,6 +4,7 @@ functions, replaced here (no GPU runs these tests)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -48,6 +49,9 @@ def test_reported_pairs_per_s_is_pairs_over_the_logged_wall_time(synth_shards: P
     # The run's figure is its logged intervals together.
     pairs = sum(r["pairs_per_s"] * r["interval_s"] for r in records)
     assert result.pairs_per_s == pytest.approx(pairs / sum(r["interval_s"] for r in records), rel=1e-9)
+    # How it computed is part of the run's record (TF32 does not apply on a CPU).
+    assert json.loads((run / "last" / "config.json").read_text())["math"] == {
+        "precision": "fp32", "tf32": None, "cudnn_benchmark": None}
 
 
 @pytest.fixture
