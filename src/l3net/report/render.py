@@ -309,21 +309,37 @@ class ReportSummary:
 
 
 def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -> tuple[str, ReportSummary]:
-    """The HTML text of the report of ``run_dir`` and a summary of what it holds (nothing written)."""
+    """The HTML text of the report of ``run_dir`` and a summary of what it holds (nothing written).
+
+    The recipe: the evaluations, the training curves and the configuration, each a section (what is
+    missing is said in it and listed in the summary), then the page around them."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise InputError(f"{run_dir}: no such run directory")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: not a directory (pass a training run directory, or the --out of evaluations)")
     summary = ReportSummary(path=run_dir / REPORT_FILE)
-    taken: set[str] = set()
-    body: list[str] = []
     nav: list[tuple[str, str]] = []
+    body = _evaluations_section(run_dir / EVAL_DIRNAME, summary, nav)
+    body += _curves_section(run_dir / LOG_FILE, summary)
+    nav.append(("training", "Training curves"))
+    config_html, config = _config_section(run_dir / CONFIG_FILE, summary)
+    body += config_html
+    nav.append(("config", "Configuration"))
 
-    # -- evaluations ----------------------------------------------------------------------------
-    eval_path = run_dir / EVAL_DIRNAME
+    name = title or f"l3net report: {run_dir.resolve().name}"
+    facts = [f"run directory <code>{_e(run_dir.resolve())}</code>"]
+    if isinstance(config, dict) and isinstance(config.get("model"), dict) and config["model"].get("name"):
+        facts.append(f"preset <code>{_e(config['model']['name'])}</code>")
+    facts.append(f"made {_e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))}")
+    facts.append(f"l3net {_e(__version__)}")
+    return _page(name, facts, summary.missing, nav, body), summary
+
+
+def _evaluations_section(eval_path: Path, summary: ReportSummary, nav: list[tuple[str, str]]) -> list[str]:
+    """Every result of ``eval/``, in the registry's order (each added to ``nav`` and ``summary``)."""
     results = read_results(eval_path) if eval_path.is_dir() else []
-    body.append('<h2 id="evaluations">Evaluations</h2>')
+    body = ['<h2 id="evaluations">Evaluations</h2>']
     if results:
         body.append(PAPER_LEGEND)
     if not results:
@@ -333,6 +349,7 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
             "Run <code>l3net eval PROTOCOL --model RUN_DIR ...</code> "
             f"({', '.join(registry.NAMES)}) and make this report again.</p>"
         )
+    taken: set[str] = set()
     for result in results:
         anchor = _slug(result.protocol, taken)
         nav.append((anchor, (result.data or {}).get("title") or result.protocol))
@@ -343,63 +360,61 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
         summary.results += 1
         summary.tables += n_tables
         summary.pictures += n_pictures
+    return body
 
-    # -- training curves ------------------------------------------------------------------------
-    body.append('<h2 id="training">Training curves</h2>')
-    nav.append(("training", "Training curves"))
-    log_path = run_dir / LOG_FILE
+
+def _curves_section(log_path: Path, summary: ReportSummary) -> list[str]:
+    """The training curves drawn from the run's log, or why there are none."""
+    body = ['<h2 id="training">Training curves</h2>']
     if not log_path.is_file():
         summary.missing.append("training log")
         body.append(f'<p class="missing">No training log ({_e(log_path.name)} is missing): nothing to draw.</p>')
+        return body
+    log = read_jsonl(log_path)
+    png = curves_png(log.records)
+    if png is None:
+        summary.missing.append("training curves")
+        body.append(
+            f'<p class="missing">{_e(log_path.name)} has {len(log.records)} records but no loss or accuracy '
+            "against pairs seen (or steps) to draw.</p>"
+        )
     else:
-        log = read_jsonl(log_path)
-        png = curves_png(log.records)
-        if png is None:
-            summary.missing.append("training curves")
-            body.append(
-                f'<p class="missing">{_e(log_path.name)} has {len(log.records)} records but no loss or accuracy '
-                "against pairs seen (or steps) to draw.</p>"
-            )
-        else:
-            summary.curves = True
-            body.append(
-                f'<figure><img src="{data_uri(png, "image/png")}" alt="training curves" data-source="{LOG_FILE}">'
-                f"<figcaption>Loss and AVC accuracy (chance 0.5, dotted) from {len(log.records)} records of "
-                f"{_e(log_path.name)}.</figcaption></figure>"
-            )
-        if log.bad_lines:
-            shown = ", ".join(map(str, log.bad_lines[:10])) + (" ..." if len(log.bad_lines) > 10 else "")
-            body.append(f'<p class="meta">{len(log.bad_lines)} unreadable line(s) of the log skipped (line {shown}).</p>')
+        summary.curves = True
+        body.append(
+            f'<figure><img src="{data_uri(png, "image/png")}" alt="training curves" data-source="{LOG_FILE}">'
+            f"<figcaption>Loss and AVC accuracy (chance 0.5, dotted) from {len(log.records)} records of "
+            f"{_e(log_path.name)}.</figcaption></figure>"
+        )
+    if log.bad_lines:
+        shown = ", ".join(map(str, log.bad_lines[:10])) + (" ..." if len(log.bad_lines) > 10 else "")
+        body.append(f'<p class="meta">{len(log.bad_lines)} unreadable line(s) of the log skipped (line {shown}).</p>')
+    return body
 
-    # -- config ---------------------------------------------------------------------------------
-    body.append('<h2 id="config">Configuration</h2>')
-    nav.append(("config", "Configuration"))
-    config_path = run_dir / CONFIG_FILE
-    config: Any = None
+
+def _config_section(config_path: Path, summary: ReportSummary) -> tuple[list[str], Any]:
+    """The run's ``config.json`` as it is (and its contents, None when missing or unreadable)."""
+    body = ['<h2 id="config">Configuration</h2>']
     if not config_path.is_file():
         summary.missing.append("config")
         body.append(f'<p class="missing">No {_e(CONFIG_FILE)}: this directory is not a run or model directory.</p>')
-    else:
-        try:
-            with open(config_path, encoding="utf-8") as handle:
-                config = json.load(handle)
-            summary.config = True
-            body.append(f"<pre>{_e(json.dumps(config, indent=2, ensure_ascii=False))}</pre>")
-        except (OSError, ValueError) as exc:
-            summary.missing.append("config")
-            body.append(f'<p class="missing">{_e(config_path.name)} is not readable JSON ({_e(exc)}).</p>')
+        return body, None
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as exc:
+        summary.missing.append("config")
+        body.append(f'<p class="missing">{_e(config_path.name)} is not readable JSON ({_e(exc)}).</p>')
+        return body, None
+    summary.config = True
+    body.append(f"<pre>{_e(json.dumps(config, indent=2, ensure_ascii=False))}</pre>")
+    return body, config
 
-    name = title or f"l3net report: {run_dir.resolve().name}"
-    facts = [f"run directory <code>{_e(run_dir.resolve())}</code>"]
-    if isinstance(config, dict) and isinstance(config.get("model"), dict) and config["model"].get("name"):
-        facts.append(f"preset <code>{_e(config['model']['name'])}</code>")
-    facts.append(f"made {_e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))}")
-    facts.append(f"l3net {_e(__version__)}")
-    missing = ""
-    if summary.missing:
-        missing = f'<p class="missing">Not in this run yet: {_e(", ".join(summary.missing))} (see below).</p>'
+
+def _page(name: str, facts: list[str], missing: list[str], nav: list[tuple[str, str]], body: list[str]) -> str:
+    """The whole page: head, title, facts, what is missing, the table of contents, the sections."""
+    missing_html = f'<p class="missing">Not in this run yet: {_e(", ".join(missing))} (see below).</p>' if missing else ""
     toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t in nav)
-    page = f"""<!DOCTYPE html>
+    return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -412,13 +427,12 @@ def build_report(run_dir: str | os.PathLike[str], *, title: str | None = None) -
 <p class="meta">{" &middot; ".join(facts)}</p>
 <p>Look, Listen and Learn (Arandjelovi&#263; &amp; Zisserman, ICCV 2017) reproduced with l3net. Each table
 shows this run's numbers beside the paper's, as the evaluation wrote them.</p>
-{missing}
+{missing_html}
 <nav><ul>{toc}</ul></nav>
 {chr(10).join(body)}
 </body>
 </html>
 """
-    return page, summary
 
 
 def write_report(
