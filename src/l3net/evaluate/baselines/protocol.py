@@ -234,49 +234,121 @@ def evaluate_baselines(
     came from (``reference``: the L3 run compared with). ``checkpoint_dir``: where the training
     state is saved (``resume``: continued from it when there). ``result.metrics["settings"]``
     records ``config``.
+
+    The recipe: check the shards, plan the training (:func:`_plan_training`), train
+    (:func:`~.training.train_supervised`), score the pairs (:func:`_score`), then the tables, notes
+    and metrics.
     """
     settings = config or BaselinesConfig()
-    split, batch_size, pairs_per_video = settings.split, settings.batch_size, settings.pairs_per_video
-    precision, seed, progress = settings.precision, settings.seed, settings.progress
     preset = settings.preset or (reference.preset if reference is not None and reference.preset else DEFAULT_PRESET)
     config = get_preset(preset) if isinstance(preset, str) else preset
     target = resolve_device(settings.device)
-    check_precision(precision, target)
+    check_precision(settings.precision, target)
     shards = open_shards(shards_dir)
     classes = class_names(shards, "the supervised baselines")
-    _check_labelled_splits(shards, classes, split)
+    _check_labelled_splits(shards, classes, settings.split)
+    plan, budget, train_videos = _plan_training(shards, settings, config, classes, target, reference)
+    checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, plan, settings.save_every)
+    trained = train_supervised(shards, plan, device=target, checkpoint=checkpoint, resume=resume,
+                               progress=settings.progress)
+    scores = _score(trained, shards, classes, config, settings, target)
+
+    split, histories = settings.split, trained.histories
+    notes = _notes(scores, budget, plan, train_videos, settings.split)
+    if any(trained.resumed_from.values()):
+        notes.append("Resumed from a checkpoint at step " + ", ".join(
+            f"{stage} {step:,}" for stage, step in trained.resumed_from.items()) + ".")
+    if reference is not None and reference.data_fingerprint not in (None, plan.data_fingerprint):
+        notes.append(f"The L3 run {reference.path} was trained on other data than {shards.root} (another data "
+                     "fingerprint): its budget is used as it is.")
+    return BaselinesResult(
+        title=TITLE, model=f"supervised baselines ({config.name} preset)", dataset=str(shards.root),
+        tables=_tables(scores, budget, split, train_videos),
+        notes=notes,
+        metrics={
+            "avc": scores.avc,
+            "split": split,
+            "direct": {**scores.direct, "val_accuracy": scores.val_accuracy, "val_pairs": scores.val_pairs},
+            "pretraining": scores.pretraining,
+            "classifiers": scores.classifiers,
+            "budget": budget,
+            "training": {
+                **{m: dataclasses.asdict(histories[m]) for m in MODALITIES},
+                "fusion_head": dataclasses.asdict(histories["fusion_head"]),
+                "resumed_from": trained.resumed_from,
+                "workers": plan.workers,
+                "augment": dataclasses.asdict(plan.augment),
+            },
+            "settings": {**dataclasses.asdict(settings), "preset": config.name},
+            "classes": classes,
+        },
+        config=settings, network=trained.network, histories=histories,
+    )
+
+
+def _plan_training(
+    shards: ShardSet, settings: BaselinesConfig, config: ModelConfig, classes: Sequence[str], target: Any,
+    reference: ReferenceRun | None,
+) -> tuple[TrainPlan, dict[str, Any], int]:
+    """What the training will be (:class:`~.training.TrainPlan`), its budget (:func:`plan_budget`) and
+    the number of usable train videos (at least 2)."""
     train_videos = len(usable_train_videos(shards, config))
     if train_videos < 2:
         raise DatasetError(f"{shards.root}: the train split has {train_videos} usable video(s) (a frame and "
                            f"{config.clip_seconds:g} s of audio); the baselines need at least 2")
     budget = plan_budget(settings, train_videos, reference)
-    augment = training_augment(reference)
-    fingerprint = shards.fingerprint()
     workers = settings.workers if settings.workers is not None else default_workers(target)
-    plan = TrainPlan(config, tuple(classes), budget["classifiers"]["steps"], budget["head"]["steps"], batch_size,
-                     settings.lr, settings.head_lr, settings.weight_decay, seed, precision, augment, workers, fingerprint)
-    checkpoint = None if checkpoint_dir is None else Checkpoint(checkpoint_dir, plan, settings.save_every)
-    trained = train_supervised(shards, plan, device=target, checkpoint=checkpoint, resume=resume, progress=progress)
-    classifiers, histories, network = trained.classifiers, trained.histories, trained.network
+    plan = TrainPlan(config, tuple(classes), budget["classifiers"]["steps"], budget["head"]["steps"],
+                     settings.batch_size, settings.lr, settings.head_lr, settings.weight_decay, settings.seed,
+                     settings.precision, training_augment(reference), workers, shards.fingerprint())
+    return plan, budget, train_videos
 
-    common = dict(device=target, precision=precision, progress=progress)
-    test_acc = {m: classifier_test_accuracy(classifiers[m], shards, classes, split=split, batch_size=batch_size, **common)
+
+@dataclass
+class _Scores:
+    """What :func:`_score` measured: each classifier on its own, and both baselines' AVC pairs."""
+
+    classifiers: dict[str, dict[str, Any]]  # per tower: classifier_test_accuracy's
+    direct: dict[str, Any]  # summarise's, at the threshold chosen on val
+    pretraining: dict[str, Any]
+    threshold: float
+    val_accuracy: float
+    val_pairs: int
+
+    @property
+    def avc(self) -> dict[str, float]:
+        return {"Supervised direct": self.direct["accuracy"], "Supervised pretraining": self.pretraining["accuracy"]}
+
+
+def _score(
+    trained: Any, shards: ShardSet, classes: Sequence[str], config: ModelConfig, settings: BaselinesConfig, target: Any,
+) -> _Scores:
+    """The classifiers' accuracy on the split's videos; supervised direct with its threshold chosen on
+    the val pairs, and supervised pretraining, on the split's fixed pairs (those ``eval avc`` scores)."""
+    split, batch_size, seed = settings.split, settings.batch_size, settings.seed
+    common = dict(device=target, precision=settings.precision, progress=settings.progress)
+    test_acc = {m: classifier_test_accuracy(trained.classifiers[m], shards, classes, split=split, batch_size=batch_size,
+                                            **common)
                 for m in MODALITIES}
-    # Supervised direct: threshold on val pairs, accuracy on the test pairs.
-    scorer = direct_scorer(classifiers["vision"], classifiers["audio"])
-    val_pairs = eval_pairs(shards, "val", config, batch_size=batch_size, seed=seed, pairs_per_video=pairs_per_video)
+    scorer = direct_scorer(trained.classifiers["vision"], trained.classifiers["audio"])
+    pairs = dict(batch_size=batch_size, seed=seed, pairs_per_video=settings.pairs_per_video)
+    val_pairs = eval_pairs(shards, "val", config, **pairs)
     val = score_pairs(scorer, val_pairs, total=val_pairs.num_pairs, desc="supervised direct, val pairs", **common)
     threshold, val_accuracy = choose_threshold(val["score"], val["label"])
-    test_pairs = eval_pairs(shards, split, config, batch_size=batch_size, seed=seed, pairs_per_video=pairs_per_video)
+    test_pairs = eval_pairs(shards, split, config, **pairs)
     direct = summarise(score_pairs(scorer, test_pairs, total=test_pairs.num_pairs,
                                    desc=f"supervised direct, {split} pairs", **common), threshold)
-    pretraining = summarise(score_pairs(l3_scorer(network), test_pairs, total=test_pairs.num_pairs,
+    pretraining = summarise(score_pairs(l3_scorer(trained.network), test_pairs, total=test_pairs.num_pairs,
                                         desc=f"supervised pretraining, {split} pairs", **common))
     test_pairs.close()
     val_pairs.close()
+    return _Scores(test_acc, direct, pretraining, threshold, val_accuracy, int(len(val["label"])))
 
+
+def _tables(scores: _Scores, budget: dict[str, Any], split: str, train_videos: int) -> list[dict[str, Any]]:
+    """The result's tables: AVC accuracy beside the paper's, the classifiers alone, the budgets."""
     kinetics = paper.AVC["kinetics_sounds"]
-    avc = {"Supervised direct": direct["accuracy"], "Supervised pretraining": pretraining["accuracy"]}
+    avc = scores.avc
     rows = [
         ["chance", paper.AVC_CHANCE, paper.AVC_CHANCE],
         ["Supervised direct", round(avc["Supervised direct"], 4), kinetics["Supervised direct"]],
@@ -286,7 +358,7 @@ def evaluate_baselines(
     rows = [row + [paper.source(PROTOCOL, row[0], row[2])] for row in rows]
     classifier_rows = [
         [f"{m} classifier ({'centre frame' if m == 'vision' else 'centred 1 s clip'} of each {split} video)",
-         round(test_acc[m]["accuracy"], 4), round(test_acc[m]["chance"], 4)]
+         round(scores.classifiers[m]["accuracy"], 4), round(scores.classifiers[m]["chance"], 4)]
         for m in MODALITIES
     ]
     cls, head = budget["classifiers"], budget["head"]
@@ -294,52 +366,29 @@ def evaluate_baselines(
         [f"{m} classifier", cls["epochs"], cls["steps"], cls["examples"], cls["from"]] for m in MODALITIES
     ] + [["fusion head (supervised pretraining)", round(head["pairs"] / train_videos, 2), head["steps"], head["pairs"],
           head["from"]]]
-    notes = [
-        f"{len(classes)} classes; preset {config.name}; batch {batch_size}; classifiers trained {cls['epochs']:,} "
-        f"epoch(s) over the {train_videos} usable train videos ({cls['steps']:,} steps), fusion head "
-        f"{head['steps']:,} steps ({head['pairs']:,} AVC pairs), with L3 training's augmentation. Budget: "
-        + (f"from {cls['from']}." if cls["from"] == head["from"] else f"classifiers {cls['from']}; head {head['from']}."),
-        f"Supervised direct threshold {threshold:.4g} on the dot product of the softmax outputs, chosen on "
-        f"{len(val['label'])} val pairs (val accuracy {val_accuracy:.3f}); test pairs: {direct['pairs']}, "
-        f"the same fixed pairs 'l3net eval avc --split {split}' scores.",
+    return [
+        {"title": f"AVC accuracy on the {split} split's balanced pairs (chance 0.5)",
+         "columns": ["method", "ours", "paper Kinetics-Sounds", paper.SOURCE_COLUMN], "rows": rows},
+        {"title": "The supervised classifiers on their own", "columns": ["classifier", "accuracy", "chance"],
+         "rows": classifier_rows},
+        {"title": "Training budgets (the paper: 'in the same manner as' L3-Net)",
+         "columns": ["part", "epochs over the train split", "steps", "examples or pairs", "budget from"],
+         "rows": budget_rows},
     ]
-    if any(trained.resumed_from.values()):
-        notes.append("Resumed from a checkpoint at step " + ", ".join(
-            f"{stage} {step:,}" for stage, step in trained.resumed_from.items()) + ".")
-    if reference is not None and reference.data_fingerprint not in (None, fingerprint):
-        notes.append(f"The L3 run {reference.path} was trained on other data than {shards.root} (another data "
-                     "fingerprint): its budget is used as it is.")
-    return BaselinesResult(
-        title=TITLE, model=f"supervised baselines ({config.name} preset)", dataset=str(shards.root),
-        tables=[
-            {"title": f"AVC accuracy on the {split} split's balanced pairs (chance 0.5)",
-             "columns": ["method", "ours", "paper Kinetics-Sounds", paper.SOURCE_COLUMN], "rows": rows},
-            {"title": "The supervised classifiers on their own", "columns": ["classifier", "accuracy", "chance"],
-             "rows": classifier_rows},
-            {"title": "Training budgets (the paper: 'in the same manner as' L3-Net)",
-             "columns": ["part", "epochs over the train split", "steps", "examples or pairs", "budget from"],
-             "rows": budget_rows},
-        ],
-        notes=notes,
-        metrics={
-            "avc": avc,
-            "split": split,
-            "direct": {**direct, "val_accuracy": val_accuracy, "val_pairs": int(len(val["label"]))},
-            "pretraining": pretraining,
-            "classifiers": test_acc,
-            "budget": budget,
-            "training": {
-                **{m: dataclasses.asdict(histories[m]) for m in MODALITIES},
-                "fusion_head": dataclasses.asdict(histories["fusion_head"]),
-                "resumed_from": trained.resumed_from,
-                "workers": workers,
-                "augment": dataclasses.asdict(augment),
-            },
-            "settings": {**dataclasses.asdict(settings), "preset": config.name},
-            "classes": classes,
-        },
-        config=settings, network=network, histories=histories,
-    )
+
+
+def _notes(scores: _Scores, budget: dict[str, Any], plan: TrainPlan, train_videos: int, split: str) -> list[str]:
+    """What was trained and how the direct baseline's threshold was chosen."""
+    cls, head = budget["classifiers"], budget["head"]
+    return [
+        f"{len(plan.classes)} classes; preset {plan.config.name}; batch {plan.batch_size}; classifiers trained "
+        f"{cls['epochs']:,} epoch(s) over the {train_videos} usable train videos ({cls['steps']:,} steps), fusion "
+        f"head {head['steps']:,} steps ({head['pairs']:,} AVC pairs), with L3 training's augmentation. Budget: "
+        + (f"from {cls['from']}." if cls["from"] == head["from"] else f"classifiers {cls['from']}; head {head['from']}."),
+        f"Supervised direct threshold {scores.threshold:.4g} on the dot product of the softmax outputs, chosen on "
+        f"{scores.val_pairs} val pairs (val accuracy {scores.val_accuracy:.3f}); test pairs: "
+        f"{scores.direct['pairs']}, the same fixed pairs 'l3net eval avc --split {split}' scores.",
+    ]
 
 
 def _check_labelled_splits(shards: ShardSet, classes: Sequence[str], split: str) -> None:
