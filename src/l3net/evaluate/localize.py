@@ -224,10 +224,11 @@ def evaluate_localization(
 
     ``config.tolerance`` (pixels) grows each box. ``dataset``, ``split`` and ``fps`` say where the frames
     came from (recorded in the result). Raises :class:`DatasetError` when there is no frame to score.
+
+    The recipe: score the networks (:func:`_score_networks`) and the centre guess, then the table
+    (:func:`_table_rows`) and the metrics.
     """
     config = config or LocalizeConfig()
-    tolerance, batch_size, precision, seed = config.tolerance, config.batch_size, config.precision, config.seed
-    figure_examples, progress = config.figure_examples, config.progress
     if not examples:
         raise DatasetError(
             f"{dataset or 'the data'}: no frame has a visible sounding object ({counts['videos']} videos, "
@@ -235,16 +236,62 @@ def evaluate_localization(
             f"{counts['no_visible_source']} frames whose source is absent or off-screen); the pointing game "
             "needs ground-truth boxes, as 'l3net synth' makes"
         )
-    common = {"batch_size": batch_size, "precision": precision, "tolerance": tolerance, "progress": progress}
-    rows = []  # (name, hits, peaks, maps) of the networks drawn in the figure
-    notes = []
     random_name = model_name if untrained else RANDOM_ROW
+    rows, random_hits, weight_seeds = _score_networks(model, examples, config, model_name=model_name,
+                                                      random_name=random_name, untrained=untrained,
+                                                      random_model=random_model)
+    spread = mean_spread([float(h.mean()) for h in random_hits], weight_seeds or None)
+    described = f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given"
+    notes = [f"random-weights row: mean \u00b1 std (min-max) over {spread['n']} random network(s) ({described})"]
+    if untrained:
+        notes.append("the model has random weights itself: its row is the random-weights row, the model being the "
+                     "first of its networks")
+    centres = [centre_guess(*ex.frame.shape[:2]) for ex in examples]
+    centre_hits = pointing_game(centres, [ex.boxes for ex in examples], config.tolerance)
+    n = len(examples)
+    model_hits = None if untrained else rows[0][1]
+    table_rows = _table_rows(model_hits, random_hits, centre_hits, spread, model_name=model_name,
+                             random_name=random_name)
+    metrics = {
+        "accuracy": {
+            "model": float(random_hits[0].mean()) if model_hits is None else int(model_hits.sum()) / n,
+            "centre_guess": float(centre_hits.mean()),
+            "random_weights": spread["mean"],
+        },
+        "random_weights": spread,
+        **_frames_metrics(counts, n, config.tolerance, split=split, fps=fps),
+    }
+    excluded = counts["no_visible_source"] + counts["box_outside_frame"]
+    return LocalizeResult(
+        title=TITLE, model=model_name,
+        dataset=f"{dataset} ({split} split)" if counts["source"] == "shards" else str(dataset),
+        tables=[{
+            "title": f"Pointing game on {n} frames ({excluded} without a visible sounding object left out); "
+            "the paper shows localization only qualitatively",
+            "columns": ["method", "pointing-game accuracy", "95% interval", "hits"],
+            "rows": table_rows,
+        }],
+        metrics=metrics, notes=notes, config=config, examples=examples, rows=rows,
+        figure_examples=config.figure_examples,
+    )
+
+
+def _score_networks(
+    model: L3Net, examples: Sequence[BoxedFrame], config: LocalizeConfig, *, model_name: str, random_name: str,
+    untrained: bool, random_model: L3Net | None,
+) -> tuple[list[tuple[Any, ...]], list[np.ndarray], list[int]]:
+    """The pointing game of the model (unless ``untrained``) and of the random networks, one in memory
+    at a time. Returns the rows drawn in the figure (name, hits, peaks, maps: the model's and the first
+    random network's), every random network's hits, and their weight seeds."""
+    common = {"batch_size": config.batch_size, "precision": config.precision, "tolerance": config.tolerance,
+              "progress": config.progress}
+    rows = []
     if not untrained:
         rows.append((model_name, *pointing_scores(model, examples, desc=f"pointing game ({model_name})", **common)))
-    networks = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
+    networks = random_row_networks(model, config.seed, config.random_seeds, untrained=untrained, given=random_model)
     random_hits: list[np.ndarray] = []
     weight_seeds: list[int] = []
-    for weight_seed, network in networks:  # one random network in memory at a time
+    for weight_seed, network in networks:
         scored = pointing_scores(network, examples, desc="pointing game (random weights"
                                  + ("" if weight_seed is None else f", seed {weight_seed}") + ")", **common)
         if not random_hits:
@@ -252,37 +299,35 @@ def evaluate_localization(
         random_hits.append(scored[0])
         if weight_seed is not None:
             weight_seeds.append(weight_seed)
-    n = len(examples)
-    spread = mean_spread([float(h.mean()) for h in random_hits], weight_seeds or None)
-    described = f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given"
-    notes.append(f"random-weights row: mean \u00b1 std (min-max) over {spread['n']} random network(s) ({described})")
-    if untrained:
-        notes.append("the model has random weights itself: its row is the random-weights row, the model being the "
-                     "first of its networks")
-    centres = [centre_guess(*ex.frame.shape[:2]) for ex in examples]
-    centre_hits = pointing_game(centres, [ex.boxes for ex in examples], tolerance)
+    return rows, random_hits, weight_seeds
 
-    table_rows = []
-    accuracy: dict[str, float] = {}
-    if not untrained:
-        k = int(rows[0][1].sum())
+
+def _table_rows(
+    model_hits: np.ndarray | None, random_hits: list[np.ndarray], centre_hits: np.ndarray, spread: dict[str, Any], *,
+    model_name: str, random_name: str,
+) -> list[list[Any]]:
+    """The table's rows: the model (with a 95 % Wilson interval; none when it is the random row), the
+    random networks' mean, the centre guess."""
+    n = len(centre_hits)
+    rows = []
+    if model_hits is not None:
+        k = int(model_hits.sum())
         low, high = wilson_interval(k, n)
-        accuracy[model_name] = k / n
-        table_rows.append([model_name, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
+        rows.append([model_name, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
     # No interval for the mean: its spread over networks is in the cell, its networks' hits beside it.
-    table_rows.append([random_name, spread_text(spread, digits=4), None,
-                       ", ".join(f"{int(h.sum())}/{n}" for h in random_hits)])
+    hits = ", ".join(f"{int(h.sum())}/{n}" for h in random_hits)
+    rows.append([random_name, spread_text(spread, digits=4), None, hits])
     k = int(centre_hits.sum())
     low, high = wilson_interval(k, n)
-    table_rows.append([CENTRE_ROW, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
-    excluded = counts["no_visible_source"] + counts["box_outside_frame"]
-    metrics = {
-        "accuracy": {
-            "model": float(random_hits[0].mean()) if untrained else accuracy[model_name],
-            "centre_guess": float(centre_hits.mean()),
-            "random_weights": spread["mean"],
-        },
-        "random_weights": spread,
+    rows.append([CENTRE_ROW, round(k / n, 4), f"{low:.3f}-{high:.3f}", f"{k}/{n}"])
+    return rows
+
+
+def _frames_metrics(
+    counts: dict[str, Any], n: int, tolerance: float, *, split: str | None, fps: float | None
+) -> dict[str, Any]:
+    """The metrics that say which frames were scored, which were left out and why, and the heatmap."""
+    return {
         "frames_scored": n,
         "frames_excluded": {
             "no_visible_source": counts["no_visible_source"],
@@ -300,14 +345,3 @@ def evaluate_localization(
         "heatmap": "softmax(fuse(conv4_2 vector at each location, pool4 audio embedding of the 1 s clip "
         "centred on the frame))[corresponds], upsampled bilinearly; peak = its maximum",
     }
-    return LocalizeResult(
-        title=TITLE, model=model_name,
-        dataset=f"{dataset} ({split} split)" if counts["source"] == "shards" else str(dataset),
-        tables=[{
-            "title": f"Pointing game on {n} frames ({excluded} without a visible sounding object left out); "
-            "the paper shows localization only qualitatively",
-            "columns": ["method", "pointing-game accuracy", "95% interval", "hits"],
-            "rows": table_rows,
-        }],
-        metrics=metrics, notes=notes, config=config, examples=examples, rows=rows, figure_examples=figure_examples,
-    )
