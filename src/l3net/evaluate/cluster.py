@@ -207,39 +207,98 @@ def evaluate_clustering(
         {"vision": {"random assignment": ..., "L3 without training": ..., "L3-Net": ...}, "audio": {...}}
 
     and ``result.metrics["random_weights"][modality]`` its spread (:func:`l3net.evaluate.result.mean_spread`).
+
+    The recipe: embed the inputs with the model and cluster the random networks' embeddings
+    (:func:`_embed_networks`), score each row, then the table (:func:`_table_rows`), the notes and the
+    t-SNE maps (:func:`_tsne_maps`).
     """
     config = config or ClusterConfig()
-    split, k, per_video, classes, tsne = config.split, config.k, config.per_video, config.classes, config.tsne
-    batch_size, device, precision, seed = config.batch_size, config.device, config.precision, config.seed
-    n_init, progress = config.n_init, config.progress
+    seed, n_init = config.seed, config.n_init
     shards = open_shards(shards_dir)
-    items = pick_items(shards, split, model.config, per_video=per_video, classes=classes, what="clustering")
+    items = pick_items(shards, config.split, model.config, per_video=config.per_video, classes=config.classes,
+                       what="clustering")
     labels = label_array(items)
-    k_used, note = resolve_k(k, len(items))
-    common = dict(batch_size=batch_size, device=device, precision=precision, progress=progress)
+    k_used, note = resolve_k(config.k, len(items))
+    embeddings, random_nmi, weight_seeds = _embed_networks(model, shards, items, labels, k_used, config,
+                                                           untrained=untrained, random_model=random_model)
+    spread = {m: mean_spread(v, weight_seeds or None) for m, v in random_nmi.items()}
+    scores: dict[str, dict[str, float | None]] = {m: {} for m in MODALITIES}
+    for modality in MODALITIES:
+        scores[modality]["random assignment"] = random_assignment_nmi(labels, k_used, seed=seed)
+        scores[modality]["L3 without training"] = spread[modality]["mean"]
+        scores[modality]["L3-Net"] = (None if untrained else kmeans_nmi(embeddings["L3-Net"][modality], labels, k_used,
+                                                                        seed=seed, n_init=n_init))
+
+    present = sorted(set(labels))
+    described = (f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given")
+    notes = [
+        f"{len(items)} test inputs ({config.per_video} per video) of {len(present)} classes, split {config.split!r}; "
+        f"k-means with k={k_used} ({n_init} restarts); random assignment averaged over "
+        f"{RANDOM_ASSIGNMENT_REPEATS} seeds; 'L3 without training': mean \u00b1 std (min-max) over "
+        f"{len(random_nmi['vision'])} random network(s) ({described}). Paper: Kinetics-Sounds, 34 classes, "
+        f"k={paper.CLUSTER_K}."
+    ]
+    if untrained:
+        notes.append("the model has random weights itself: it is the first of the 'L3 without training' networks, "
+                     "and there is no trained row")
+    if note:
+        notes.append(note)
+    maps, chosen = _tsne_maps(embeddings, len(labels), config)
+    return ClusterResult(
+        title=TITLE, model=model_name, dataset=str(shards.root),
+        tables=[{
+            "title": "NMI of k-means clusters against the class labels",
+            "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio", paper.SOURCE_COLUMN],
+            "rows": _table_rows(scores, spread, model_name=model_name, untrained=untrained),
+        }],
+        notes=notes,
+        metrics={
+            "nmi": scores,
+            "random_weights": spread,
+            "k": k_used,
+            "k_requested": config.k,
+            "num_inputs": len(items),
+            "num_classes": len(present),
+            "per_video": config.per_video,
+            "split": config.split,
+            "classes": present,
+        },
+        config=config, labels=labels, tsne=maps, tsne_inputs=chosen,
+    )
+
+
+def _embed_networks(
+    model: L3Net, shards: ShardSet, items: list[Any], labels: np.ndarray, k: int, config: ClusterConfig, *,
+    untrained: bool, random_model: L3Net | None,
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[float]], list[int]]:
+    """The model's embeddings (unless ``untrained``) and the random networks', one in memory at a time:
+    each random network's k-means NMI per tower is kept, and the first one's embeddings (drawn in
+    Figure 10). Returns the embeddings per row ("L3-Net", "L3 without training"), the random NMIs
+    per tower and the random networks' weight seeds."""
+    common = dict(batch_size=config.batch_size, device=config.device, precision=config.precision,
+                  progress=config.progress)
     embeddings: dict[str, dict[str, np.ndarray]] = {}
     if not untrained:
         embeddings["L3-Net"] = embed_items(model, shards, items, label="trained", **common)
-    networks = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
+    networks = random_row_networks(model, config.seed, config.random_seeds, untrained=untrained, given=random_model)
     random_nmi: dict[str, list[float]] = {m: [] for m in MODALITIES}
     weight_seeds: list[int] = []
-    for weight_seed, network in networks:  # one random network in memory at a time
+    for weight_seed, network in networks:
         label = "random weights" + ("" if weight_seed is None else f" (seed {weight_seed})")
         embedded = embed_items(network, shards, items, label=label, **common)
         embeddings.setdefault("L3 without training", embedded)  # the first one is drawn (Figure 10)
         if weight_seed is not None:
             weight_seeds.append(weight_seed)
         for modality in MODALITIES:
-            random_nmi[modality].append(kmeans_nmi(embedded[modality], labels, k_used, seed=seed, n_init=n_init))
-    spread = {m: mean_spread(v, weight_seeds or None) for m, v in random_nmi.items()}
-    scores: dict[str, dict[str, float | None]] = {m: {} for m in MODALITIES}
-    for modality in MODALITIES:
-        scores[modality]["random assignment"] = random_assignment_nmi(labels, k_used, seed=seed)
-        scores[modality]["L3 without training"] = spread[modality]["mean"]
-        scores[modality]["L3-Net"] = (None if untrained else
-                                      kmeans_nmi(embeddings["L3-Net"][modality], labels, k_used, seed=seed, n_init=n_init))
+            random_nmi[modality].append(kmeans_nmi(embedded[modality], labels, k, seed=config.seed,
+                                                   n_init=config.n_init))
+    return embeddings, random_nmi, weight_seeds
 
-    present = sorted(set(labels))
+
+def _table_rows(
+    scores: dict[str, dict[str, float | None]], spread: dict[str, Any], *, model_name: str, untrained: bool,
+) -> list[list[Any]]:
+    """Table 4's rows: ours per tower (the random row as mean ± std) beside the paper's."""
     rows = []
     for method in METHODS:
         shown = model_name if method == "L3-Net" and not untrained else method
@@ -249,50 +308,25 @@ def evaluate_clustering(
         else:
             ours = [None if scores[m][method] is None else _r(scores[m][method]) for m in MODALITIES]
         rows.append([shown, *ours, ref["vision"], ref["audio"], paper.source(PROTOCOL, method)])
-    n_random = len(random_nmi["vision"])
-    described = (f"weights seeds {', '.join(map(str, weight_seeds))}" if weight_seeds else "the network given")
-    notes = [
-        f"{len(items)} test inputs ({per_video} per video) of {len(present)} classes, split {split!r}; "
-        f"k-means with k={k_used} ({n_init} restarts); random assignment averaged over "
-        f"{RANDOM_ASSIGNMENT_REPEATS} seeds; 'L3 without training': mean \u00b1 std (min-max) over {n_random} random "
-        f"network(s) ({described}). Paper: Kinetics-Sounds, 34 classes, k={paper.CLUSTER_K}."
-    ]
-    if untrained:
-        notes.append("the model has random weights itself: it is the first of the 'L3 without training' networks, "
-                     "and there is no trained row")
-    if note:
-        notes.append(note)
-    chosen = np.arange(len(labels))
-    if len(labels) > TSNE_MAX_POINTS:
-        chosen = np.sort(np.random.default_rng(seed).choice(len(labels), TSNE_MAX_POINTS, replace=False))
+    return rows
+
+
+def _tsne_maps(
+    embeddings: dict[str, dict[str, np.ndarray]], n: int, config: ClusterConfig
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """Figure 10's t-SNE maps per row and tower (none unless ``config.tsne``) of at most
+    :data:`TSNE_MAX_POINTS` of the ``n`` inputs (a seeded subsample), and those inputs' indices."""
+    chosen = np.arange(n)
+    if n > TSNE_MAX_POINTS:
+        chosen = np.sort(np.random.default_rng(config.seed).choice(n, TSNE_MAX_POINTS, replace=False))
     maps: dict[str, dict[str, np.ndarray]] = {}
-    if tsne:
+    if config.tsne:
         jobs = [(method, modality) for modality in MODALITIES for method in ("L3-Net", "L3 without training")
                 if method in embeddings]
-        for method, modality in tqdm(jobs, desc=f"t-SNE ({len(chosen)} points)", unit="map", disable=not progress,
-                                     leave=False, dynamic_ncols=True):
-            maps.setdefault(method, {})[modality] = tsne_map(embeddings[method][modality][chosen], seed=seed)
-    return ClusterResult(
-        title=TITLE, model=model_name, dataset=str(shards.root),
-        tables=[{
-            "title": "NMI of k-means clusters against the class labels",
-            "columns": ["method", "vision NMI", "audio NMI", "paper vision", "paper audio", paper.SOURCE_COLUMN],
-            "rows": rows,
-        }],
-        notes=notes,
-        metrics={
-            "nmi": scores,
-            "random_weights": spread,
-            "k": k_used,
-            "k_requested": k,
-            "num_inputs": len(items),
-            "num_classes": len(present),
-            "per_video": per_video,
-            "split": split,
-            "classes": present,
-        },
-        config=config, labels=labels, tsne=maps, tsne_inputs=chosen,
-    )
+        for method, modality in tqdm(jobs, desc=f"t-SNE ({len(chosen)} points)", unit="map",
+                                     disable=not config.progress, leave=False, dynamic_ncols=True):
+            maps.setdefault(method, {})[modality] = tsne_map(embeddings[method][modality][chosen], seed=config.seed)
+    return maps, chosen
 
 
 def _r(x: float) -> float:
