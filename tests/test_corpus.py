@@ -166,3 +166,17 @@ def test_failure_summary_file(model_dir, corpus_dir, tmp_path, capsys):
     assert [Path(f["path"]).name for f in report["failed"]] == ["broken.wav"] and report["failed"][0]["reason"]
     assert report["embedded"] == 6 and report["skipped"] == {"not media": 1}
     assert not [p for p in summary.parent.iterdir() if p != summary]  # written atomically: no temporary left
+
+
+def test_process_files_is_the_list_form_of_the_file_functions(model_dir, corpus_dir, tmp_path):
+    from l3net.corpus import process_files
+
+    paths = [corpus_dir / "tone.wav", corpus_dir / "sub" / "picture.png", corpus_dir / "movie.mp4", corpus_dir / "broken.wav"]
+    results = {w: process_files(paths, tmp_path / f"w{w}", model=model_dir, hop_size=0.25, workers=w) for w in (0, 1)}
+    assert [r.path for r in results[1]] == paths
+    assert [r.error is not None for r in results[1]] == [False, False, False, True]
+    assert [p.name for r in results[1] for p in r.outputs] == ["tone.npz", "picture.npz", "movie_audio.npz", "movie_image.npz"]
+    assert_same_files(npz_files(tmp_path / "w0"), npz_files(tmp_path / "w1"))
+    single = tmp_path / "single"
+    process_audio_file(paths[0], single, model=model_dir, hop_size=0.25)
+    np.testing.assert_array_equal(np.load(single / "tone.npz")["embedding"], np.load(tmp_path / "w1" / "tone.npz")["embedding"])

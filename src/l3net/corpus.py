@@ -5,6 +5,7 @@
     settings = CorpusSettings.for_model(model, hop_size=0.1, ...)
     for result in embed_corpus(items, model, settings, workers=2):   # in the items' order
         ...                                                            # FileResult: outputs or error
+    results = process_files(["a.wav", "b.mp4", "c.jpg"], "out/", model="runs/my_run")   # the list form
 
 Each file is probed and decoded by :func:`decode` (audio to 48 kHz mono, images and video frames
 prepared for the tower, as :mod:`l3net.embed_files` does), in up to ``workers`` processes
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .config import SAMPLE_RATE, ModelConfig
-from .embed_core import embed_audio_stream, embed_images
+from .embed_core import check_batch_size, embed_audio_stream, embed_images, embedding_model
 from .embed_files import (
     _decode_side,
     _metadata,
@@ -47,12 +48,12 @@ from .embed_files import (
     video_inputs,
 )
 from .errors import InputError, L3NetError, MediaError
-from .framing import window_count, window_timestamps
-from .inference import InferenceModel
+from .framing import check_hop, window_count, window_timestamps
+from .inference import InferenceModel, inference_model
 from .inputs import prepare_image
-from .layers import transfer_input
+from .layers import resolve_layer, transfer_input
 from .media import MEDIA_EXTENSIONS, AudioReader, MediaInfo, VideoReader, load_image, probe
-from .runtime import worker_pool
+from .runtime import default_workers, worker_pool
 
 #: Files longer than this (s) are streamed in the main process instead of decoded whole in a worker.
 STREAM_OVER_SECONDS = 600.0
@@ -279,6 +280,41 @@ def embed_corpus(
         written.update((out, item.path) for out in outputs)
         yield FileResult(item.path, decoded.kind, outputs, windows=count, warnings=decoded.warnings,
                          decode_seconds=decoded.seconds, compute_seconds=time.perf_counter() - start)
+
+
+def process_files(
+    paths: Iterable[str | Path],
+    output_dir: str | Path | None = None,
+    model: Any = None,
+    hop_size: float = 0.1,
+    center: bool = True,
+    batch_size: int = 32,
+    layer: str = "pool4",
+    *,
+    workers: int | None = None,
+    suffix: str = "",
+    skip_existing: bool = False,
+    device: str | None = None,
+    precision: str = "fp32",
+) -> list[FileResult]:
+    """``process_audio_file`` / ``process_image_file`` / ``process_video_file`` on a list of files
+    (each by its content), decoded in ``workers`` processes (None: :func:`l3net.runtime.default_workers`
+    for the model's device; 0: here) while the model runs here. The same files as the one-file
+    functions write; one :class:`FileResult` per path, in order (failures have ``error`` set)."""
+    net = inference_model(embedding_model(model, device), precision=precision)
+    audio_layer = resolve_layer(net.audio, layer)
+    try:
+        image_layer: str | None = resolve_layer(net.vision, layer)
+    except InputError:  # an audio-only layer: image and video files fail, each with the reason
+        image_layer = None
+    settings = CorpusSettings.for_model(
+        net, audio_layer=audio_layer, image_layer=image_layer, hop_size=check_hop(hop_size), center=center,
+        batch_size=check_batch_size(batch_size), precision=precision, suffix=suffix, skip_existing=skip_existing,
+    )
+    out = None if output_dir is None else Path(output_dir)
+    items = [CorpusItem(Path(p), out, key=Path(p).name) for p in paths]
+    workers = default_workers(net.device) if workers is None else workers
+    return list(embed_corpus(items, net, settings, workers=workers))
 
 
 def _decoded(items: Iterable[CorpusItem], settings: CorpusSettings, workers: int) -> Iterator[tuple[CorpusItem, Decoded]]:
