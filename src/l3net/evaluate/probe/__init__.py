@@ -3,7 +3,8 @@
 - :mod:`.inmemory`: features of centre crops held in memory, scikit-learn's L-BFGS (small sets).
 - :mod:`.stream`: ImageNet's scale, images streamed and a linear layer trained by Adam, resumable;
   its parts: :mod:`.data` (folder layouts, labels), :mod:`.loader` (decoding, augmentation,
-  batches) and :mod:`.checkpoint` (its training state).
+  batches), :mod:`.training` (the rows and the training loop) and :mod:`.checkpoint` (its
+  training state).
 """
 
 from __future__ import annotations

@@ -51,22 +51,20 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ...errors import DatasetError, InputError
-from ...inference import PRECISION_CHOICES, inference_model
+from ...inference import PRECISION_CHOICES
 from ...modelspec import DEFAULT_RANDOM_SEEDS, random_twins
 from ...models import L3Net
-from ...runtime import synchronize
 from .. import paper
 from .checkpoint import checkpoint_fingerprint, load_checkpoint, save_checkpoint
 from .data import ProbeImages
 from .loader import EpochBatches, ProbeImageDataset, loader
+from .training import ProbeRow, remember_warnings, train_rows
 from ..result import FigureSpec, Result, mean_spread, spread_text
 
 PROTOCOL = "probe"
@@ -188,49 +186,6 @@ class StreamProbeResult(Result):
                            lambda: confusion_figure(panels, self.images.classes))]
 
 
-class _Row:
-    """A row being trained: its frozen tower, linear layer, Adam and schedule."""
-
-    def __init__(self, model: L3Net, dim: int, classes: int, config: StreamProbeConfig, steps_per_epoch: int,
-                 device: torch.device) -> None:
-        self.fast = inference_model(model, precision=config.precision)
-        # momentum=None: running statistics = the plain average over all batches (the tower is frozen, so
-        # they are stationary; an exponential average would lag for the short runs of small folders)
-        self.norm = torch.nn.BatchNorm1d(dim, affine=False, momentum=None).to(device)
-        self.head = torch.nn.Linear(dim, classes).to(device)
-        torch.nn.init.zeros_(self.head.weight)
-        torch.nn.init.zeros_(self.head.bias)
-        self.optimizer = torch.optim.Adam(self.head.parameters(), lr=config.lr)
-        period = max(1, round(config.lr_decay_epochs * steps_per_epoch))
-        self.schedule = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=period, gamma=config.lr_decay)
-        self.last_loss: torch.Tensor | None = None  # read only for display: no device sync per step
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        # a normal fp32 tensor (the inference copy returns inference-mode tensors, which autograd cannot save)
-        return self.fast.transfer_features("vision", images).to(torch.float32, copy=True)
-
-    def logits(self, images: torch.Tensor, train: bool) -> torch.Tensor:
-        self.norm.train(train)
-        return self.head(self.norm(self.features(images)))
-
-    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The linear layer with the standardisation folded in: ``logits = features @ W.T + b``."""
-        scale = torch.rsqrt(self.norm.running_var + self.norm.eps)
-        weight = self.head.weight.detach() * scale
-        bias = self.head.bias.detach() - weight @ self.norm.running_mean
-        return weight.cpu().clone(), bias.cpu().clone()
-
-    def state(self) -> dict[str, Any]:
-        return {"head": self.head.state_dict(), "norm": self.norm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict()}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.head.load_state_dict(state["head"])
-        self.norm.load_state_dict(state["norm"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-
-
 def evaluate_probe_stream(
     images: ProbeImages,
     model: L3Net,
@@ -269,7 +224,7 @@ def evaluate_probe_stream(
     k = len(images.classes)
     batches = EpochBatches(len(images.train), config.batch_size, seed=config.seed, epochs=config.epochs)
     per_epoch = batches.per_epoch
-    rows = {name: _Row(net, dim, k, config, per_epoch, device) for name, net in models.items()}
+    rows = {name: ProbeRow(net, dim, k, config, per_epoch, device) for name, net in models.items()}
     fingerprint = checkpoint_fingerprint(images, config, models)
     path = Path(checkpoint) if checkpoint is not None else None
     if resume and (path is None or not path.is_file()):
@@ -284,40 +239,10 @@ def evaluate_probe_stream(
     train_seconds, trained_images = 0.0, 0
     if start < total:
         batches.start = start
-        data = ProbeImageDataset(images.train, model.config, train=True, seed=config.seed)
-        began = time.perf_counter()
-        step = start
-        with tqdm(total=total, initial=start, desc="probe training", unit="step", disable=not config.progress,
-                  dynamic_ncols=True) as bar:
-            for batch in loader(data, batches, workers=config.workers, pin_memory=device.type == "cuda"):
-                for index, reason in batch.failures:
-                    skipped.setdefault(str(images.train.path(index)), reason)
-                _remember(found_warnings, batch.warnings)
-                # BatchNorm needs two images: a batch of one (an epoch's last, or all others unreadable) is
-                # not trained on, in an interrupted run and a resumed one alike
-                if batch.images is not None and len(batch.labels) >= 2:
-                    x = batch.images.to(device, non_blocking=True)
-                    y = batch.labels.to(device, non_blocking=True)
-                    for row in rows.values():
-                        logits = row.logits(x, train=True)
-                        loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                        row.optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        row.optimizer.step()
-                        row.last_loss = loss.detach()
-                    trained_images += len(y)
-                    for row in rows.values():  # the schedule counts optimiser steps (a batch none of whose
-                        row.schedule.step()    # images could be read is no step, in a resumed run too)
-                step += 1
-                bar.update(1)
-                if config.progress and (step % 10 == 0 or step == total):
-                    bar.set_postfix(epoch=f"{(step - 1) // per_epoch + 1}/{config.epochs}", skipped=len(skipped),
-                                    **{("loss_random" if n in seeds else "loss"): f"{_value(r.last_loss):.3f}"
-                                       for n, r in reversed(rows.items())}, refresh=False)
-                if path is not None and (step % config.checkpoint_every == 0 or step % per_epoch == 0):
-                    save_checkpoint(path, rows, step, fingerprint, skipped)
-        synchronize(device)  # the time ends when the device has finished the last steps, not when they were queued
-        train_seconds = time.perf_counter() - began
+        save = None if path is None else (lambda step: save_checkpoint(path, rows, step, fingerprint, skipped))
+        train_seconds, trained_images = train_rows(rows, images.train, model.config, batches, config, device=device,
+                                                   skipped=skipped, found_warnings=found_warnings,
+                                                   random_rows=set(seeds), save=save)
         if trained_images == 0 and start == 0:
             raise DatasetError(f"{images.root}: no training image could be read:\n"
                                + _format(list(skipped.items())))
@@ -334,17 +259,6 @@ def evaluate_probe_stream(
                    trained_images, val_seconds, notes)
 
 
-def _value(loss: torch.Tensor | None) -> float:
-    return float("nan") if loss is None else float(loss)
-
-
-def _remember(found: dict[str, None], messages: list[str], limit: int = 20) -> None:
-    for message in messages:
-        if len(found) >= limit:
-            return
-        found.setdefault(message, None)
-
-
 def _format(items: list[tuple[str, str]]) -> str:
     from ..datasets import format_skipped
 
@@ -352,7 +266,7 @@ def _format(items: list[tuple[str, str]]) -> str:
 
 
 @torch.no_grad()
-def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: StreamProbeConfig,
+def _validate(images: ProbeImages, model: L3Net, rows: dict[str, ProbeRow], config: StreamProbeConfig,
               device: torch.device, found_warnings: dict[str, None]) -> tuple[dict[str, RowResult], dict[str, str]]:
     k = len(images.classes)
     keep_confusion = k <= CONFUSION_MAX_CLASSES
@@ -369,7 +283,7 @@ def _validate(images: ProbeImages, model: L3Net, rows: dict[str, _Row], config: 
         for batch in loader(data, batches, workers=config.workers, pin_memory=device.type == "cuda"):
             for index, reason in batch.failures:
                 skipped[str(images.val.path(index))] = reason
-            _remember(found_warnings, batch.warnings)
+            remember_warnings(found_warnings, batch.warnings)
             bar.update(1)
             if batch.images is None:
                 continue
