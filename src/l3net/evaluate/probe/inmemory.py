@@ -157,62 +157,30 @@ def evaluate_probe(
 
     ``untrained``: ``model`` itself has random weights; it is the random-weights row's first network.
     ``model_name`` labels the model's row.
+
+    The recipe: every network's features (:func:`_extract`), the probe fitted on each
+    (:func:`_fit_rows`), then the tables (:func:`_tables`) and the metrics.
     """
     config = config or ProbeConfig()
-    C, n_splits, seed = config.C, config.n_splits, config.seed
-    batch_size, precision, progress = config.batch_size, config.precision, config.progress
     # the paper's random-weights row: same architecture, fresh weights, same run, several seeds
-    twins = random_row_networks(model, seed, config.random_seeds, untrained=untrained, given=random_model)
+    twins = random_row_networks(model, config.seed, config.random_seeds, untrained=untrained, given=random_model)
     networks = ([] if untrained else [(TRAINED_ROW, None, model)]) + [(RANDOM_ROW, s, net) for s, net in twins]
     start = time.perf_counter()
-    features: list[tuple[str, int | None, np.ndarray]] = []
-    for i, (row, weight_seed, net) in enumerate(networks):
-        label = row if weight_seed is None else f"{row} (seed {weight_seed})"
-        feats, kept = probe_features(dataset, net, batch_size=batch_size, precision=precision,
-                                     progress=progress, desc=f"{label} features")
-        if i == 0:
-            dataset = kept  # later passes read only the images the first one could
-        features.append((row, weight_seed, feats))
+    features, dataset = _extract(dataset, networks, config)
     extract_seconds = time.perf_counter() - start
-    splits = dataset.splits(n_splits=n_splits, seed=seed)
-    labels = dataset.labels()
-    each = np.arange(len(labels))  # one "subclip" per image: its own scores decide it
-    results: dict[str, FeatureResult] = {}
-    random_runs: dict[int, FeatureResult] = {}
-    for row, weight_seed, feats in features:
-        fitted = classify_recordings(
-            feats, each, labels, splits, len(dataset.classes), make_classifier=lambda: make_probe(C),
-            progress=progress, desc=f"probe on {row}" + ("" if weight_seed is None else f" (seed {weight_seed})"),
-        )
-        results.setdefault(row, fitted)  # the random row's pictures and splits: its first network's
-        if row == RANDOM_ROW:
-            random_runs[-1 if weight_seed is None else weight_seed] = fitted
+    splits = dataset.splits(n_splits=config.n_splits, seed=config.seed)
+    results, random_runs = _fit_rows(features, dataset, splits, config)
     random_seeds = [s for s in random_runs if s >= 0] or None
     spread = mean_spread([r.accuracy for r in random_runs.values()], random_seeds)
-    cells = {row: r.accuracy for row, r in results.items()}
-    cells[RANDOM_ROW] = spread_text(spread)
-    rows = [[method, cells.get(method), value, paper.source(PROTOCOL, method, value)]
-            for method, value in paper.IMAGE_PROBE.items()]
-    runs = {row: r for row, r in results.items() if row != RANDOM_ROW}
-    runs.update({_seed_label(s): r for s, r in random_runs.items()})
-    per_split = [[s.name, len(s.train), len(s.test)] + [r.splits[i].accuracy for r in runs.values()]
-                 for i, s in enumerate(splits)]
-    per_split.append(["mean", None, None] + [r.accuracy for r in runs.values()])
     return ProbeResult(
         title=TITLE, model=model_name, dataset=f"images:{dataset.root}",
-        tables=[
-            {"title": f"Linear probe top-1 accuracy on {dataset.root.name} ({len(dataset.classes)} classes); "
-                      "the paper's numbers are on ImageNet",
-             "columns": ["method", "ours", "paper", paper.SOURCE_COLUMN], "rows": rows},
-            {"title": "Top-1 accuracy per split", "columns": ["split", "train images", "test images", *runs],
-             "rows": per_split},
-        ],
+        tables=_tables(results, random_runs, spread, splits, dataset),
         metrics={
             "dataset": {"root": str(dataset.root), "classes": list(dataset.classes), "images": len(dataset.examples),
                         "split_rule": describe_split_rule(dataset, splits),
                         "skipped": [{"path": p, "reason": r} for p, r in dataset.skipped]},
             "feature_dim": next(iter(results.values())).dim,
-            "classifier": {"name": "multinomial logistic regression on z-scored features", "C": C},
+            "classifier": {"name": "multinomial logistic regression on z-scored features", "C": config.C},
             "timing": {"extract_seconds": round(extract_seconds, 2)},
             "random_weights": spread,  # mean_spread over the random networks (their weight seeds)
             **{row: {"accuracy": spread["mean"] if row == RANDOM_ROW else r.accuracy, "accuracy_std": r.std,
@@ -227,3 +195,64 @@ def evaluate_probe(
         },
         config=config, files=dataset, splits=splits, results=results, random_runs=random_runs,
     )
+
+
+def _extract(
+    dataset: LabelledFiles, networks: list[tuple[str, int | None, L3Net]], config: ProbeConfig
+) -> tuple[list[tuple[str, int | None, np.ndarray]], LabelledFiles]:
+    """Each network's features of the images, as ``(row, weight seed, features)``, and the images kept:
+    later networks read only those the first one could."""
+    features: list[tuple[str, int | None, np.ndarray]] = []
+    for i, (row, weight_seed, net) in enumerate(networks):
+        label = row if weight_seed is None else f"{row} (seed {weight_seed})"
+        feats, kept = probe_features(dataset, net, batch_size=config.batch_size, precision=config.precision,
+                                     progress=config.progress, desc=f"{label} features")
+        if i == 0:
+            dataset = kept
+        features.append((row, weight_seed, feats))
+    return features, dataset
+
+
+def _fit_rows(
+    features: list[tuple[str, int | None, np.ndarray]], dataset: LabelledFiles, splits: list[Split],
+    config: ProbeConfig,
+) -> tuple[dict[str, FeatureResult], dict[int, FeatureResult]]:
+    """The probe fitted and scored on every split for each network: per row (the random row's: its
+    first network's, for the pictures and splits) and per random network's weight seed (-1: given)."""
+    labels = dataset.labels()
+    each = np.arange(len(labels))  # one "subclip" per image: its own scores decide it
+    results: dict[str, FeatureResult] = {}
+    random_runs: dict[int, FeatureResult] = {}
+    for row, weight_seed, feats in features:
+        fitted = classify_recordings(
+            feats, each, labels, splits, len(dataset.classes), make_classifier=lambda: make_probe(config.C),
+            progress=config.progress,
+            desc=f"probe on {row}" + ("" if weight_seed is None else f" (seed {weight_seed})"),
+        )
+        results.setdefault(row, fitted)
+        if row == RANDOM_ROW:
+            random_runs[-1 if weight_seed is None else weight_seed] = fitted
+    return results, random_runs
+
+
+def _tables(
+    results: dict[str, FeatureResult], random_runs: dict[int, FeatureResult], spread: dict[str, Any],
+    splits: list[Split], dataset: LabelledFiles,
+) -> list[dict[str, Any]]:
+    """Table 3 beside the paper's (the random row as mean ± std), and the accuracy per split and network."""
+    cells: dict[str, Any] = {row: r.accuracy for row, r in results.items()}
+    cells[RANDOM_ROW] = spread_text(spread)
+    rows = [[method, cells.get(method), value, paper.source(PROTOCOL, method, value)]
+            for method, value in paper.IMAGE_PROBE.items()]
+    runs = {row: r for row, r in results.items() if row != RANDOM_ROW}
+    runs.update({_seed_label(s): r for s, r in random_runs.items()})
+    per_split = [[s.name, len(s.train), len(s.test)] + [r.splits[i].accuracy for r in runs.values()]
+                 for i, s in enumerate(splits)]
+    per_split.append(["mean", None, None] + [r.accuracy for r in runs.values()])
+    return [
+        {"title": f"Linear probe top-1 accuracy on {dataset.root.name} ({len(dataset.classes)} classes); "
+                  "the paper's numbers are on ImageNet",
+         "columns": ["method", "ours", "paper", paper.SOURCE_COLUMN], "rows": rows},
+        {"title": "Top-1 accuracy per split", "columns": ["split", "train images", "test images", *runs],
+         "rows": per_split},
+    ]
