@@ -57,6 +57,19 @@ def test_a_first_frame_one_sample_late_is_padded_by_one_sample() -> None:
     assert placements[0].pad == 1 and clock.padded_start == pytest.approx(1 / RATE)
 
 
+def test_a_timestamp_a_float_rounding_under_its_sample_is_that_sample() -> None:
+    # pts x time_base lands a hair either side of a sample: the clock takes the nearest sample, so a
+    # late start and a gap keep their exact lengths (truncating would make each a sample short)
+    late, gap, under = 12_000, 4_800, 1e-9  # samples, samples, seconds (a 20,000th of a sample)
+    frames = [(N, (late + k * N) / RATE - under) for k in range(10)]
+    frames += [(N, (late + gap + k * N) / RATE - under) for k in range(10, 30)]
+    clock: AudioClock[int] = AudioClock(RATE)
+    placements = place_all(clock, frames)
+    assert placements[0].pad == late and placements[10].pad == gap
+    assert sum(p.pad for p in placements) == late + gap and all(p.drop == 0 for p in placements)
+    assert clock.position == late + gap + 30 * N
+
+
 def test_a_gap_past_the_tolerance_becomes_silence_of_its_length() -> None:
     clock: AudioClock[int] = AudioClock(RATE)
     gap = 4_800  # 100 ms
