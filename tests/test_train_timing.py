@@ -27,10 +27,13 @@ DEVICE_LAG_S = 0.25
 def test_reported_pairs_per_s_is_pairs_over_the_logged_wall_time(synth_shards: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     reduce = distributed.all_reduce_sum
+    synced: list[float] = []  # Unix time at which each reduction's result reached the host
 
     def lagging_device(tensor: torch.Tensor, world: distributed.World) -> torch.Tensor:
         time.sleep(DEVICE_LAG_S)
-        return reduce(tensor, world)
+        out = reduce(tensor, world)
+        synced.append(time.time())
+        return out
 
     monkeypatch.setattr(distributed, "all_reduce_sum", lagging_device)
     run = tmp_path / "run"
@@ -39,6 +42,11 @@ def test_reported_pairs_per_s_is_pairs_over_the_logged_wall_time(synth_shards: P
     result = train(config, progress=False)
     records = [r for r in read_log(run) if r["event"] == "train"]
     assert [r["step"] for r in records] == [2, 4, 6, 8]
+    # Each interval ends after its losses reached the host (the log lines' reductions come first, in
+    # order; validation's after them): a clock read before that wait would end DEVICE_LAG_S too early.
+    assert len(synced) >= len(records)
+    for record, reached_host in zip(records, synced):
+        assert record["time"] >= reached_host
     # No validation or checkpoint between these lines: consecutive intervals tile the wall clock.
     for before, record in zip(records, records[1:]):
         wall_s = record["time"] - before["time"]
