@@ -90,6 +90,28 @@ def test_damaged_shards_are_skipped_with_a_warning(synth_shards: Path, tmp_path:
     assert any("unreadable" in str(w.message) and train[2].name in str(w.message) for w in caught)
 
 
+def test_the_fingerprint_names_the_settings_and_the_finished_train_and_val_shards(synth_shards: Path,
+                                                                                 tmp_path: Path) -> None:
+    """What a resume compares: another finished train or val shard, or other settings, is other data; a
+    shard still being written (no sidecar yet) or a test shard is not."""
+    root = _copy(synth_shards, tmp_path / "shards")
+    before = ShardSet(root).fingerprint()
+    assert len(before) == 16 and ShardSet(root).fingerprint() == before
+    source = sorted(root.glob("train-*.tar"))[0]
+    for split in ("train", "val", "test"):
+        added = root / fmt.shard_name(split, 99, 0)
+        shutil.copyfile(source, added)  # written, sidecar not yet: unfinished
+        assert ShardSet(root).fingerprint() == before, split
+        shutil.copyfile(fmt.sidecar_path(source), fmt.sidecar_path(added))
+        assert (ShardSet(root).fingerprint() == before) == (split == "test"), split
+        added.unlink()
+        fmt.sidecar_path(added).unlink()
+    assert ShardSet(root).fingerprint() == before
+    info = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**info, "classes": None}))
+    assert ShardSet(root).fingerprint() != before
+
+
 def test_not_a_shard_directory(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such shard directory"):
         ShardSet(tmp_path / "missing")
