@@ -107,7 +107,7 @@ def test_corpus_files_equal_process_file_functions(model_dir, corpus_dir, tmp_pa
 def test_long_files_are_streamed_with_the_same_result(model_dir, corpus_dir, tmp_path, capsys, monkeypatch):
     whole = tmp_path / "whole"
     run_embed(capsys, str(corpus_dir), "--model", str(model_dir), "-o", str(whole), "--workers", "0", *HOP)
-    monkeypatch.setattr(corpus, "STREAM_OVER_SECONDS", 0.5)  # every sound and video is "long"
+    monkeypatch.setattr(corpus, "DECODE_BUDGET_BYTES", 1)  # every sound and video is "long"
     streamed = tmp_path / "streamed"
     run_embed(capsys, str(corpus_dir), "--model", str(model_dir), "-o", str(streamed), "--workers", "0", *HOP)
     assert_same_files(npz_files(whole), npz_files(streamed))
@@ -126,6 +126,18 @@ def test_parts_split_the_corpus_without_overlap(model_dir, corpus_dir, tmp_path,
         assert report["part"] == [i, 3]
     assert sorted(seen) == sorted(npz_files(whole)) and len(seen) == len(set(seen))
     assert_same_files(npz_files(whole), npz_files(parts))
+
+
+def test_decoded_size_estimate():
+    from l3net.config import get_preset
+    from l3net.corpus import CorpusSettings, decoded_bytes
+    from l3net.media import MediaInfo
+
+    s = CorpusSettings(get_preset("paper"), 0.1, True, 32, "pool4", "pool4")
+    minute = MediaInfo(Path("a.mp4"), "video", 60.0, True, True)
+    assert decoded_bytes(minute, s) == 60 * 48_000 * 4 + 601 * 224 * 224 * 3
+    assert decoded_bytes(MediaInfo(Path("a.wav"), "audio", 60.0, True, False), s) == 60 * 48_000 * 4
+    assert decoded_bytes(MediaInfo(Path("a.ts"), "video", None, True, True), s) == float("inf")
 
 
 def test_in_part_is_a_stable_function_of_the_name():

@@ -9,13 +9,13 @@
 
 Each file is probed and decoded by :func:`decode` (audio to 48 kHz mono, images and video frames
 prepared for the tower, as :mod:`l3net.embed_files` does), in up to ``workers`` processes
-(:func:`l3net.runtime.worker_pool`) at most ``2 * workers`` files ahead; the main process embeds and
+(:func:`l3net.runtime.worker_pool`) at most ``workers + 2`` files ahead; the main process embeds and
 writes them in order with the same functions :func:`~l3net.embed_files.process_audio_file` and its
 siblings run (:func:`~l3net.embed_core.embed_audio_stream`, :func:`~l3net.embed_core.embed_images`,
 the same framer and batches), so the files are the same bit for bit whatever ``workers`` is
 (``workers=0`` decodes in this process; tested against ``process_*_file``). A file whose duration
-is over :data:`STREAM_OVER_SECONDS` is not decoded whole: it is streamed through ``process_*_file``
-in the main process, so memory stays bounded.
+would decode to more than :data:`DECODE_BUDGET_BYTES` is not decoded whole: it is streamed through
+``process_*_file`` in the main process, so memory stays bounded.
 
 A corpus is split into parts without coordination (:func:`in_part`): file ``key`` (its path
 relative to the folder it was found in) belongs to part ``1 + sha1(key) mod N``, whatever else the
@@ -55,8 +55,11 @@ from .layers import resolve_layer, transfer_input
 from .media import MEDIA_EXTENSIONS, AudioReader, MediaInfo, VideoReader, load_image, probe
 from .runtime import default_workers, worker_pool
 
-#: Files longer than this (s) are streamed in the main process instead of decoded whole in a worker.
-STREAM_OVER_SECONDS = 600.0
+#: A file whose decoded form (48 kHz float32 audio, prepared frames) would pass this many bytes is
+#: streamed in the main process instead of decoded whole in a worker: about 20 min of audio, or 2.5
+#: min of video at a hop of 0.1 s and 224 px crops. With at most ``workers + 2`` files decoded ahead,
+#: memory stays below ``(workers + 2) * DECODE_BUDGET_BYTES``.
+DECODE_BUDGET_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,18 @@ def planned_outputs(info: MediaInfo, path: Path, out_dir: Path | None, suffix: s
     return [output_path(path, out_dir, suffix)]
 
 
+def decoded_bytes(info: MediaInfo, s: CorpusSettings) -> float:
+    """About how many bytes a file decodes to: its sound as 48 kHz float32, and for a video one
+    prepared RGB crop per audio window. Unknown durations count as over the budget."""
+    if not info.duration:
+        return float("inf")
+    size = info.duration * SAMPLE_RATE * 4 if info.has_audio else 0.0
+    if info.kind == "video":
+        crop = s.config.transfer_image_size if s.image_transfer else s.config.image_size
+        size += (info.duration / s.hop_size + 1) * crop * crop * 3
+    return size
+
+
 def decode(item: CorpusItem, settings: CorpusSettings) -> Decoded:
     """Probe and decode one file (the workers' task; also run in-process with ``workers=0``)."""
     start = time.perf_counter()
@@ -189,7 +204,7 @@ def _decode_into(result: Decoded, item: CorpusItem, s: CorpusSettings) -> None:
         return
     if info.kind != "audio" and s.image_layer is None:
         raise InputError(f"layer {s.audio_layer!r} has no counterpart in the image network")
-    if info.kind != "image" and (info.duration or 0.0) > STREAM_OVER_SECONDS:
+    if info.kind != "image" and decoded_bytes(info, s) > DECODE_BUDGET_BYTES:
         result.stream = True
         return
     if info.kind == "image":
@@ -318,7 +333,7 @@ def process_files(
 
 
 def _decoded(items: Iterable[CorpusItem], settings: CorpusSettings, workers: int) -> Iterator[tuple[CorpusItem, Decoded]]:
-    """``(item, decoded)`` in the items' order; with workers, at most ``2 * workers`` files decoded ahead
+    """``(item, decoded)`` in the items' order; with workers, at most ``workers + 2`` files decoded ahead
     (memory stays bounded whatever the corpus size)."""
     if workers <= 0:
         for item in items:
@@ -329,7 +344,7 @@ def _decoded(items: Iterable[CorpusItem], settings: CorpusSettings, workers: int
         ahead: deque[tuple[CorpusItem, Any]] = deque()
         for item in items:
             ahead.append((item, pool.apply_async(decode, (item, settings))))
-            if len(ahead) >= 2 * workers:
+            if len(ahead) >= workers + 2:
                 first, pending = ahead.popleft()
                 yield first, pending.get()
         while ahead:

@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=None, metavar="N",
         help="processes decoding files while the model runs (0: decode in the main process; default: 1 on a CPU "
-        "with 2+ cores, cores - 1 on a GPU, at most 8); outputs are the same for every N",
+        "with 2+ cores, cores - 1 on a GPU: runtime.default_workers); outputs are the same for every N",
     )
     parser.add_argument(
         "--part", metavar="I/N", default=None,
