@@ -257,3 +257,10 @@ def test_unknown_format_and_layer_are_refused(tmp_path):
     with pytest.raises(l3net.InputError, match="unknown layer"):
         export_model(model, tmp_path, "torchscript", audio_layer="conv9")
     assert not list(tmp_path.iterdir())
+
+
+def test_export_leaves_the_callers_model_as_it_was(tmp_path):
+    model = build_model("small", seed=0).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_model(model, tmp_path, "torchscript")
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())

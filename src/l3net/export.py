@@ -98,8 +98,8 @@ def example_input(model: L3Net, modality: str, layer: str, batch: int = 2) -> to
     generator = torch.Generator().manual_seed(0)
     if modality == "audio":
         waves = 0.1 * torch.randn(batch, model.config.clip_samples, generator=generator)
-        with torch.inference_mode():
-            return model.frontend.cpu()(waves).clone()
+        with torch.inference_mode():  # a CPU copy: the caller's model stays where it is
+            return copy.deepcopy(model.frontend).cpu()(waves).clone()
     crop = _image_input(model, layer)[1]
     return torch.randint(0, 256, (batch, 3, crop, crop), generator=generator, dtype=torch.uint8)
 
@@ -215,7 +215,6 @@ def export_model(
     for modality in present:
         layers[modality] = resolve_layer(model.tower(modality), layers[modality])
     out = ensure_dir(Path(out_dir))
-    model = model.eval()
     contract: dict[str, Any] = {"l3net_version": __version__, "model": model.config.name, "format": format}
     files: list[Path] = []
     for modality in present:
