@@ -260,9 +260,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # -- prepare --------------------------------------------------------------------------------------
     Mutant(
-        "prepare-frame-times-from-file-start", "src/l3net/data/prepare.py",
-        "            times = [round(t - config.start, 6) for t, _ in decoded]",
-        "            times = [round(t, 6) for t, _ in decoded]",
+        "prepare-frame-times-from-file-start", "src/l3net/data/prepare_video.py",
+        "    times = [round(t - config.start, 6) for t, _ in decoded]",
+        "    times = [round(t, 6) for t, _ in decoded]",
         ("tests/test_prepare.py", "-m", "not slow"),
         "stored frame times count from the file's start, not from the sample's first audio sample",
     ),
