@@ -1,8 +1,10 @@
 """A mutation check of the test suite: does it catch plausible bugs?
 
-Each mutant below is one small, plausible bug in the core (a pair sampler rule, the spectrogram,
-the model, framing, resume, z-scoring, the per-recording mean, the folds, the random twin, NMI,
-AVC scoring, prepare's clock). For each, the tool copies ``src/`` and ``tests/`` (with
+Each mutant below is one small, plausible bug in the core (a pair sampler rule, the augmentation,
+int16 audio, the spectrogram, the model, framing, resume, checkpoints and the data fingerprint, the
+speed figures, z-scoring, the per-recording mean, the folds, the random twin, NMI, AVC scoring, the
+one input preparation, the inference buckets, the audio clock, format and size changes mid-stream,
+prepare's clock). For each, the tool copies ``src/`` and ``tests/`` (with
 ``pyproject.toml`` and the docs the tests read) to a temporary folder, applies the bug there (the
 repository is never touched), and runs the tests that cover it, with ``PYTHONPATH`` pointing at
 the copy. A mutant is *caught* when a test fails, *survived* when they all pass.
@@ -224,8 +226,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "probe-random-row-is-the-model", "src/l3net/evaluate/probe/inmemory.py",
-        "models[RANDOM_ROW] = random_model if random_model is not None else random_twin(model, seed)",
-        "models[RANDOM_ROW] = random_model if random_model is not None else model",
+        "[(RANDOM_ROW, s, net) for s, net in twins]",
+        "[(RANDOM_ROW, s, model) for s, net in twins]",
         ("tests/test_protocol_reference.py", "-k", "probe"),
         "Table 3's 'random weights' row probes the trained network again",
     ),
@@ -257,6 +259,111 @@ MUTANTS: tuple[Mutant, ...] = (
         "        order = np.lexsort((tiebreak, acts[:, u]))",
         ("tests/test_eval_units.py", "-k", "test_top_inputs or test_ties"),
         "a unit's 'top' inputs are its least activating ones",
+    ),
+    # -- training: augmentation, int16 audio, the speed figures ------------------------------------------
+    Mutant(
+        "sampler-flip-never-set", "src/l3net/data/sampler.py",
+        "crop_x=u[2], crop_y=u[3], flip=bool(u[4] < aug.flip),",
+        "crop_x=u[2], crop_y=u[3],",
+        ("tests/test_augment_stats.py", "-k", "drawn"),
+        "training pairs are never flipped (the pair's flip keeps its default, False)",
+    ),
+    Mutant(
+        "sampler-flip-ignores-probability", "src/l3net/data/sampler.py",
+        "flip=bool(u[4] < aug.flip)",
+        "flip=bool(u[4] < 0.5)",
+        ("tests/test_augment_stats.py", "-k", "does_not_augment"),
+        "the flip probability is the default's 0.5 whatever the configuration says",
+    ),
+    Mutant(
+        "sampler-int16-scale", "src/l3net/data/sampler.py",
+        "p.gain / 32768.0",
+        "p.gain / 32767.0",
+        ("tests/test_sampler.py", "-k", "training_pairs or int16 or evaluation_pairs"),
+        "int16 samples scaled by 1/32767 instead of 1/32768 (not the stored float audio)",
+    ),
+    Mutant(
+        "train-interval-clock-before-sync", "src/l3net/train/loop.py",
+        "stats = self._interval_stats(meter.losses, meter.correct)\n"
+        "        elapsed, wall = meter.lap(self.config.batch_size)",
+        "elapsed, wall = meter.lap(self.config.batch_size)\n"
+        "        stats = self._interval_stats(meter.losses, meter.correct)",
+        ("tests/test_train_timing.py", "-k", "pairs_per_s"),
+        "a speed interval's clock is read before the host sync (the device's queued work counts in the next interval)",
+    ),
+    # -- checkpoints --------------------------------------------------------------------------------
+    Mutant(
+        "checkpoint-saved-only-entry-ignored", "src/l3net/checkpoint.py",
+        "for key in [*current, *(k for k in saved if k not in current)]:",
+        "for key in current:",
+        ("tests/test_checkpoint.py",),
+        "a fingerprint entry only the checkpoint has is not compared (a setting that went away resumes silently)",
+    ),
+    Mutant(
+        "checkpoint-resume-unchecked", "src/l3net/checkpoint.py",
+        "    check_fingerprint(checkpoint, fingerprint, names=names, advice=advice)\n    return checkpoint.state",
+        "    return checkpoint.state",
+        ("tests/test_checkpoint.py",),
+        "resume_checkpoint reads the state without checking its fingerprint",
+    ),
+    Mutant(
+        "shards-fingerprint-settings-only", "src/l3net/data/shards.py",
+        "digest.update(path.name.encode())",
+        "pass",
+        ("tests/test_shards.py", "-k", "fingerprint"),
+        "the data fingerprint is the settings only: a run resumes on more or other shards",
+    ),
+    # -- inputs and inference ---------------------------------------------------------------------------
+    Mutant(
+        "inputs-upscale-rule-ignored", "src/l3net/inputs.py",
+        "return resize_smaller_side(image, scaled_side(config, side, resize, crop))",
+        "return resize_smaller_side(image, resize)",
+        ("tests/test_one_input.py", "tests/test_openl3_parity.py", "-k", "image or avc_pairs"),
+        "OpenL3's rule ignored: an image whose smaller side is between the crop and the resize is scaled, not only cropped",
+    ),
+    Mutant(
+        "inference-pad-to-largest-seen", "src/l3net/inference.py",
+        "bucket = bucket_for(n, self.buckets)",
+        "bucket = max([bucket_for(n, self.buckets)] + [key[-1] for key in self._graphs])",
+        ("tests/test_inference.py", "-k", "grew or buckets"),
+        "a batch is padded to the largest bucket compiled so far, not the smallest that holds it",
+    ),
+    # -- media: the audio clock, format changes, size changes -------------------------------------------
+    Mutant(
+        "clock-gap-at-the-tolerance", "src/l3net/media/clock.py",
+        "if lead > 0 and (first or lead > tolerance):",
+        "if lead > 0 and (first or lead >= tolerance):",
+        ("tests/test_audio_clock.py",),
+        "a drift of exactly the tolerance becomes a gap of silence",
+    ),
+    Mutant(
+        "clock-sample-truncated", "src/l3net/media/clock.py",
+        "lead = round(frame.time * rate) - self.position",
+        "lead = int(frame.time * rate) - self.position",
+        ("tests/test_audio_clock.py",),
+        "a frame's timestamp is truncated to a sample, not rounded (one sample early where float rounding falls under it)",
+    ),
+    Mutant(
+        "audio-no-end-padding", "src/l3net/media/audio.py",
+        "end = clock.end if has_picture else None",
+        "end = None",
+        ("tests/test_timing.py", "-k", "process_video_file and short_audio"),
+        "a video's sound is not padded with silence to the end of its picture",
+    ),
+    Mutant(
+        "resampling-rebuild-not-trimmed", "src/l3net/media/resampling.py",
+        "out = [whole[: max(0, whole.size + short)]]",
+        "out = [whole]",
+        ("tests/test_broadcast.py", "-k", "rebuilt"),
+        "at an audio format change the old graph's output is not cut to its input's length (a sample more)",
+    ),
+    Mutant(
+        "video-size-follows-the-frames", "src/l3net/media/video.py",
+        "self.report.size_changes.append(change)",
+        "self.report.size_changes.append(change)\n"
+        "            self.size = _target_size(*_display_size(*coded, self.aspect), self.smaller_side)",
+        ("tests/test_midstream.py", "-k", "size_changes"),
+        "after a mid-stream size change, frames come at the new size (not the first frame's)",
     ),
     # -- prepare --------------------------------------------------------------------------------------
     Mutant(
