@@ -21,6 +21,7 @@ from .resampling import _AudioGraph, _FollowingGraph
 from .timeline import (
     DamagedPackets,
     PathLike,
+    Timeline,
     _check_file,
     _choose_audio_stream,
     _frames_from,
@@ -160,76 +161,21 @@ class AudioReader:
         path, report, sample_rate = self.path, self.report, self.sample_rate
         _check_file(path)
         limit = None if self.duration is None else max(0, round(self.duration * sample_rate))
-        chunk = max(1, round(self.chunk_seconds * sample_rate))
-        emitted = 0
-        pending: list[np.ndarray] = []
-        pending_len = 0
         seeks: list[str] = []
         with _open_container(path) as container:
             stream = _choose_audio_stream(container, path, self.stream)
             clock = _timeline(container)
             bad = DamagedPackets(container, stream, clock.origin)
-            audios = list(container.streams.audio)
-            in_rate = stream.rate
-            report.stream, report.streams = audios.index(stream), len(audios)
-            report.channels, report.layout, report.origin = len(stream.layout.channels), stream.layout.name, clock.origin
-            _set_threads(stream, self.threads)
-            try:
-                graph = _FollowingGraph(stream, out_rate=sample_rate, start=self.start, path=path)
-            except (av.error.FFmpegError, ValueError) as exc:
-                raise bad.error(path, "unsupported audio stream", exc) from exc
-            # The picture's end bounds the padding after the sound: a video's audio covers its
-            # picture; an audio file's timeline ends with its audio.
-            has_picture = any(not _is_picture_stream(s) for s in container.streams.video)
-            end = clock.end if has_picture else None
-            if limit is not None:
-                stop = self.start + limit / sample_rate
-                end = None if end is None else min(end, stop)
-
-            def drain(pieces: list[np.ndarray], final: bool) -> Iterator[np.ndarray]:
-                nonlocal pending, pending_len, emitted
-                for piece in pieces:
-                    pending.append(piece)
-                    pending_len += piece.size
-                while pending_len >= chunk or (final and pending_len):
-                    data = np.concatenate(pending)
-                    take = data[:chunk]
-                    if limit is not None:
-                        take = take[: max(0, limit - emitted)]
-                    if take.size:
-                        yield take
-                    emitted += take.size
-                    pending = [data[chunk:]] if data.size > chunk else []
-                    pending_len = data.size - min(chunk, data.size)
-                    if limit is not None and emitted >= limit:
-                        pending, pending_len = [], 0
-                        return
-
-            def silence(like: av.AudioFrame, samples: int) -> Iterator[np.ndarray]:
-                # in pieces of PULL_SECONDS: a long gap must not become one huge frame
-                step = max(1, round(_AudioGraph.PULL_SECONDS * like.sample_rate))
-                while samples > 0 and (limit is None or emitted < limit):
-                    n = min(step, samples)
-                    yield from drain(graph.push(_silence_like(like, n)), final=False)
-                    samples -= n
-
+            graph = self._resampler(container, stream, clock, bad)
+            out = _Output(graph, chunk=max(1, round(self.chunk_seconds * sample_rate)), limit=limit)
+            end = _sound_end(container, clock, self.start, limit, sample_rate)
             target = clock.origin + self.start if self.start > 0 else None
-            placer: AudioClock[av.AudioFrame] = AudioClock(in_rate, start=self.start)
-
-            def place(frame: av.AudioFrame, where: AudioPlacement) -> Iterator[np.ndarray]:
-                yield from silence(frame, where.pad)
-                if where.skipped:
-                    return
-                if where.drop:
-                    frame = _drop_front(frame, where.drop)
-                frame.pts = None  # the resampler must not try to fix timestamps: the clock does
-                yield from drain(graph.push(frame), final=False)
-
+            placer: AudioClock[av.AudioFrame] = AudioClock(stream.rate, start=self.start)
             last: av.AudioFrame | None = None  # the last frame placed (the format of the end's silence)
             time: float | None = None  # timeline seconds of the last frame decoded
             frames = _frames_from(path, container, stream, target, bad, seeks)
             try:
-                while limit is None or emitted < limit:
+                while not out.full:
                     try:
                         frame = next(frames)
                     except StopIteration:
@@ -238,18 +184,18 @@ class AudioReader:
                         raise bad.error(path, "reading stopped (truncated or corrupt)", exc, at=time) from exc
                     time = None if frame.time is None else frame.time - clock.origin
                     for placed, where in placer.add(frame, frame.samples, time, frame.sample_rate):
-                        yield from place(placed, where)
+                        yield from out.place(placed, where)
                         last = placed if not where.skipped else last
                 rest = placer.flush()
-                while limit is None or emitted < limit:
+                while not out.full:
                     placed, where = next(rest, (None, None))
                     if placed is None or where is None:
                         break
-                    yield from place(placed, where)
+                    yield from out.place(placed, where)
                     last = placed if not where.skipped else last
-                if last is not None and (limit is None or emitted < limit):
-                    yield from silence(last, placer.end_padding(end))
-                    yield from drain(graph.push(None), final=True)
+                if last is not None and not out.full:
+                    yield from out.silence(last, placer.end_padding(end))
+                    yield from out.finish()
             except av.error.FFmpegError as exc:  # from the filter graph: this stream's sound, not the file's
                 raise bad.error(path, "its sound could not be converted", exc, at=time) from exc
             finally:
@@ -257,12 +203,97 @@ class AudioReader:
                 report.downmix, report.format_changes = graph.downmix, graph.changes
             report.seek = seeks[0] if seeks else None
             report.damaged_packets = bad.count
-        if emitted == 0:
+        if out.emitted == 0:
             if bad.count:
                 raise bad.error(path, "no sound could be decoded")
             raise MediaError(path, "no audio could be decoded")
         if bad.count:
             warnings.warn(bad.warning(path), stacklevel=2)
+
+    def _resampler(self, container: av.container.InputContainer, stream: av.AudioStream, clock: Timeline,
+                   bad: DamagedPackets) -> _FollowingGraph:
+        """The graph that turns ``stream`` into mono at the reader's rate; fills the report's stream fields."""
+        report = self.report
+        audios = list(container.streams.audio)
+        report.stream, report.streams = audios.index(stream), len(audios)
+        report.channels, report.layout, report.origin = len(stream.layout.channels), stream.layout.name, clock.origin
+        _set_threads(stream, self.threads)
+        try:
+            return _FollowingGraph(stream, out_rate=self.sample_rate, start=self.start, path=self.path)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise bad.error(self.path, "unsupported audio stream", exc) from exc
+
+
+def _sound_end(container: av.container.InputContainer, clock: Timeline, start: float, limit: int | None,
+               sample_rate: int) -> float | None:
+    """Where the silence after the sound stops (timeline seconds; None: no padding): a video's audio
+    covers its picture, an audio file's timeline ends with its audio; ``limit`` samples from
+    ``start`` end it earlier."""
+    has_picture = any(not _is_picture_stream(s) for s in container.streams.video)
+    end = clock.end if has_picture else None
+    if limit is not None:
+        stop = start + limit / sample_rate
+        end = None if end is None else min(end, stop)
+    return end
+
+
+class _Output:
+    """Where placed sound goes: through the resampling ``graph``, then cut into chunks of ``chunk``
+    samples, ``limit`` samples at most in all (None: no limit)."""
+
+    def __init__(self, graph: _FollowingGraph, *, chunk: int, limit: int | None) -> None:
+        self.graph, self.chunk, self.limit = graph, chunk, limit
+        self.pending: list[np.ndarray] = []
+        self.pending_len = 0
+        self.emitted = 0  # samples handed out
+
+    @property
+    def full(self) -> bool:
+        """True once ``limit`` samples are out: nothing more is read."""
+        return self.limit is not None and self.emitted >= self.limit
+
+    def place(self, frame: av.AudioFrame, where: AudioPlacement) -> Iterator[np.ndarray]:
+        """The chunks completed by ``frame`` placed where the clock says (silence before it, or its
+        front dropped, or nothing of it)."""
+        yield from self.silence(frame, where.pad)
+        if where.skipped:
+            return
+        if where.drop:
+            frame = _drop_front(frame, where.drop)
+        frame.pts = None  # the resampler must not try to fix timestamps: the clock does
+        yield from self._drain(self.graph.push(frame), final=False)
+
+    def silence(self, like: av.AudioFrame, samples: int) -> Iterator[np.ndarray]:
+        """The chunks completed by ``samples`` of silence in the format of ``like``."""
+        # in pieces of PULL_SECONDS: a long gap must not become one huge frame
+        step = max(1, round(_AudioGraph.PULL_SECONDS * like.sample_rate))
+        while samples > 0 and not self.full:
+            n = min(step, samples)
+            yield from self._drain(self.graph.push(_silence_like(like, n)), final=False)
+            samples -= n
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """The graph's last samples, the last chunk shorter."""
+        yield from self._drain(self.graph.push(None), final=True)
+
+    def _drain(self, pieces: list[np.ndarray], final: bool) -> Iterator[np.ndarray]:
+        for piece in pieces:
+            self.pending.append(piece)
+            self.pending_len += piece.size
+        chunk, limit = self.chunk, self.limit
+        while self.pending_len >= chunk or (final and self.pending_len):
+            data = np.concatenate(self.pending)
+            take = data[:chunk]
+            if limit is not None:
+                take = take[: max(0, limit - self.emitted)]
+            if take.size:
+                yield take
+            self.emitted += take.size
+            self.pending = [data[chunk:]] if data.size > chunk else []
+            self.pending_len = data.size - min(chunk, data.size)
+            if limit is not None and self.emitted >= limit:
+                self.pending, self.pending_len = [], 0
+                return
 
 
 def iter_audio(

@@ -21,6 +21,7 @@ from .timeline import (
     TIME_TOLERANCE,
     DamagedPackets,
     PathLike,
+    Timeline,
     _check_file,
     _ffmpeg_reason,
     _frames_from,
@@ -193,58 +194,24 @@ class VideoReader:
         return self._frames()
 
     def _frames(self) -> Iterator[tuple[float, np.ndarray]]:
-        path, report, smaller_side, threads = self.path, self.report, self.smaller_side, self.threads
+        path, report = self.path, self.report
         _check_file(path)
         with _open_container(path) as container:
             streams = [s for s in container.streams.video if not _is_picture_stream(s)]
             if not streams:
                 raise MediaError(path, "has no video stream (audio only?)")
             stream = streams[0]
-            _set_threads(stream, threads)
+            _set_threads(stream, self.threads)
             clock = _timeline(container)
             report.origin = clock.origin
-            if self.times is not None:
-                wanted = self.times
-            else:
-                assert self.fps is not None
-                span = self.duration
-                if span is None and clock.end is not None:
-                    span = clock.end - self.start
-                if span is None and stream.duration is not None:
-                    span = float(stream.duration * stream.time_base) - self.start
-                if span is None:
-                    raise MediaError(path, "unknown duration: pass times= instead of fps=")
-                # start + k / fps from an integer k: no accumulated drift over long videos.
-                wanted = [self.start + k / self.fps for k in range(max(1, math.ceil(span * self.fps - 1e-9)))]
+            wanted = self._wanted(clock, stream)
             if not wanted:
                 return
             frame_period = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
             aspect = _sample_aspect(stream)
             report.sample_aspect_ratio = f"{aspect.numerator}:{aspect.denominator}"
             index, current, current_time = 0, None, 0.0
-            cache: list = [None, None]  # [frame, its RGB array]
-            # PyAV >= 17 scales with threads of its own; one caller thread per core wants none.
-            sws_threads = {"threads": threads} if threads is not None and _REFORMAT_TAKES_THREADS else {}
-            turns = 0  # quarter turns counter-clockwise
-            sizes = _OutputSize(aspect, smaller_side, report)
-
-            def convert(frame: av.VideoFrame) -> np.ndarray:
-                # The same frame often serves several times: convert it once. The cache holds the
-                # frame itself (compared with `is`): an id() could be reused by a later frame.
-                if cache[0] is not frame:
-                    assert sizes.size is not None  # set by the first frame decoded
-                    width, height = sizes.size
-                    scaled = frame
-                    if (width, height) != (frame.width, frame.height):
-                        # Scale in the decoder's pixel format first (as ffmpeg's scale filter does),
-                        # then convert to RGB: about half the work of scaling while converting.
-                        scaled = frame.reformat(width=width, height=height, interpolation="AREA", **sws_threads)
-                    rgb = scaled.to_ndarray(format="rgb24", **sws_threads)
-                    if turns:
-                        rgb = np.ascontiguousarray(np.rot90(rgb, turns))
-                    cache[:] = [frame, rgb]
-                return cache[1]
-
+            rgb = _ToRGB(_OutputSize(aspect, self.smaller_side, report), self.threads)
             seeks: list[str] = []
             target = clock.origin + wanted[0] if wanted[0] > 0 else None
             bad = DamagedPackets(container, stream, clock.origin)
@@ -252,17 +219,17 @@ class VideoReader:
             try:
                 for frame in _shown(decoded, stream, report):
                     if current is None:
-                        turns = report.rotation // 90
+                        rgb.turns = report.rotation // 90
                         shown = _display_size(frame.width, frame.height, aspect)
-                        report.display_size = shown[::-1] if turns % 2 else shown
+                        report.display_size = shown[::-1] if rgb.turns % 2 else shown
                     t = frame.time - clock.origin if frame.time is not None else current_time + frame_period
                     if current is None and target is None:
                         report.offset = t
-                    sizes.follow(frame, t)
+                    rgb.sizes.follow(frame, t)
                     # A time equal to a frame's up to float rounding (k * hop often is) gets that frame.
                     while index < len(wanted) and wanted[index] < t - TIME_TOLERANCE:
                         # Before the first frame, the first frame is what a player shows.
-                        yield wanted[index], convert(current if current is not None else frame)
+                        yield wanted[index], rgb(current if current is not None else frame)
                         index += 1
                     if index >= len(wanted):
                         return
@@ -280,10 +247,58 @@ class VideoReader:
                 if bad.count:
                     raise bad.error(path, "no frame could be decoded")
                 raise MediaError(path, "no video frame could be decoded")
+            # The last frame stays on screen for a frame period, or to the end of the timeline.
             end = max(clock.end or 0.0, current_time + frame_period)
             while index < len(wanted) and wanted[index] < end:
-                yield wanted[index], convert(current)
+                yield wanted[index], rgb(current)
                 index += 1
+
+    def _wanted(self, clock: Timeline, stream: av.video.stream.VideoStream) -> list[float]:
+        """The times asked for (timeline seconds, ascending): ``times``, or ``start + k / fps`` over
+        ``duration`` (default: to the end of the timeline, else of the stream)."""
+        if self.times is not None:
+            return self.times
+        assert self.fps is not None
+        span = self.duration
+        if span is None and clock.end is not None:
+            span = clock.end - self.start
+        if span is None and stream.duration is not None:
+            span = float(stream.duration * stream.time_base) - self.start
+        if span is None:
+            raise MediaError(self.path, "unknown duration: pass times= instead of fps=")
+        # start + k / fps from an integer k: no accumulated drift over long videos.
+        return [self.start + k / self.fps for k in range(max(1, math.ceil(span * self.fps - 1e-9)))]
+
+
+class _ToRGB:
+    """Decoded frames -> H x W x 3 uint8 RGB arrays at the output size (``sizes``), turned upright by
+    ``turns`` quarter turns counter-clockwise (set from the first frame's rotation)."""
+
+    def __init__(self, sizes: _OutputSize, threads: int | None) -> None:
+        self.sizes = sizes
+        self.turns = 0
+        # PyAV >= 17 scales with threads of its own; one caller thread per core wants none.
+        self.sws_threads = {"threads": threads} if threads is not None and _REFORMAT_TAKES_THREADS else {}
+        # The same frame often serves several times: convert it once. The cache holds the frame
+        # itself (compared with `is`): an id() could be reused by a later frame.
+        self._frame: av.VideoFrame | None = None
+        self._rgb: np.ndarray | None = None
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        if self._frame is not frame:
+            assert self.sizes.size is not None  # set by the first frame decoded
+            width, height = self.sizes.size
+            scaled = frame
+            if (width, height) != (frame.width, frame.height):
+                # Scale in the decoder's pixel format first (as ffmpeg's scale filter does),
+                # then convert to RGB: about half the work of scaling while converting.
+                scaled = frame.reformat(width=width, height=height, interpolation="AREA", **self.sws_threads)
+            rgb = scaled.to_ndarray(format="rgb24", **self.sws_threads)
+            if self.turns:
+                rgb = np.ascontiguousarray(np.rot90(rgb, self.turns))
+            self._frame, self._rgb = frame, rgb
+        assert self._rgb is not None
+        return self._rgb
 
 
 def _shown(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoStream, report: VideoReport) -> Iterator[av.VideoFrame]:
