@@ -192,3 +192,28 @@ def test_process_files_is_the_list_form_of_the_file_functions(model_dir, corpus_
     single = tmp_path / "single"
     process_audio_file(paths[0], single, model=model_dir, hop_size=0.25)
     np.testing.assert_array_equal(np.load(single / "tone.npz")["embedding"], np.load(tmp_path / "w1" / "tone.npz")["embedding"])
+
+
+def test_a_decoder_that_crashes_fails_only_its_file(model_dir, corpus_dir, tmp_path, monkeypatch):
+    """FFmpeg can take its process down on a damaged file: that file is reported, the others are
+    embedded as without workers."""
+    import os
+
+    from l3net.corpus import process_files
+
+    original = corpus._decode_into
+
+    def crashing(result, item, settings):
+        if item.path.name == "tone.wav":
+            os._exit(3)  # the worker process dies, as on a segfault
+        return original(result, item, settings)
+
+    paths = [corpus_dir / "sub" / "noise.flac", corpus_dir / "tone.wav", corpus_dir / "sub" / "picture.png", corpus_dir / "movie.mp4"]
+    want = process_files(paths, tmp_path / "w0", model=model_dir, hop_size=0.25, workers=0)
+    monkeypatch.setattr(corpus, "_decode_into", crashing)  # forked workers inherit it
+    got = process_files(paths, tmp_path / "w2", model=model_dir, hop_size=0.25, workers=2)
+    assert [r.error for r in got] == [None, "the decoder crashed: its process died while decoding this file", None, None]
+    expected = npz_files(tmp_path / "w0")
+    del expected["tone.npz"]
+    assert_same_files(expected, npz_files(tmp_path / "w2"))
+    assert [r.error for r in want] == [None] * 4

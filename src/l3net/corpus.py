@@ -9,7 +9,7 @@
 
 Each file is probed and decoded by :func:`decode` (audio to 48 kHz mono, images and video frames
 prepared for the tower, as :mod:`l3net.embed_files` does), in up to ``workers`` processes
-(:func:`l3net.runtime.worker_pool`) at most ``workers + 2`` files ahead; the main process embeds and
+(a process pool; a crashed decoder fails only its file) at most ``workers + 2`` files ahead; the main process embeds and
 writes them in order with the same functions :func:`~l3net.embed_files.process_audio_file` and its
 siblings run (:func:`~l3net.embed_core.embed_audio_stream`, :func:`~l3net.embed_core.embed_images`,
 the same framer and batches), so the files are the same bit for bit whatever ``workers`` is
@@ -25,10 +25,13 @@ corpus holds, on every machine that sees the same folder layout.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import json
 import time
 import warnings
 from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -53,7 +56,7 @@ from .inference import InferenceModel, inference_model
 from .inputs import prepare_image
 from .layers import resolve_layer, transfer_input
 from .media import MEDIA_EXTENSIONS, AudioReader, MediaInfo, VideoReader, load_image, probe
-from .runtime import default_workers, worker_pool
+from .runtime import default_workers
 
 #: A file whose decoded form (48 kHz float32 audio, prepared frames) would pass this many bytes is
 #: streamed in the main process instead of decoded whole in a worker: about 20 min of audio, or 2.5
@@ -332,6 +335,42 @@ def process_files(
     return list(embed_corpus(items, net, settings, workers=workers))
 
 
+class _Decoders:
+    """Decoding processes. FFmpeg can crash on a damaged file and take its process with it: then the
+    pool is restarted, that file is decoded again alone in a fresh process (a second crash is its
+    own, reported as its failure) and the files queued after it are submitted again."""
+
+    def __init__(self, workers: int, settings: CorpusSettings) -> None:
+        self.workers, self.settings = workers, settings
+        self.executor = self._start(workers)
+
+    @staticmethod
+    def _start(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context())
+
+    def submit(self, item: CorpusItem) -> Future[Decoded]:
+        return self.executor.submit(decode, item, self.settings)
+
+    def result(self, item: CorpusItem, future: Future[Decoded], queued: deque[tuple[CorpusItem, Future[Decoded]]]) -> Decoded:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            pass
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._start(self.workers)
+        for i, (other, pending) in enumerate(queued):
+            if not (pending.done() and pending.exception() is None):
+                queued[i] = (other, self.submit(other))
+        with self._start(1) as alone:
+            try:
+                return alone.submit(decode, item, self.settings).result()
+            except BrokenProcessPool:
+                return Decoded(error="the decoder crashed: its process died while decoding this file")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
 def _decoded(items: Iterable[CorpusItem], settings: CorpusSettings, workers: int) -> Iterator[tuple[CorpusItem, Decoded]]:
     """``(item, decoded)`` in the items' order; with workers, at most ``workers + 2`` files decoded ahead
     (memory stays bounded whatever the corpus size)."""
@@ -339,17 +378,16 @@ def _decoded(items: Iterable[CorpusItem], settings: CorpusSettings, workers: int
         for item in items:
             yield item, decode(item, settings)
         return
-    pool = worker_pool(workers)
+    decoders = _Decoders(workers, settings)
     try:
-        ahead: deque[tuple[CorpusItem, Any]] = deque()
+        queued: deque[tuple[CorpusItem, Future[Decoded]]] = deque()
         for item in items:
-            ahead.append((item, pool.apply_async(decode, (item, settings))))
-            if len(ahead) >= workers + 2:
-                first, pending = ahead.popleft()
-                yield first, pending.get()
-        while ahead:
-            first, pending = ahead.popleft()
-            yield first, pending.get()
+            queued.append((item, decoders.submit(item)))
+            if len(queued) >= workers + 2:
+                first, pending = queued.popleft()
+                yield first, decoders.result(first, pending, queued)
+        while queued:
+            first, pending = queued.popleft()
+            yield first, decoders.result(first, pending, queued)
     finally:
-        pool.terminate()
-        pool.join()
+        decoders.close()
