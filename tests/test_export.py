@@ -264,3 +264,10 @@ def test_export_leaves_the_callers_model_as_it_was(tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     export_model(model, tmp_path, "torchscript")
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_onnx_without_its_packages_names_the_extra(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(l3net.InputError, match=r"needs onnxscript: pip install 'l3net\[export\]'"):
+        export_model(build_model("small", seed=0), tmp_path, "onnx")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -210,6 +211,9 @@ def export_model(
     Every file is written atomically; existing files of the same names are replaced."""
     if format not in FORMATS:
         raise InputError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    missing = [m for m in ("onnx", "onnxscript") if format == "onnx" and importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"ONNX export needs {' and '.join(missing)}: pip install 'l3net[export]'")
     layers = {"audio": audio_layer, "vision": image_layer}
     present = _present(model, modalities)
     for modality in present:
