@@ -303,6 +303,11 @@ class _Spy:
         files = sys.modules[embed_files.process_video_file.__module__]
         monkeypatch.setattr(files, "AudioReader", AudioSpy)
         monkeypatch.setattr(files, "VideoReader", VideoSpy)
+        for name, module in list(sys.modules.items()):  # and `l3net embed`'s corpus path, in this process
+            if name.startswith("l3net") and module is not files and module is not media:
+                for reader, spy_class in (("AudioReader", AudioSpy), ("VideoReader", VideoSpy)):
+                    if getattr(module, reader, None) is getattr(media, reader):
+                        monkeypatch.setattr(module, reader, spy_class)
         for name, module in list(sys.modules.items()):
             if name.startswith("l3net") and hasattr(module, "layer_features"):
                 monkeypatch.setattr(module, "layer_features", lambda model, modality, x, layer: torch.zeros(x.shape[0], 1))
@@ -440,11 +445,21 @@ def test_interlaced_frames_are_deinterlaced(tmp_path) -> None:
 
 def test_embed_chooses_the_audio_stream(corpus, tmp_path, monkeypatch) -> None:
     """`l3net embed --audio-stream 0` on a video whose default sound is stream 1."""
+    import l3net.corpus  # noqa: F401  (loaded before the spy, which patches the readers it decodes with)
     from l3net.cli import main
 
     path = _clapper_path(corpus, _by_name("mkv_two_audio"))
-    spy = _Spy(monkeypatch)
-    assert main(["embed", str(path), "--model", "small", "--audio-stream", "0", "-o", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
+    spy = _Spy(monkeypatch)  # watches this process's decoding: --workers 0 keeps it here
+    assert main(["embed", str(path), "--model", "small", "--audio-stream", "0", "-o", str(tmp_path), "--device", "cpu",
+                 "--workers", "0", "--quiet"]) == 0
     assert beep_onset(np.concatenate(spy.audio)) == pytest.approx(2.5, abs=SLACK)  # stream 0 beeps at 2.5 s
     with np.load(tmp_path / f"{path.stem}_audio.npz") as saved:
         assert json.loads(str(saved["timing"]))["audio_stream"] == 0
+        in_process = saved["embedding"]
+    # A decoding worker process takes the same stream.
+    out = tmp_path / "workers"
+    assert main(["embed", str(path), "--model", "small", "--audio-stream", "0", "-o", str(out), "--device", "cpu",
+                 "--workers", "1", "--quiet"]) == 0
+    with np.load(out / f"{path.stem}_audio.npz") as saved:
+        assert json.loads(str(saved["timing"]))["audio_stream"] == 0
+        np.testing.assert_array_equal(saved["embedding"], in_process)
