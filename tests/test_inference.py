@@ -401,39 +401,3 @@ def test_compiled_copy_reuses_few_graphs_and_equals_eager():
     assert fast.use_compile
     assert sorted(key[-1] for key in fast._graphs) == [2, 4]  # two buckets, one graph each
     assert fast.graphs == 2 == counters["stats"]["unique_graphs"] - graphs_before
-
-
-# ------------------------------------------------------------------------------------------------
-# fp32 on a CPU: frozen TorchScript graphs, per copy, with an eager fallback
-# ------------------------------------------------------------------------------------------------
-def test_cpu_fp32_runs_frozen_graphs_for_any_batch_and_equals_eager():
-    model = _with_statistics(build_model(_tiny_config()), seed=2)
-    fast = InferenceModel(model, compile=False)
-    assert fast.use_frozen and not InferenceModel(model, compile=True).use_frozen
-    names = model.audio.feature_names
-    with torch.inference_mode():
-        for n in (1, 3, 5):  # one graph per call kind, whatever the batch
-            x = 0.1 * torch.randn(n, model.config.clip_samples)
-            assert _relative_error(fast.embed("audio", x), model.embed("audio", x)) < RELATIVE_TOLERANCE
-            got, expected = fast.forward_features("audio", x, names), model.forward_features("audio", x, names)
-            assert all(_relative_error(got[k], expected[k]) < RELATIVE_TOLERANCE for k in names)
-    assert len(fast._frozen) == 2 and fast.use_frozen
-
-
-def test_failed_frozen_graph_warns_once_and_runs_eagerly(monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("tracing is not supported here\nmore detail")
-
-    monkeypatch.setattr(torch.jit, "trace", broken)
-    model = build_model(_tiny_config()).eval()
-    fast = InferenceModel(model, compile=False)
-    x = 0.1 * torch.randn(3, model.config.clip_samples)
-    with pytest.warns(RuntimeWarning, match="tracing is not supported here") as caught:
-        first = fast.embed("audio", x)
-        second = fast.embed("audio", x[:2])
-    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
-    assert not fast.use_frozen
-    with torch.inference_mode():
-        expected = model.embed("audio", x)
-    assert _relative_error(first, expected) < RELATIVE_TOLERANCE
-    assert _relative_error(second, expected[:2]) < RELATIVE_TOLERANCE

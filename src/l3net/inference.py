@@ -202,9 +202,6 @@ class InferenceModel(nn.Module):
         check_precision(self.precision, device)
         self.device = device
         self.use_compile = resolve_compile(compile, device, self.precision)
-        # fp32 on a CPU without torch.compile: frozen TorchScript graphs (see _run_frozen); per copy
-        self.use_frozen = device.type == "cpu" and self.precision == "fp32" and not self.use_compile
-        self._frozen: dict[tuple[Any, ...], Callable[[torch.Tensor], Outputs]] = {}
         net = copy.deepcopy(model).eval().requires_grad_(False)
         self.folded = fold_batchnorm(net)
         self.net = net.to(memory_format=torch.channels_last)
@@ -290,10 +287,7 @@ class InferenceModel(nn.Module):
         modality = key[1]
         with torch.inference_mode(), autocast(self.precision, self.device), full_fp32(self.precision, self.device):
             if not self.use_compile or x.shape[0] == 0:
-                inputs = self._tower_input(modality, x)
-                if self.use_frozen and inputs.shape[0] > 0:
-                    return self._run_frozen(key, tower_part, inputs)
-                return tower_part(inputs)
+                return tower_part(self._tower_input(modality, x))
             top = self.buckets[-1]
             pieces = []
             for start in range(0, x.shape[0], top):
@@ -352,53 +346,8 @@ class InferenceModel(nn.Module):
         self._graphs[graph_key] = fn
         return fn
 
-    def _run_frozen(self, key: tuple[Any, ...], tower_part: Callable[[torch.Tensor], Outputs], inputs: torch.Tensor) -> Outputs:
-        """``tower_part(inputs)`` by a frozen TorchScript graph: traced once per (key, input shape after
-        the batch, dtype) -- any batch size runs through it --, frozen (weights become constants) and
-        optimised for inference, which on a CPU prepacks every convolution's weights for oneDNN and fuses
-        its ReLU. When building or running one fails: one warning, and eager from then on."""
-        graph_key = key + (tuple(inputs.shape[1:]), inputs.dtype)
-        try:
-            with self._lock:
-                graph = self._frozen.get(graph_key)
-                if graph is None:
-                    graph = self._frozen[graph_key] = _freeze(tower_part, self.net, inputs)
-            return graph(inputs)
-        except Exception as exc:  # noqa: BLE001 - any TorchScript failure: run eagerly instead
-            self.use_frozen = False
-            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-            warnings.warn(
-                f"the frozen TorchScript graph failed ({type(exc).__name__}: {first_line}); running this "
-                "model eagerly from now on (same outputs, slower on a CPU)",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return tower_part(inputs)
-
     def _tower_input(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         return self.net.tower_input(modality, x).contiguous(memory_format=torch.channels_last)
-
-
-class _Part(nn.Module):
-    """``fn`` as a module holding ``net``, so that tracing finds ``net``'s weights as attributes (and
-    freezing can make them constants)."""
-
-    def __init__(self, net: nn.Module, fn: Callable[[torch.Tensor], Outputs]) -> None:
-        super().__init__()
-        self.net = net
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> Outputs:
-        return self.fn(x)
-
-
-def _freeze(fn: Callable[[torch.Tensor], Outputs], net: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], Outputs]:
-    """``fn`` traced on ``example`` (TorchScript; ``net`` holds its weights), frozen and optimised for
-    inference. Traced outside inference mode (tracing cannot record inference tensors), on a clone."""
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript's deprecation notices: it is still what prepacks oneDNN weights
-        traced = torch.jit.trace(_Part(net, fn), example.clone(), strict=False, check_trace=False)
-        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
 
 # ------------------------------------------------------------------------------------------------
