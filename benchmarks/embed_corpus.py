@@ -12,6 +12,9 @@ decoding workers. For each run: windows/s, and the decode/compute overlap: the d
 (summed over files, in the workers), the compute time (main process) and the wall time; with
 workers, wall < decode + compute by the time decoding ran beside the model.
 openl3 decodes (soundfile, resampy) and computes one file after the other in one process.
+``--precisions fp32 auto`` adds a row for ``precision="auto"`` (bf16 where the CPU has AMX or
+AVX512-BF16; not the default, and not the same numbers: ``benchmarks/bf16_cost.py``), most workers only.
+Each precision's first file (building its graphs) runs before the timed runs and is printed.
 
     python benchmarks/embed_corpus.py --peers /tmp/peers
     python benchmarks/embed_corpus.py --peers /tmp/peers --files 4 --seconds 10 --workers 0 1
@@ -91,12 +94,14 @@ def main() -> None:
     parser.add_argument("--hop", type=float, default=0.1)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "auto", "bf16"],
+                        help="l3net precisions; past the first, each runs with the most workers only (auto: bf16 on AMX/AVX512-BF16 CPUs)")
     parser.add_argument("--peers", default=DEFAULT_PEERS, help="where install-peers put openl3's environment")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     print(describe_machine())
     peers = find_peers(args.peers)
-    model = inference_model(build_model("openl3-linear", seed=0).eval(), precision="fp32", compile=False)
+    network = build_model("openl3-linear", seed=0).eval()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "in").mkdir()
@@ -116,10 +121,14 @@ def main() -> None:
             openl3_row = ("openl3 0.4.2 process_audio_file(list)", json.loads(done.stdout.strip().splitlines()[-1]))
         else:
             print(f"(openl3 not found under {args.peers}: run ../shared/tools/install-peers DIR, then --peers DIR)")
-        run_l3net(model, paths[:1], tmp / "warm", 0, args.hop, args.batch)  # warm-up: the first call's allocations
-        for workers in args.workers:
-            r = run_l3net(model, paths, tmp / f"l3net{workers}", workers, args.hop, args.batch)
-            rows.append((f"l3net embed, {workers} decoding worker(s)", r))
+        for number, precision in enumerate(args.precisions):
+            # compile=None: the library's own default for the precision (fp32 on a CPU: frozen graphs, not compiled)
+            model = inference_model(network, precision=precision, compile=None)
+            first = run_l3net(model, paths[:1], tmp / f"warm{precision}", 0, args.hop, args.batch)  # warm-up: graphs, allocations
+            print(f"l3net {precision} ({model.precision}): first file (building the graphs) {first['seconds']:.1f} s")
+            for workers in args.workers if number == 0 else [max(args.workers)]:
+                r = run_l3net(model, paths, tmp / f"l3net{precision}{workers}", workers, args.hop, args.batch)
+                rows.append((f"l3net {model.precision}, {workers} decoding worker(s)", r))
         if openl3_row is not None:
             rows.append(openl3_row)
     reference = openl3_row[1]["windows"] / openl3_row[1]["seconds"] if openl3_row else None
