@@ -45,7 +45,8 @@ Defaults (environment variable :data:`COMPILE_ENV`, ``L3NET_COMPILE``):
   compiles where it is expected to pay for itself: on a GPU (not measured yet: ``benchmarks/gpu.sh``),
   and in bf16 on a CPU with bf16 instructions (2.3x eager bf16 on a 2-core AMX Xeon, issue #12).
   Elsewhere (fp32 on a CPU) inductor gains nothing over the folded channels_last copy (measured: 2.02
-  against 2.24 windows per CPU-second, paper preset, 2 AVX2 cores) and its first call costs minutes
+  against 2.24 windows per CPU-second, paper preset, 2 AVX2 cores; 1.01x eager on 2 AMX Xeon cores, as
+  were frozen TorchScript and oneDNN tensors: ``benchmarks/cpu_fp32_paths.py``) and its first call costs minutes
   (254 s against 45 s eager on that machine, shared with other jobs: BENCHMARKS.md).
 - ``precision="auto"``: bf16 on a GPU that supports it or a CPU with AMX/AVX512-BF16, else fp32
   (:func:`resolve_precision`). The embedding API's default stays fp32 (see docs/DESIGN.md).
