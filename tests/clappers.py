@@ -100,6 +100,18 @@ def write_clapper(path: Path, combo: Combo) -> None:
     """Write ``combo`` to ``path``: the scene's ``combo.span`` at ``SOURCE_FPS`` and ``combo.rate``,
     scene time t at container time t + ``combo.clock_offset``. Raises FFmpeg's error (or PyAV's
     ValueError) where the encoder or the muxer refuses."""
+    # SVT-AV1 (libsvtav1), run as root, turns the calling thread into SCHED_FIFO priority 99; every
+    # process this test process starts later would inherit it (a spinning real-time trainer starves
+    # its own data-loader worker: a hang). The thread's policy is put back after each file.
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        _write_clapper(path, combo)
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            os.sched_setscheduler(0, policy, param)
+
+
+def _write_clapper(path: Path, combo: Combo) -> None:
     with av.open(str(path), "w", format=combo.container, options=combo.muxer_options) as out:
         video = audio = None
         if combo.video is not None:

@@ -33,3 +33,15 @@ try:
 except ModuleNotFoundError as exc:
     if exc.name != "fixtures_train":
         raise
+
+
+@pytest.fixture(autouse=True)
+def _ordinary_scheduling():
+    """A test must leave this process's scheduling as it found it: a real-time policy (SVT-AV1 sets
+    SCHED_FIFO when run as root) is inherited by every process started later, and a spinning
+    real-time trainer starves its own data-loader worker. Checked after each test, and put back."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    yield
+    if os.sched_getscheduler(0) != policy:
+        os.sched_setscheduler(0, policy, param)
+        pytest.fail("the test left this process with a real-time scheduling policy (put back)")
