@@ -48,6 +48,7 @@ from .embed_files import (
     process_image_file,
     process_video_file,
     save_embedding,
+    silent_video_stamps,
     video_inputs,
 )
 from .errors import InputError, L3NetError, MediaError
@@ -220,15 +221,12 @@ def _decode_into(result: Decoded, item: CorpusItem, s: CorpusSettings) -> None:
         result.audio = np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
     if info.kind == "audio":
         return
-    window, framing = s.config.clip_samples, s.config.framing
     if info.has_audio:
-        count = window_count(result.audio.size, s.hop_size, s.center, window, framing=framing)
+        count = window_count(result.audio.size, s.hop_size, s.center, s.config.clip_samples, framing=s.config.framing)
+        result.stamps = window_timestamps(count, s.hop_size)
     else:
-        warnings.warn(f"{path}: the video has no audio stream; writing image embeddings only", stacklevel=2)
-        if not info.duration:
-            raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
-        count = window_count(round(info.duration * SAMPLE_RATE), s.hop_size, s.center, window, framing=framing)
-    result.stamps = window_timestamps(count, s.hop_size)
+        result.stamps = silent_video_stamps(path, info, s.config, s.hop_size, s.center)
+        count = len(result.stamps)
     pictures = VideoReader(path, times=result.stamps, smaller_side=s.decode_side)
     result.frames = np.stack(list(video_inputs(s.config, path, count, s.image_transfer, pictures)))
     result.timing = {**(reader.report.to_dict() if info.has_audio else {}), **pictures.report.to_dict()}

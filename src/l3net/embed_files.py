@@ -29,7 +29,7 @@ from .fileio import atomic_path, ensure_dir
 from .framing import check_hop, window_count, window_timestamps
 from .inputs import image_sizes, prepare_image
 from .layers import resolve_layer, transfer_input
-from .media import AudioReader, VideoReader, iter_audio, iter_video_frames, load_image, probe
+from .media import AudioReader, MediaInfo, VideoReader, iter_audio, iter_video_frames, load_image, probe
 from .modelspec import ModelSpec
 from .models import L3Net, choose_layer
 
@@ -178,24 +178,29 @@ def process_video_file(
     if not info.has_video or info.kind == "image":
         what = "an image" if info.kind == "image" else "audio only"
         raise MediaError(path, f"has no video stream ({what}); use process_audio_file / process_image_file")
-    window = net.config.clip_samples
     results: list[tuple[Path, np.ndarray, np.ndarray, str]] = []
     reader = AudioReader(path, SAMPLE_RATE, stream=audio_stream)
     if info.has_audio:
         audio_emb, stamps = _embed_audio_file(net, path, hop_size, center, batch_size, audio_layer, precision, verbose, reader)
         results.append((output_path(path, output_dir, f"{suffix}_audio"), audio_emb, stamps, audio_layer))
     else:
-        warnings.warn(f"{path}: the video has no audio stream; writing image embeddings only", stacklevel=2)
-        if not info.duration:
-            raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
-        count = window_count(round(info.duration * SAMPLE_RATE), hop_size, center, window, framing=net.config.framing)
-        stamps = window_timestamps(count, hop_size)
+        stamps = silent_video_stamps(path, info, net.config, hop_size, center)
     pictures = VideoReader(path, times=stamps, smaller_side=_decode_side(net, image_layer))
     image_emb = _embed_video_frames(net, path, stamps, image_layer, batch_size, precision, verbose, pictures)
     results.append((output_path(path, output_dir, f"{suffix}_image"), image_emb, stamps, image_layer))
     timing = {**(reader.report.to_dict() if info.has_audio else {}), **pictures.report.to_dict()}
     extra = {"timing": np.array(json.dumps(timing, sort_keys=True))}
     return [save_embedding(out, emb, ts, **_metadata(net, layer), **extra) for out, emb, ts, layer in results]
+
+
+def silent_video_stamps(path: Path, info: MediaInfo, config: ModelConfig, hop_size: float, center: bool) -> np.ndarray:
+    """Window timestamps (s) of a video without sound: its image embeddings are placed as the windows
+    of a sound as long as the container says the file is (a warning says so)."""
+    warnings.warn(f"{path}: the video has no audio stream; writing image embeddings only", stacklevel=3)
+    if not info.duration:
+        raise MediaError(path, "has no audio and an unknown duration: cannot place timestamps")
+    count = window_count(round(info.duration * SAMPLE_RATE), hop_size, center, config.clip_samples, framing=config.framing)
+    return window_timestamps(count, hop_size)
 
 
 def _decode_side(model: L3Net, layer: str) -> int | None:
